@@ -1,0 +1,97 @@
+//! The client's errors, as plain Rust; `lib.rs` converts them to the WIT
+//! `error` variant at the export boundary.
+
+use crate::response::RateLimitState;
+
+/// One fault: a local validation failure or one entry of a JSON:API
+/// `errors` array. Local faults carry the code the server would give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorItem {
+    pub code: String,
+    pub title: String,
+    pub detail: String,
+    pub parameter: Option<String>,
+    /// `meta` as JSON text.
+    pub meta: Option<String>,
+}
+
+impl ErrorItem {
+    /// A local validation fault with the server's code for it.
+    pub fn local(code: &str, parameter: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            title: title.to_owned(),
+            detail: detail.into(),
+            parameter: Some(parameter.to_owned()),
+            meta: None,
+        }
+    }
+}
+
+/// An error answer from the server, whatever its status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiError {
+    pub status: u16,
+    pub errors: Vec<ErrorItem>,
+    /// The body when it was not JSON:API, cut to [`TEXT_LIMIT`] bytes.
+    pub text: Option<String>,
+    pub retryable: bool,
+    /// Never `Some(0)`: an unknown delay is `None`.
+    pub retry_after_seconds: Option<u64>,
+    pub rate_limit: RateLimitState,
+    pub request_id: Option<String>,
+}
+
+/// How much of a non-JSON error body is kept.
+pub const TEXT_LIMIT: usize = 1024;
+
+/// Every way a call can fail; mirrors the WIT `error` variant case for case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    InvalidInput(Vec<ErrorItem>),
+    UnknownEndpoint(String),
+    BadRequest(ApiError),
+    Unauthorized(ApiError),
+    Forbidden(ApiError),
+    NotFound(ApiError),
+    Conflict(ApiError),
+    Gone(ApiError),
+    Unprocessable(ApiError),
+    RateLimited(ApiError),
+    UnavailableForLegalReasons(ApiError),
+    ServerError(ApiError),
+    BadGateway(ApiError),
+    Maintenance(ApiError),
+    GatewayTimeout(ApiError),
+    Timeout(String),
+    RefusedByHost(String),
+    QuotaExceeded(String),
+    Transport(String),
+    Other(String),
+}
+
+impl Error {
+    /// The error case for an HTTP error status, with its parsed body.
+    pub fn from_status(api: ApiError) -> Self {
+        match api.status {
+            400 => Self::BadRequest(api),
+            401 => Self::Unauthorized(api),
+            403 => Self::Forbidden(api),
+            404 => Self::NotFound(api),
+            409 => Self::Conflict(api),
+            410 => Self::Gone(api),
+            422 => Self::Unprocessable(api),
+            429 => Self::RateLimited(api),
+            451 => Self::UnavailableForLegalReasons(api),
+            502 => Self::BadGateway(api),
+            503 => Self::Maintenance(api),
+            504 => Self::GatewayTimeout(api),
+            500..=599 => Self::ServerError(api),
+            _ => Self::Other(format!(
+                "unexpected HTTP status {} from the API{}",
+                api.status,
+                api.text.map(|t| format!(": {t}")).unwrap_or_default()
+            )),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The API Entreprise client as a WebAssembly component.
+//!
+//! The logic lives in plain modules that compile and are tested natively;
+//! this file holds only the bindings and the conversions between the WIT
+//! types and plain Rust. `transport` sends through `wasi:http`.
+
+pub mod catalogue;
+pub mod codec;
+pub mod error;
+pub mod request;
+pub mod response;
+mod transport;
+pub mod validate;
+
+wit_bindgen::generate!({
+    world: "api-entreprise",
+    path: "../wit",
+    generate_all,
+});
+
+use api_entreprise::client::types as wit;
+use exports::api_entreprise::client::{
+    catalogue as wit_catalogue, client as wit_client, codec as wit_codec,
+};
+
+struct Component;
+
+impl wit_catalogue::Guest for Component {
+    fn endpoints() -> Vec<wit::Endpoint> {
+        catalogue::ENDPOINTS.iter().map(Into::into).collect()
+    }
+}
+
+impl wit_codec::Guest for Component {
+    fn prepare(base_url: String, req: wit::Request) -> Result<wit::HttpRequest, wit::Error> {
+        let (_, http) = codec::prepare(&base_url, &req.into())?;
+        Ok(wit::HttpRequest {
+            method: "GET".into(),
+            url: http.url(),
+            headers: http.headers,
+            timeout_ms: http.timeout_ms,
+        })
+    }
+
+    fn parse(
+        endpoint: String,
+        version: u8,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<wit::Response, wit::Error> {
+        Ok(codec::parse(
+            &endpoint,
+            version,
+            status,
+            &headers,
+            &body,
+            transport::now_unix(),
+        )?
+        .into())
+    }
+}
+
+impl wit_client::Guest for Component {
+    fn call(base_url: String, req: wit::Request) -> Result<wit::Response, wit::Error> {
+        let (endpoint, http) = codec::prepare(&base_url, &req.into())?;
+        let (status, headers, body) = transport::send(&http)?;
+        Ok(response::parse(endpoint, status, &headers, &body, transport::now_unix())?.into())
+    }
+}
+
+// Native builds (unit tests, clippy) compile the bindings but export nothing:
+// the export names (`api-entreprise:client/...`) are not native symbols.
+#[cfg(target_arch = "wasm32")]
+export!(Component);
+
+impl From<wit::Request> for codec::Call {
+    fn from(r: wit::Request) -> Self {
+        Self {
+            endpoint: r.endpoint,
+            version: r.version,
+            params: r.params,
+            query: r.query,
+            trace: validate::Trace {
+                context: r.trace.context,
+                recipient: r.trace.recipient,
+                object: r.trace.object,
+                user_id: r.trace.user_id,
+            },
+        }
+    }
+}
+
+impl From<&catalogue::Endpoint> for wit::Endpoint {
+    fn from(e: &catalogue::Endpoint) -> Self {
+        use catalogue::{Kind, ParamKind as P};
+        Self {
+            id: e.id.into(),
+            version: e.version,
+            title: e.title.into(),
+            provider: e.provider.into(),
+            path: e.path.into(),
+            params: e
+                .params
+                .iter()
+                .map(|(name, kind)| wit::PathParam {
+                    name: (*name).into(),
+                    kind: match kind {
+                        P::Siren => wit::ParamKind::Siren,
+                        P::Siret => wit::ParamKind::Siret,
+                        P::Rna => wit::ParamKind::Rna,
+                        P::SiretOrRna => wit::ParamKind::SiretOrRna,
+                        P::SirenOrRna => wit::ParamKind::SirenOrRna,
+                        P::SirenOrSiretOrRna => wit::ParamKind::SirenOrSiretOrRna,
+                        P::SiretOrEori => wit::ParamKind::SiretOrEori,
+                        P::Year => wit::ParamKind::Year,
+                        P::Month => wit::ParamKind::Month,
+                    },
+                })
+                .collect(),
+            query: e
+                .query
+                .iter()
+                .map(|(name, description)| wit::QueryParam {
+                    name: (*name).into(),
+                    description: (*description).into(),
+                })
+                .collect(),
+            kind: match e.kind {
+                Kind::Json => wit::EndpointKind::Json,
+                Kind::Document => wit::EndpointKind::Document,
+                Kind::JsonWithLinks => wit::EndpointKind::JsonWithLinks,
+                Kind::Collection => wit::EndpointKind::Collection,
+            },
+            timeout_ms: e.timeout_ms,
+            rate_limit: wit::RateLimitGroup {
+                name: e.group.name.into(),
+                limit: e.group.limit,
+                period_seconds: e.group.period_seconds,
+            },
+            deprecated: e.deprecated,
+            requires_user_id: e.requires_user_id,
+        }
+    }
+}
+
+impl From<response::RateLimitState> for wit::RateLimitState {
+    fn from(r: response::RateLimitState) -> Self {
+        Self {
+            limit: r.limit,
+            remaining: r.remaining,
+            reset_at: r.reset_at,
+            retry_after_seconds: r.retry_after_seconds,
+        }
+    }
+}
+
+impl From<response::Coded> for wit::Coded {
+    fn from(c: response::Coded) -> Self {
+        Self {
+            code: c.code,
+            libelle: c.libelle,
+        }
+    }
+}
+
+impl From<response::UniteLegale> for wit::UniteLegale {
+    fn from(u: response::UniteLegale) -> Self {
+        Self {
+            siren: u.siren,
+            siret_siege_social: u.siret_siege_social,
+            kind: u.kind,
+            denomination: u.denomination,
+            sigle: u.sigle,
+            categorie_entreprise: u.categorie_entreprise,
+            forme_juridique: u.forme_juridique.map(Into::into),
+            activite_principale: u.activite_principale.map(Into::into),
+            tranche_effectif: u.tranche_effectif,
+            etat_administratif: u.etat_administratif,
+            status_diffusion: u.status_diffusion,
+            date_creation: u.date_creation,
+            date_cessation: u.date_cessation,
+        }
+    }
+}
+
+impl From<response::Etablissement> for wit::Etablissement {
+    fn from(e: response::Etablissement) -> Self {
+        Self {
+            siret: e.siret,
+            siege_social: e.siege_social,
+            enseigne: e.enseigne,
+            activite_principale: e.activite_principale.map(Into::into),
+            tranche_effectif: e.tranche_effectif,
+            etat_administratif: e.etat_administratif,
+            status_diffusion: e.status_diffusion,
+            date_creation: e.date_creation,
+            date_fermeture: e.date_fermeture,
+            adresse: e.adresse.map(|a| wit::Adresse {
+                numero_voie: a.numero_voie,
+                type_voie: a.type_voie,
+                libelle_voie: a.libelle_voie,
+                complement: a.complement,
+                code_postal: a.code_postal,
+                commune: a.commune,
+                code_commune: a.code_commune,
+                lignes: a.lignes,
+            }),
+            unite_legale: e.unite_legale.map(Into::into),
+        }
+    }
+}
+
+impl From<response::Response> for wit::Response {
+    fn from(r: response::Response) -> Self {
+        Self {
+            status: r.status,
+            data: r.data,
+            links: r.links,
+            meta: r.meta,
+            document: r.document.map(|d| wit::DocumentLink {
+                url: d.url,
+                expires_in_seconds: d.expires_in_seconds,
+            }),
+            typed: r.typed.map(|t| match t {
+                response::TypedData::UniteLegale(u) => wit::TypedData::UniteLegale(u.into()),
+                response::TypedData::Etablissement(e) => wit::TypedData::Etablissement(e.into()),
+            }),
+            rate_limit: r.rate_limit.into(),
+            request_id: r.request_id,
+        }
+    }
+}
+
+impl From<error::ErrorItem> for wit::ErrorItem {
+    fn from(i: error::ErrorItem) -> Self {
+        Self {
+            code: i.code,
+            title: i.title,
+            detail: i.detail,
+            parameter: i.parameter,
+            meta: i.meta,
+        }
+    }
+}
+
+impl From<error::ApiError> for wit::ApiError {
+    fn from(a: error::ApiError) -> Self {
+        Self {
+            status: a.status,
+            errors: a.errors.into_iter().map(Into::into).collect(),
+            text: a.text,
+            retryable: a.retryable,
+            retry_after_seconds: a.retry_after_seconds,
+            rate_limit: a.rate_limit.into(),
+            request_id: a.request_id,
+        }
+    }
+}
+
+impl From<error::Error> for wit::Error {
+    fn from(e: error::Error) -> Self {
+        use error::Error as E;
+        match e {
+            E::InvalidInput(items) => {
+                Self::InvalidInput(items.into_iter().map(Into::into).collect())
+            }
+            E::UnknownEndpoint(m) => Self::UnknownEndpoint(m),
+            E::BadRequest(a) => Self::BadRequest(a.into()),
+            E::Unauthorized(a) => Self::Unauthorized(a.into()),
+            E::Forbidden(a) => Self::Forbidden(a.into()),
+            E::NotFound(a) => Self::NotFound(a.into()),
+            E::Conflict(a) => Self::Conflict(a.into()),
+            E::Gone(a) => Self::Gone(a.into()),
+            E::Unprocessable(a) => Self::Unprocessable(a.into()),
+            E::RateLimited(a) => Self::RateLimited(a.into()),
+            E::UnavailableForLegalReasons(a) => Self::UnavailableForLegalReasons(a.into()),
+            E::ServerError(a) => Self::ServerError(a.into()),
+            E::BadGateway(a) => Self::BadGateway(a.into()),
+            E::Maintenance(a) => Self::Maintenance(a.into()),
+            E::GatewayTimeout(a) => Self::GatewayTimeout(a.into()),
+            E::Timeout(m) => Self::Timeout(m),
+            E::RefusedByHost(m) => Self::RefusedByHost(m),
+            E::QuotaExceeded(m) => Self::QuotaExceeded(m),
+            E::Transport(m) => Self::Transport(m),
+            E::Other(m) => Self::Other(m),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Builds the HTTP request for a validated call. No credentials here: the
+//! host adds `Authorization` for the API's authority only.
+
+use crate::catalogue::Endpoint;
+use crate::error::Error;
+use crate::validate::Trace;
+
+/// Names the product and its version to the API's operators.
+pub const USER_AGENT: &str = concat!(
+    "api-entreprise-rs/",
+    env!("CARGO_PKG_VERSION"),
+    " (wasm component)"
+);
+
+/// The parts of an `http` or `https` base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    pub https: bool,
+    pub authority: String,
+    /// A path prefix without its trailing slash (empty for most).
+    pub prefix: String,
+}
+
+impl BaseUrl {
+    /// Parses `https://host[:port][/prefix]`.
+    pub fn parse(base: &str) -> Result<Self, Error> {
+        let bad = |why: &str| {
+            Error::Other(format!(
+                "base URL {base:?} {why}: give one like https://entreprise.api.gouv.fr"
+            ))
+        };
+        let (https, rest) = if let Some(rest) = base.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad("is not an http(s) URL"));
+        };
+        let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() {
+            return Err(bad("has no host"));
+        }
+        if authority.contains('@') {
+            return Err(bad("carries credentials"));
+        }
+        if prefix.contains(['?', '#']) {
+            return Err(bad("has a query or fragment"));
+        }
+        Ok(Self {
+            https,
+            authority: authority.to_owned(),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// A ready-to-send GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub base: BaseUrl,
+    /// Path and percent-encoded query.
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: u32,
+}
+
+impl HttpRequest {
+    /// The absolute URL.
+    pub fn url(&self) -> String {
+        let scheme = if self.base.https { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.base.authority, self.path_and_query)
+    }
+}
+
+/// Builds the request for `endpoint`; `params` and `query` are already valid.
+pub fn build(
+    base: &str,
+    endpoint: &Endpoint,
+    params: &[String],
+    query: &[(String, String)],
+    trace: &Trace,
+) -> Result<HttpRequest, Error> {
+    let base = BaseUrl::parse(base)?;
+    let mut path = endpoint.path.to_owned();
+    for ((name, _), value) in endpoint.params.iter().zip(params) {
+        let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        path = path.replace(&format!("{{{name}}}"), &encoded);
+    }
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("context", &trace.context)
+        .append_pair("recipient", trace.recipient.trim())
+        .append_pair("object", &trace.object);
+    if let Some(user_id) = &trace.user_id {
+        q.append_pair("user_id", user_id);
+    }
+    for (name, value) in query {
+        q.append_pair(name, value);
+    }
+    Ok(HttpRequest {
+        path_and_query: format!("{}{path}?{}", base.prefix, q.finish()),
+        base,
+        headers: vec![
+            ("accept".into(), "application/json".into()),
+            ("user-agent".into(), USER_AGENT.into()),
+        ],
+        timeout_ms: endpoint.timeout_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::find;
+
+    #[test]
+    fn the_path_and_the_encoded_trace_make_the_url() {
+        let e = find("insee_unites_legales", None).unwrap();
+        let t = Trace {
+            context: "aides publiques".into(),
+            recipient: " 13002526500013 ".into(),
+            object: "dossier n°42 & co".into(),
+            user_id: Some("agent@example.fr".into()),
+        };
+        let r = build(
+            "https://entreprise.api.gouv.fr/",
+            e,
+            &["552049447".into()],
+            &[],
+            &t,
+        )
+        .unwrap();
+        assert_eq!(
+            r.url(),
+            "https://entreprise.api.gouv.fr/v4/insee/sirene/unites_legales/552049447?context=aides+publiques&recipient=13002526500013&object=dossier+n%C2%B042+%26+co&user_id=agent%40example.fr"
+        );
+        assert_eq!(r.timeout_ms, 5_000);
+        assert!(
+            r.headers
+                .iter()
+                .any(|(k, v)| k == "user-agent" && v.starts_with("api-entreprise-rs/"))
+        );
+        assert!(!r.headers.iter().any(|(k, _)| k == "authorization"));
+    }
+
+    #[test]
+    fn base_urls_keep_port_and_prefix_and_refuse_the_rest() {
+        let b = BaseUrl::parse("http://127.0.0.1:8080/api/").unwrap();
+        assert_eq!(
+            (b.https, b.authority.as_str(), b.prefix.as_str()),
+            (false, "127.0.0.1:8080", "/api")
+        );
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://u:p@host",
+            "entreprise.api.gouv.fr",
+            "https://h/?q",
+        ] {
+            assert!(matches!(BaseUrl::parse(bad), Err(Error::Other(_))), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Parses answers: the `{data, links, meta}` envelope, the typed views, the
+//! JSON:API errors (and the plain-text or empty ones), and the rate-limit and
+//! request-id headers. A tolerant reader: unknown fields pass through in the
+//! raw JSON and never break parsing.
+
+use serde_json::Value;
+
+use crate::catalogue::{Endpoint, Kind, Typed};
+use crate::error::{ApiError, Error, ErrorItem, TEXT_LIMIT};
+
+/// The rate-limit headers of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RateLimitState {
+    pub limit: Option<u32>,
+    pub remaining: Option<u32>,
+    /// `RateLimit-Reset`: a Unix timestamp, not a delay.
+    pub reset_at: Option<u64>,
+    pub retry_after_seconds: Option<u64>,
+}
+
+/// A document link and its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentLink {
+    pub url: Option<String>,
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// A code and its label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coded {
+    pub code: Option<String>,
+    pub libelle: Option<String>,
+}
+
+/// See the WIT `unite-legale` record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UniteLegale {
+    pub siren: String,
+    pub siret_siege_social: Option<String>,
+    pub kind: Option<String>,
+    pub denomination: Option<String>,
+    pub sigle: Option<String>,
+    pub categorie_entreprise: Option<String>,
+    pub forme_juridique: Option<Coded>,
+    pub activite_principale: Option<Coded>,
+    pub tranche_effectif: Option<String>,
+    pub etat_administratif: Option<String>,
+    pub status_diffusion: Option<String>,
+    pub date_creation: Option<i64>,
+    pub date_cessation: Option<i64>,
+}
+
+/// See the WIT `adresse` record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Adresse {
+    pub numero_voie: Option<String>,
+    pub type_voie: Option<String>,
+    pub libelle_voie: Option<String>,
+    pub complement: Option<String>,
+    pub code_postal: Option<String>,
+    pub commune: Option<String>,
+    pub code_commune: Option<String>,
+    pub lignes: Vec<String>,
+}
+
+/// See the WIT `etablissement` record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Etablissement {
+    pub siret: String,
+    pub siege_social: Option<bool>,
+    pub enseigne: Option<String>,
+    pub activite_principale: Option<Coded>,
+    pub tranche_effectif: Option<String>,
+    pub etat_administratif: Option<String>,
+    pub status_diffusion: Option<String>,
+    pub date_creation: Option<i64>,
+    pub date_fermeture: Option<i64>,
+    pub adresse: Option<Adresse>,
+    pub unite_legale: Option<UniteLegale>,
+}
+
+/// The typed view of `data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypedData {
+    UniteLegale(UniteLegale),
+    Etablissement(Etablissement),
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub data: String,
+    pub links: String,
+    pub meta: String,
+    pub document: Option<DocumentLink>,
+    pub typed: Option<TypedData>,
+    pub rate_limit: RateLimitState,
+    pub request_id: Option<String>,
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+fn header_num<T: std::str::FromStr>(headers: &[(String, String)], name: &str) -> Option<T> {
+    header(headers, name).and_then(|v| v.parse().ok())
+}
+
+/// Reads `RateLimit-*` and `Retry-After` (in seconds; the HTTP-date form is
+/// not used by API Entreprise and is ignored).
+pub fn rate_limit(headers: &[(String, String)]) -> RateLimitState {
+    RateLimitState {
+        limit: header_num(headers, "ratelimit-limit"),
+        remaining: header_num(headers, "ratelimit-remaining"),
+        reset_at: header_num(headers, "ratelimit-reset"),
+        retry_after_seconds: header_num(headers, "retry-after"),
+    }
+}
+
+/// Parses an answer to `endpoint`. `now_unix` turns `RateLimit-Reset` into a
+/// delay for errors.
+pub fn parse(
+    endpoint: &Endpoint,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    now_unix: u64,
+) -> Result<Response, Error> {
+    let rate_limit = rate_limit(headers);
+    let request_id = header(headers, "x-request-id").map(str::to_owned);
+    if !(200..300).contains(&status) {
+        return Err(Error::from_status(api_error(
+            status, body, rate_limit, request_id, now_unix,
+        )));
+    }
+    let envelope: Value = serde_json::from_slice(body).map_err(|e| {
+        Error::Other(format!(
+            "the API answered {status} with a body that is not JSON ({e}); request id {}",
+            request_id.as_deref().unwrap_or("unknown")
+        ))
+    })?;
+    let Some(data) = envelope.get("data") else {
+        return Err(Error::Other(format!(
+            "the API answered {status} without the `data` of the {{data, links, meta}} envelope; request id {}",
+            request_id.as_deref().unwrap_or("unknown")
+        )));
+    };
+    let part = |name: &str| {
+        envelope
+            .get(name)
+            .map_or_else(|| "{}".to_owned(), Value::to_string)
+    };
+    let typed = match endpoint.typed {
+        Typed::None => None,
+        Typed::UniteLegale => unite_legale(data).map(TypedData::UniteLegale),
+        Typed::Etablissement => etablissement(data).map(TypedData::Etablissement),
+    };
+    let document = (endpoint.kind == Kind::Document).then(|| DocumentLink {
+        url: str_at(data, "document_url"),
+        expires_in_seconds: data
+            .get("expires_in")
+            .or_else(|| data.get("document_url_expires_in"))
+            .and_then(Value::as_u64),
+    });
+    Ok(Response {
+        status,
+        data: data.to_string(),
+        links: part("links"),
+        meta: part("meta"),
+        document,
+        typed,
+        rate_limit,
+        request_id,
+    })
+}
+
+fn api_error(
+    status: u16,
+    body: &[u8],
+    rate_limit: RateLimitState,
+    request_id: Option<String>,
+    now_unix: u64,
+) -> ApiError {
+    let errors: Option<Vec<ErrorItem>> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
+        .map(|items| items.iter().map(error_item).collect());
+    let text = match &errors {
+        Some(_) => None,
+        None => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            (!text.is_empty()).then(|| truncate(text, TEXT_LIMIT))
+        }
+    };
+    let errors = errors.unwrap_or_default();
+    let retry_in = errors
+        .iter()
+        .filter_map(|e| e.meta.as_deref())
+        .filter_map(|m| {
+            serde_json::from_str::<Value>(m)
+                .ok()?
+                .get("retry_in")?
+                .as_u64()
+        })
+        .max();
+    // Retry-After, else RateLimit-Reset (absolute), else meta.retry_in; an
+    // unknown delay stays unknown rather than becoming zero.
+    let retry_after_seconds = rate_limit
+        .retry_after_seconds
+        .or_else(|| {
+            rate_limit
+                .reset_at
+                .map(|reset| reset.saturating_sub(now_unix))
+        })
+        .or(retry_in)
+        .map(|s| s.max(1));
+    let retryable = matches!(status, 409 | 429 | 500 | 502 | 503 | 504);
+    ApiError {
+        status,
+        errors,
+        text,
+        retryable,
+        retry_after_seconds: retryable.then_some(retry_after_seconds).flatten(),
+        rate_limit,
+        request_id,
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn error_item(v: &Value) -> ErrorItem {
+    let s = |k: &str| str_at(v, k).unwrap_or_default();
+    ErrorItem {
+        code: s("code"),
+        title: s("title"),
+        detail: s("detail"),
+        parameter: v.get("source").and_then(|src| str_at(src, "parameter")),
+        meta: v.get("meta").filter(|m| !m.is_null()).map(Value::to_string),
+    }
+}
+
+fn str_at(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn coded(v: &Value, key: &str) -> Option<Coded> {
+    let c = v.get(key).filter(|c| c.is_object())?;
+    Some(Coded {
+        code: str_at(c, "code"),
+        libelle: str_at(c, "libelle"),
+    })
+}
+
+fn tranche(v: &Value) -> Option<String> {
+    v.get("tranche_effectif_salarie")
+        .and_then(|t| str_at(t, "intitule"))
+}
+
+/// The natural person's display name: usual first name (or first name) and
+/// usage name (or birth name).
+fn person_name(p: &Value) -> Option<String> {
+    let first = str_at(p, "prenom_usuel").or_else(|| str_at(p, "prenom_1"));
+    let last = str_at(p, "nom_usage").or_else(|| str_at(p, "nom_naissance"));
+    let name: Vec<String> = first.into_iter().chain(last).collect();
+    (!name.is_empty()).then(|| name.join(" "))
+}
+
+fn unite_legale(v: &Value) -> Option<UniteLegale> {
+    let pm = v.get("personne_morale_attributs");
+    Some(UniteLegale {
+        siren: str_at(v, "siren")?,
+        siret_siege_social: str_at(v, "siret_siege_social"),
+        kind: str_at(v, "type"),
+        denomination: pm
+            .and_then(|p| str_at(p, "raison_sociale"))
+            .or_else(|| v.get("personne_physique_attributs").and_then(person_name)),
+        sigle: pm.and_then(|p| str_at(p, "sigle")),
+        categorie_entreprise: str_at(v, "categorie_entreprise"),
+        forme_juridique: coded(v, "forme_juridique"),
+        activite_principale: coded(v, "activite_principale"),
+        tranche_effectif: tranche(v),
+        etat_administratif: str_at(v, "etat_administratif"),
+        status_diffusion: str_at(v, "status_diffusion"),
+        date_creation: v.get("date_creation").and_then(Value::as_i64),
+        date_cessation: v.get("date_cessation").and_then(Value::as_i64),
+    })
+}
+
+fn adresse(v: &Value) -> Option<Adresse> {
+    let a = v.get("adresse").filter(|a| a.is_object())?;
+    let lignes = a
+        .get("acheminement_postal")
+        .and_then(Value::as_object)
+        .map(|lines| {
+            (1..=7)
+                .filter_map(|i| lines.get(&format!("l{i}"))?.as_str())
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Adresse {
+        numero_voie: str_at(a, "numero_voie"),
+        type_voie: str_at(a, "type_voie"),
+        libelle_voie: str_at(a, "libelle_voie"),
+        complement: str_at(a, "complement_adresse"),
+        code_postal: str_at(a, "code_postal"),
+        commune: str_at(a, "libelle_commune"),
+        code_commune: str_at(a, "code_commune"),
+        lignes,
+    })
+}
+
+fn etablissement(v: &Value) -> Option<Etablissement> {
+    Some(Etablissement {
+        siret: str_at(v, "siret")?,
+        siege_social: v.get("siege_social").and_then(Value::as_bool),
+        enseigne: str_at(v, "enseigne"),
+        activite_principale: coded(v, "activite_principale"),
+        tranche_effectif: tranche(v),
+        etat_administratif: str_at(v, "etat_administratif"),
+        status_diffusion: str_at(v, "status_diffusion"),
+        date_creation: v.get("date_creation").and_then(Value::as_i64),
+        date_fermeture: v.get("date_fermeture").and_then(Value::as_i64),
+        adresse: adresse(v),
+        unite_legale: v.get("unite_legale").and_then(unite_legale),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::find;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn an_unite_legale_envelope_is_typed_and_kept_verbatim() {
+        let e = find("insee_unites_legales", None).unwrap();
+        let body = br#"{"data":{"siren":"552049447","type":"personne_morale","new_field":1,
+            "personne_morale_attributs":{"raison_sociale":"SOCIETE NATIONALE SNCF","sigle":"SNCF"},
+            "forme_juridique":{"code":"5599","libelle":"SA"},"date_creation":-473389200},
+            "links":{"siege_social":"x"},"meta":{"redirect_from_siren":null}}"#;
+        let headers = h(&[
+            ("RateLimit-Limit", "250"),
+            ("ratelimit-remaining", "249"),
+            ("X-Request-ID", "abc"),
+        ]);
+        let r = parse(e, 200, &headers, body, 0).unwrap();
+        let Some(TypedData::UniteLegale(u)) = &r.typed else {
+            panic!("{r:?}")
+        };
+        assert_eq!(u.denomination.as_deref(), Some("SOCIETE NATIONALE SNCF"));
+        assert_eq!(
+            u.forme_juridique.as_ref().unwrap().code.as_deref(),
+            Some("5599")
+        );
+        assert_eq!(u.date_creation, Some(-473389200));
+        assert!(r.data.contains("new_field"));
+        assert_eq!(r.links, r#"{"siege_social":"x"}"#);
+        assert_eq!(
+            (r.rate_limit.limit, r.rate_limit.remaining),
+            (Some(250), Some(249))
+        );
+        assert_eq!(r.request_id.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn a_natural_person_gets_a_name_from_the_person_attributes() {
+        let v: Value = serde_json::from_str(
+            r#"{"siren":"1","personne_morale_attributs":{"raison_sociale":null},
+               "personne_physique_attributs":{"prenom_1":"JEAN","nom_naissance":"DUPONT"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            unite_legale(&v).unwrap().denomination.as_deref(),
+            Some("JEAN DUPONT")
+        );
+    }
+
+    #[test]
+    fn a_json_api_error_maps_to_its_case_with_its_codes() {
+        let e = find("insee_unites_legales", None).unwrap();
+        let body = br#"{"errors":[{"code":"00201","title":"T","detail":"D","source":{"parameter":"context"}},
+                                  {"code":"00202","title":"T","detail":"D","source":null,"meta":{}}]}"#;
+        let Err(Error::Unprocessable(api)) = parse(e, 422, &[], body, 0) else {
+            panic!()
+        };
+        let codes: Vec<_> = api.errors.iter().map(|i| i.code.as_str()).collect();
+        assert_eq!(codes, ["00201", "00202"]);
+        assert_eq!(api.errors[0].parameter.as_deref(), Some("context"));
+        assert!(!api.retryable);
+    }
+
+    #[test]
+    fn plain_text_and_empty_error_bodies_are_kept_as_text() {
+        let e = find("insee_unites_legales", None).unwrap();
+        let Err(Error::NotFound(api)) = parse(e, 404, &[], b"Not Found\n", 0) else {
+            panic!()
+        };
+        assert_eq!(api.text.as_deref(), Some("Not Found"));
+        let Err(Error::Gone(api)) = parse(e, 410, &[], b"", 0) else {
+            panic!()
+        };
+        assert_eq!((api.text, api.errors.len()), (None, 0));
+    }
+
+    #[test]
+    fn retry_after_comes_from_the_header_then_the_reset_then_meta_and_is_never_zero() {
+        let e = find("insee_unites_legales", None).unwrap();
+        let body =
+            br#"{"errors":[{"code":"01020","title":"","detail":"","meta":{"retry_in":600}}]}"#;
+        let retry = |headers: &[(&str, &str)]| match parse(e, 503, &h(headers), body, 1_000) {
+            Err(Error::Maintenance(api)) => api.retry_after_seconds,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            retry(&[("Retry-After", "7"), ("RateLimit-Reset", "1060")]),
+            Some(7)
+        );
+        assert_eq!(retry(&[("RateLimit-Reset", "1060")]), Some(60));
+        assert_eq!(retry(&[("RateLimit-Reset", "900")]), Some(1));
+        assert_eq!(retry(&[]), Some(600));
+    }
+
+    #[test]
+    fn a_2xx_without_the_envelope_is_an_error_not_a_panic() {
+        let e = find("insee_unites_legales", None).unwrap();
+        assert!(matches!(
+            parse(e, 200, &[], b"<html>", 0),
+            Err(Error::Other(_))
+        ));
+        assert!(matches!(parse(e, 200, &[], b"[]", 0), Err(Error::Other(_))));
+    }
+}

@@ -1,0 +1,400 @@
+//! A simulated API Entreprise on loopback.
+//!
+//! It behaves like the real server for what a client can observe: it checks
+//! the bearer token, then the traceability parameters (all missing ones in
+//! one 422), then the recipient, then the path values, in the server's order
+//! (API-ENTREPRISE.md §1); it serves the staging fixtures; it sends
+//! `RateLimit-*` and `X-Request-ID` on every answer and counts per-token
+//! quotas in fixed one-minute windows like the server.
+//!
+//! It also records every request it receives (the token's value left out)
+//! and shows them at `GET /__sandbox/requests`, so tests can prove what was
+//! and was not sent.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sandbox = api_entreprise_sandbox::Sandbox::start(Default::default()).await?;
+//! println!("serving on {}", sandbox.base_url());
+//! # Ok(()) }
+//! ```
+
+pub mod fixtures;
+pub mod routes;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// The token the sandbox accepts unless told otherwise. Not a secret: it
+/// only opens this local simulation.
+pub const DEFAULT_TOKEN: &str = "sandbox-token-not-a-secret";
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// The only bearer token accepted.
+    pub token: String,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: DEFAULT_TOKEN.to_owned(),
+        }
+    }
+}
+
+/// One request as the sandbox received it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// When it arrived, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// The method.
+    pub method: String,
+    /// The path.
+    pub path: String,
+    /// The query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The headers; `authorization` shows only its scheme (`Bearer <redacted>`).
+    pub headers: Vec<(String, String)>,
+    /// Whether it carried the sandbox's token.
+    pub authorized: bool,
+    /// The status the sandbox answered.
+    pub status: u16,
+}
+
+#[derive(Debug)]
+struct Shared {
+    token: String,
+    requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests per (group, window start) for the `RateLimit-*` headers.
+    windows: Mutex<HashMap<(&'static str, u64), u32>>,
+    latency_ms: AtomicU64,
+    next_id: AtomicU64,
+}
+
+/// A running sandbox; stops when dropped.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Sandbox {
+    /// Binds and starts serving in the background of the current Tokio runtime.
+    pub async fn start(config: SandboxConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            token: config.token,
+            requests: Mutex::default(),
+            windows: Mutex::default(),
+            latency_ms: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+        });
+        let serving = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = Arc::clone(&serving);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let shared = Arc::clone(&shared);
+                        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, to use as the API base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Delays every API answer by `latency` (the health of a slow provider).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.latency_ms.store(
+            latency.as_millis().try_into().unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Runs until the process is stopped.
+    pub async fn wait(self) {
+        let task = &mut { self }.task;
+        let _ = task.await;
+    }
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn json_answer(status: StatusCode, body: &serde_json::Value) -> Answer {
+    let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn error_answer(status: StatusCode, errors: Vec<serde_json::Value>) -> Answer {
+    json_answer(status, &json!({ "errors": errors }))
+}
+
+fn error(code: &str, title: &str, detail: &str, parameter: Option<&str>) -> serde_json::Value {
+    json!({
+        "code": code,
+        "title": title,
+        "detail": detail,
+        "source": parameter.map(|p| json!({ "parameter": p })),
+        "meta": {},
+    })
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
+    let path = req.uri().path().to_owned();
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    if path == "/__sandbox/requests" {
+        let requests = shared.requests.lock().unwrap().clone();
+        return json_answer(StatusCode::OK, &json!(requests));
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let authorized = bearer == Some(shared.token.as_str());
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = if name == header::AUTHORIZATION {
+                let scheme = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.split(' ').next())
+                    .unwrap_or("");
+                format!("{scheme} <redacted>")
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+
+    let latency = shared.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let mut answer = answer(shared, &path, &query, authorized);
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    answer.headers_mut().insert(
+        "x-request-id",
+        HeaderValue::from_str(&format!("sandbox-{id:08}")).expect("ascii"),
+    );
+    shared.requests.lock().unwrap().push(RecordedRequest {
+        at_unix_ms: now().as_millis().try_into().unwrap_or(u64::MAX),
+        method: req.method().to_string(),
+        path,
+        query,
+        headers,
+        authorized,
+        status: answer.status().as_u16(),
+    });
+    answer
+}
+
+/// The answer to an API request, in the real server's order of checks.
+fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: bool) -> Answer {
+    let Some((route, values)) = routes::matching(path) else {
+        // Unknown routes get Rails' plain-text 404, token or not.
+        let mut res = Response::new(Full::new(Bytes::from_static(b"Not Found")));
+        *res.status_mut() = StatusCode::NOT_FOUND;
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return res;
+    };
+    if !authorized {
+        return error_answer(
+            StatusCode::UNAUTHORIZED,
+            vec![error(
+                "00101",
+                "Interdit",
+                "Votre token n'est pas valide ou n'est pas renseigné",
+                Some("token"),
+            )],
+        );
+    }
+    let (limit, remaining, reset) = count(shared, route);
+    let mut res = checked_answer(route, &values, query, remaining);
+    let h = res.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from(limit));
+    h.insert(
+        "ratelimit-remaining",
+        HeaderValue::from(remaining.unwrap_or(0)),
+    );
+    h.insert("ratelimit-reset", HeaderValue::from(reset));
+    if remaining.is_none() {
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(reset.saturating_sub(now().as_secs()).max(1)),
+        );
+    }
+    res
+}
+
+/// Counts a request against its group's fixed one-minute window, as the
+/// server does: `(limit, remaining or None when over, reset timestamp)`.
+fn count(shared: &Shared, route: &routes::Route) -> (u32, Option<u32>, u64) {
+    let now = now().as_secs();
+    let start = now - now % 60;
+    let mut windows = shared.windows.lock().unwrap();
+    windows.retain(|(_, s), _| *s == start);
+    let used = windows.entry((route.group, start)).or_default();
+    *used += 1;
+    let remaining = route.limit.checked_sub(*used);
+    (route.limit, remaining, start + 60)
+}
+
+fn checked_answer(
+    route: &routes::Route,
+    values: &[(String, String)],
+    query: &[(String, String)],
+    remaining: Option<u32>,
+) -> Answer {
+    if remaining.is_none() {
+        return error_answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            vec![error(
+                "00429",
+                "Trop de requêtes",
+                "Vous avez effectué trop de requêtes",
+                None,
+            )],
+        );
+    }
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let mut missing = Vec::new();
+    for (name, code) in [
+        ("context", "00201"),
+        ("recipient", "00203"),
+        ("object", "00202"),
+    ] {
+        if get(name).is_none() {
+            let detail = format!("Le paramètre {name} est obligatoire");
+            missing.push(error(code, "Entité non traitable", &detail, Some(name)));
+        }
+    }
+    if !missing.is_empty() {
+        return error_answer(StatusCode::UNPROCESSABLE_ENTITY, missing);
+    }
+    if !get("recipient").is_some_and(validate::is_siret) {
+        return error_answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec![error(
+                "00210",
+                "Entité non traitable",
+                "Le paramètre recipient n'est pas un siret valide",
+                Some("recipient"),
+            )],
+        );
+    }
+    for (name, value) in values {
+        let (ok, code) = match name.as_str() {
+            "siren" => (validate::is_siren(value), "00301"),
+            "siret" => (validate::is_siret(value), "00302"),
+            _ => (true, ""),
+        };
+        if !ok {
+            let detail = format!("Le numéro de {name} n'est pas correctement formatté");
+            return error_answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                vec![error(code, "Entité non traitable", &detail, Some(name))],
+            );
+        }
+    }
+    let by_name: BTreeMap<String, String> = values.iter().chain(query).cloned().collect();
+    match fixtures::find(route.operation, &by_name) {
+        Some(fixture) => {
+            let mut res = Response::new(Full::new(Bytes::from(fixture.payload.clone())));
+            *res.status_mut() =
+                StatusCode::from_u16(fixture.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let content_type = if fixture.status == 200 {
+                "application/vnd.api+json"
+            } else {
+                "application/json"
+            };
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            res
+        }
+        None => error_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            vec![error(
+                "00500",
+                "Erreur interne",
+                "the sandbox has no fixture for this endpoint",
+                None,
+            )],
+        ),
+    }
+}
