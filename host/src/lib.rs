@@ -1,1 +1,64 @@
+//! Host runtime for the API Entreprise client component.
+//!
+//! The client (validation, request building, parsing) is a WebAssembly
+//! component loaded at run time; this crate runs it and owns every policy:
+//! the token (the component never sees it), the allow-list of authorities,
+//! the timeouts (5 s for JSON, 12 s for documents, whatever the component
+//! asks), the per-IP quota, isolation, and the audit trail.
+//!
+//! To embed it:
+//!
+//! 1. Build a [`Runtime`] with a [`RuntimeBuilder`]: the API base URL, the
+//!    [`Token`], optionally a component file and a quota.
+//! 2. Describe a call with [`types::Request`]: the endpoint id, its path
+//!    values and the [`types::Trace`].
+//! 3. `runtime.call(&request).await` gives a [`types::Response`] (the raw
+//!    envelope plus typed records) or a [`CallError`] that says what to do.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use api_entreprise::{RuntimeBuilder, Token, types};
+//!
+//! let runtime = RuntimeBuilder::new("https://entreprise.api.gouv.fr")
+//!     .token(Token::new(std::env::var("API_ENTREPRISE_TOKEN")?)?)
+//!     .build()
+//!     .await?;
+//! let response = runtime
+//!     .call(&types::Request {
+//!         endpoint: "insee_unites_legales".into(),
+//!         version: None,
+//!         params: vec!["552049447".into()],
+//!         query: vec![],
+//!         trace: types::Trace {
+//!             context: "aides publiques".into(),
+//!             recipient: "13002526500013".into(),
+//!             object: "dossier 42".into(),
+//!             user_id: None,
+//!         },
+//!     })
+//!     .await?;
+//! println!("{}", response.data);
+//! # Ok(()) }
+//! ```
 
+#![warn(missing_docs)]
+
+mod bindings;
+mod error;
+pub mod policy;
+pub mod quota;
+mod runtime;
+mod token;
+
+pub use error::{CallError, ClientError, ConfigError};
+pub use quota::QuotaSpec;
+pub use runtime::{
+    ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL,
+    Runtime, RuntimeBuilder,
+};
+pub use token::Token;
+
+/// The contract's types (`api-entreprise:client/types@0.1.0`).
+pub mod types {
+    pub use crate::bindings::api_entreprise::client::types::*;
+}

@@ -1,1 +1,296 @@
-fn main() {}
+//! `api-entreprise`: call API Entreprise through the sandboxed client
+//! component, list its endpoints, or run the offline sandbox.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use api_entreprise::{
+    CallError, ComponentSource, QuotaSpec, Runtime, RuntimeBuilder, Token, types,
+};
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+use clap::{Args, Parser, Subcommand};
+
+mod summary;
+
+/// Call API Entreprise (entreprise.api.gouv.fr) through a sandboxed
+/// WebAssembly client. With no token, calls go to a built-in offline sandbox.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct HostArgs {
+    /// The client component (.wasm) to load instead of the built-in one.
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_COMPONENT",
+        value_name = "PATH"
+    )]
+    component: Option<PathBuf>,
+    /// The API base URL [default: https://entreprise.api.gouv.fr with a token,
+    /// the built-in sandbox without].
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_BASE_URL",
+        value_name = "URL"
+    )]
+    base_url: Option<String>,
+    /// The API token (a JWT from the dashboard). Prefer the environment
+    /// variable: a flag shows in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_TOKEN",
+        hide_env_values = true,
+        value_name = "JWT"
+    )]
+    token: Option<String>,
+    /// The per-IP quota, never exceeded: N requests in any DURATION.
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_IP_QUOTA",
+        default_value = "2000/10m",
+        value_name = "N/DURATION"
+    )]
+    ip_quota: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the endpoints the client component supports.
+    Endpoints {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one endpoint.
+    Call(CallArgs),
+    /// Run the simulated API Entreprise on loopback until stopped.
+    Sandbox {
+        /// The port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The only token it accepts.
+        #[arg(long, default_value = DEFAULT_TOKEN)]
+        token: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// The endpoint id, such as insee_unites_legales (see `endpoints`).
+    endpoint: String,
+    /// The path values, in the endpoint's order (a SIREN, a SIRET…).
+    values: Vec<String>,
+    /// The administrative frame of the request, such as "aides publiques".
+    #[arg(long)]
+    context: String,
+    /// The SIRET of the public body that will use the data.
+    #[arg(long)]
+    recipient: String,
+    /// The reason for the request or the case number (advised under 50 characters).
+    #[arg(long)]
+    object: String,
+    /// Who is asking; required by the DGFIP endpoints.
+    #[arg(long)]
+    user_id: Option<String>,
+    /// The endpoint version [default: the newest non-deprecated one].
+    #[arg(long)]
+    version: Option<u8>,
+    /// An optional query parameter, as NAME=VALUE (repeatable).
+    #[arg(long = "query", value_name = "NAME=VALUE")]
+    query: Vec<String>,
+    /// Print the whole answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("API_ENTREPRISE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sandbox { port, token } => {
+            let sandbox = Sandbox::start(SandboxConfig {
+                addr: ([127, 0, 0, 1], port).into(),
+                token,
+            })
+            .await
+            .with_context(|| format!("starting the sandbox on 127.0.0.1:{port}"))?;
+            println!("sandbox listening on {}", sandbox.base_url());
+            println!(
+                "requests it received: {}/__sandbox/requests",
+                sandbox.base_url()
+            );
+            std::io::stdout().flush()?;
+            tokio::select! {
+                () = sandbox.wait() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Endpoints { json } => {
+            let (runtime, _sandbox) = connect(&cli.host, true).await?;
+            print_endpoints(runtime.endpoints(), json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call(args) => call(&cli.host, args).await,
+    }
+}
+
+/// Builds the runtime; with no token, against a built-in sandbox started
+/// here (kept alive by the returned handle).
+async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Option<Sandbox>)> {
+    let quota: QuotaSpec = host.ip_quota.parse()?;
+    let (base_url, token, sandbox) = match (&host.token, &host.base_url) {
+        (Some(token), base) => (
+            base.clone()
+                .unwrap_or_else(|| api_entreprise::PRODUCTION_BASE_URL.to_owned()),
+            Token::new(token.as_str())?,
+            None,
+        ),
+        (None, Some(base)) => bail!(
+            "no token for {base}: set API_ENTREPRISE_TOKEN (or unset API_ENTREPRISE_BASE_URL to use the built-in sandbox)"
+        ),
+        (None, None) => {
+            let sandbox = Sandbox::start(SandboxConfig::default())
+                .await
+                .context("starting the built-in sandbox on loopback")?;
+            if !quiet {
+                eprintln!(
+                    "no API_ENTREPRISE_TOKEN set: using the built-in sandbox at {} (fictional staging data)",
+                    sandbox.base_url()
+                );
+            }
+            (
+                sandbox.base_url(),
+                Token::new(DEFAULT_TOKEN)?,
+                Some(sandbox),
+            )
+        }
+    };
+    let component = match &host.component {
+        Some(path) => ComponentSource::File(path.clone()),
+        None => ComponentSource::BuiltIn,
+    };
+    let runtime = RuntimeBuilder::new(base_url)
+        .token(token)
+        .ip_quota(quota)
+        .component(component)
+        .build()
+        .await?;
+    Ok((runtime, sandbox))
+}
+
+async fn call(host: &HostArgs, args: CallArgs) -> anyhow::Result<ExitCode> {
+    let query = args
+        .query
+        .iter()
+        .map(|q| {
+            q.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("--query {q:?} is not NAME=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.object.chars().count() > 50 {
+        eprintln!(
+            "warning: --object is over the 50 characters API Entreprise advises; it is sent whole"
+        );
+    }
+    let (runtime, _sandbox) = connect(host, false).await?;
+    let request = types::Request {
+        endpoint: args.endpoint,
+        version: args.version,
+        params: args.values,
+        query,
+        trace: types::Trace {
+            context: args.context,
+            recipient: args.recipient,
+            object: args.object,
+            user_id: args.user_id,
+        },
+    };
+    let started = std::time::Instant::now();
+    match runtime.call(&request).await {
+        Ok(response) => {
+            let mut out = std::io::stdout().lock();
+            if args.json {
+                summary::write_json(&mut out, &response)?;
+            } else {
+                let endpoint = runtime.resolve(&request.endpoint, request.version);
+                summary::write_summary(&mut out, endpoint, &response, started.elapsed())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let CallError::Client(client) = &e
+                && matches!(client.0, types::Error::UnknownEndpoint(_))
+                && std::io::stderr().is_terminal()
+            {
+                eprintln!("hint: `api-entreprise endpoints` lists the endpoint ids");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_endpoints(endpoints: &[types::Endpoint], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<_> = endpoints.iter().map(summary::endpoint_json).collect();
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for e in endpoints {
+        let params: Vec<_> = e.params.iter().map(|p| format!("<{}>", p.name)).collect();
+        writeln!(
+            out,
+            "{:<44} v{}{}  {:<8} {}  {}",
+            e.id,
+            e.version,
+            if e.deprecated {
+                " (deprecated)"
+            } else {
+                "             "
+            },
+            summary::kind_name(e.kind),
+            params.join(" "),
+            e.title
+        )?;
+    }
+    Ok(())
+}

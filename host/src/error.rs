@@ -1,0 +1,202 @@
+//! The host library's errors.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::types;
+
+/// A configuration value the host cannot use.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The API base URL.
+    #[error("the API base URL {url:?} {why}")]
+    BaseUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The token.
+    #[error(
+        "the API token is empty or holds spaces or control characters; paste it whole from the dashboard"
+    )]
+    Token,
+    /// The quota.
+    #[error("the quota {0:?} is not of the form N/DURATION, such as 2000/10m, 1000/1m or 5/30s")]
+    Quota(String),
+    /// The component could not be read or compiled.
+    #[error("loading the component {path}: {reason}")]
+    Component {
+        /// Where it was loaded from.
+        path: PathBuf,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The runtime could not be set up.
+    #[error("setting up the WebAssembly runtime: {0}")]
+    Engine(String),
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The client or the API said no: invalid input, an HTTP error, a
+    /// transport failure or a host refusal. Actionable by the caller.
+    #[error("{0}")]
+    Client(ClientError),
+    /// The call did not finish within its deadline (the endpoint kind's
+    /// timeout); it was abandoned and nothing more will be read.
+    #[error("no answer within {0:?}: the API or the provider is slow, try again later")]
+    Deadline(Duration),
+    /// The component itself failed (a trap, a memory limit): a bug or a
+    /// hostile component, not something the caller did.
+    #[error("the client component failed: {0}")]
+    Trap(String),
+}
+
+/// An error reported by the client component, with a message that says what
+/// was wrong and what to do.
+#[derive(Debug, Clone)]
+pub struct ClientError(pub types::Error);
+
+impl ClientError {
+    /// The codes of the faults, local or from the API.
+    pub fn codes(&self) -> Vec<&str> {
+        use types::Error as E;
+        match &self.0 {
+            E::InvalidInput(items) => items.iter().map(|i| i.code.as_str()).collect(),
+            other => api_error(other)
+                .map(|a| a.errors.iter().map(|i| i.code.as_str()).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The HTTP status, when the API answered.
+    pub fn status(&self) -> Option<u16> {
+        api_error(&self.0).map(|a| a.status)
+    }
+}
+
+fn api_error(e: &types::Error) -> Option<&types::ApiError> {
+    use types::Error as E;
+    match e {
+        E::BadRequest(a)
+        | E::Unauthorized(a)
+        | E::Forbidden(a)
+        | E::NotFound(a)
+        | E::Conflict(a)
+        | E::Gone(a)
+        | E::Unprocessable(a)
+        | E::RateLimited(a)
+        | E::UnavailableForLegalReasons(a)
+        | E::ServerError(a)
+        | E::BadGateway(a)
+        | E::Maintenance(a)
+        | E::GatewayTimeout(a) => Some(a),
+        _ => None,
+    }
+}
+
+fn items(f: &mut fmt::Formatter<'_>, items: &[types::ErrorItem]) -> fmt::Result {
+    for item in items {
+        write!(f, "\n  - {}", item.code)?;
+        if let Some(p) = &item.parameter {
+            write!(f, " ({p})")?;
+        }
+        write!(f, ": {}", item.detail)?;
+        if item.detail.is_empty() {
+            write!(f, "{}", item.title)?;
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use types::Error as E;
+        let (what, todo) = match &self.0 {
+            E::InvalidInput(faults) => {
+                write!(f, "invalid request, nothing was sent:")?;
+                return items(f, faults);
+            }
+            E::UnknownEndpoint(m) => return write!(f, "{m}"),
+            E::Timeout(m) => {
+                return write!(
+                    f,
+                    "timeout: {m}; nothing more will be read, try again later"
+                );
+            }
+            E::RefusedByHost(m) => return write!(f, "refused by the host's policy: {m}"),
+            E::QuotaExceeded(m) => return write!(f, "{m}"),
+            E::Transport(m) => {
+                return write!(
+                    f,
+                    "the connection to the API failed: {m}; check the base URL and the network"
+                );
+            }
+            E::Other(m) => return write!(f, "{m}"),
+            E::BadRequest(_) => (
+                "the API found the request malformed",
+                "report it with the request id",
+            ),
+            E::Unauthorized(_) => (
+                "the API refused the token",
+                "check API_ENTREPRISE_TOKEN: it may be wrong, expired (tokens last 18 months) or revoked",
+            ),
+            E::Forbidden(_) => (
+                "the token may not call this endpoint",
+                "list its rights with /privileges; ask for the scope on DataPass",
+            ),
+            E::NotFound(_) => (
+                "not found, or outside the endpoint's scope",
+                "check the identifier; a 404 often means the entity is not covered by this provider",
+            ),
+            E::Conflict(_) => (
+                "the same request is still running at the API",
+                "wait for the first one to finish before asking again",
+            ),
+            E::Gone(_) => (
+                "this link or route no longer exists",
+                "call the endpoint again for a fresh link",
+            ),
+            E::Unprocessable(_) => (
+                "the API refused a parameter",
+                "fix the parameter named below",
+            ),
+            E::RateLimited(_) => (
+                "the token's quota for this endpoint is spent",
+                "wait before calling again: ignoring 429s gets the IP banned for 12 hours",
+            ),
+            E::UnavailableForLegalReasons(_) => (
+                "this entity is not diffusible for legal reasons",
+                "use the non-diffusible endpoint if your habilitation allows it",
+            ),
+            E::ServerError(_) => ("API Entreprise failed", "try again later"),
+            E::BadGateway(_) => ("the data provider failed", "try again later"),
+            E::Maintenance(_) => (
+                "the data provider is in maintenance",
+                "try again after the window",
+            ),
+            E::GatewayTimeout(_) => (
+                "the data provider did not answer in time",
+                "try again later",
+            ),
+        };
+        let api = api_error(&self.0).expect("every remaining case carries an api-error");
+        write!(f, "{what} (HTTP {}", api.status)?;
+        if let Some(id) = &api.request_id {
+            write!(f, ", request id {id}")?;
+        }
+        write!(f, "): {todo}")?;
+        if let Some(s) = api.retry_after_seconds {
+            write!(f, "; retry in {s} s")?;
+        }
+        if let Some(text) = &api.text {
+            write!(f, "\n  {text}")?;
+        }
+        items(f, &api.errors)
+    }
+}

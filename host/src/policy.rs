@@ -1,0 +1,267 @@
+//! The outbound policy: what the guest's requests may reach and what is added
+//! to them on the way out. Applied in the `wasi:http` send hook, before any
+//! connection is made.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::{HeaderName, Request, Response, header};
+use http_body_util::{BodyExt, Limited};
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks,
+};
+
+use crate::ConfigError;
+use crate::quota::Quota;
+use crate::token::Token;
+
+/// The largest answer body the host lets through to the guest.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// A normalised `scheme://host:port`: host lower-cased, trailing dot dropped,
+/// port made explicit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Authority {
+    /// Reads the authority of an API base URL. `https` only, except `http`
+    /// to a loopback address (the sandbox).
+    pub fn of_base_url(url: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| ConfigError::BaseUrl {
+            url: url.to_owned(),
+            why: why.to_owned(),
+        };
+        let uri: http::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
+        let authority = Self::of_uri(&uri).map_err(|why| bad(&why))?;
+        if uri.query().is_some() {
+            return Err(bad("has a query string"));
+        }
+        if !authority.https && !authority.is_loopback() {
+            return Err(bad(
+                "uses http: only https is allowed, except http to a loopback sandbox",
+            ));
+        }
+        Ok(authority)
+    }
+
+    /// Reads and normalises the authority of a request's URI.
+    pub fn of_uri(uri: &http::Uri) -> Result<Self, String> {
+        let https = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTPS => true,
+            Some(s) if *s == Scheme::HTTP => false,
+            Some(s) => return Err(format!("scheme `{s}` is not allowed")),
+            None => return Err("has no scheme".into()),
+        };
+        let authority = uri.authority().ok_or("has no host")?;
+        if authority.as_str().contains('@') {
+            return Err("carries user credentials".into());
+        }
+        let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() {
+            return Err("has no host".into());
+        }
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(Self { https, host, port })
+    }
+
+    fn is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl std::fmt::Display for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// What every outgoing request of every call is held to.
+#[derive(Debug)]
+pub struct OutboundPolicy {
+    pub(crate) api: Authority,
+    pub(crate) token: Option<Token>,
+    pub(crate) ip_quota: Quota,
+}
+
+/// Why the host refused a request, for the caller's error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request went to an authority other than the API's.
+    Authority(String),
+    /// The quota had no slot; one frees up after this long.
+    Quota {
+        /// The quota, as `N/DURATION`.
+        quota: String,
+        /// When the oldest request in the window leaves it.
+        retry_after: Duration,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Authority(why) => write!(f, "{why}; nothing was sent"),
+            Refusal::Quota { quota, retry_after } => write!(
+                f,
+                "the per-IP quota of {quota} is spent; nothing was sent (a slot frees in {:.1} s)",
+                retry_after.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// The hooks of one call: the shared policy plus the call's time ceiling.
+pub(crate) struct CallHooks {
+    pub policy: Arc<OutboundPolicy>,
+    /// No phase of a request may wait longer than this, whatever the guest asks.
+    pub ceiling: Duration,
+    /// Set when the policy refused a request of this call.
+    pub refusal: Option<Refusal>,
+}
+
+impl CallHooks {
+    fn admit(&self, req: &Request<WasiBody>) -> Result<(), Refusal> {
+        let target = Authority::of_uri(req.uri())
+            .map_err(|why| Refusal::Authority(format!("the URL {why}")))?;
+        if target != self.policy.api {
+            return Err(Refusal::Authority(format!(
+                "{target} is not the configured API ({})",
+                self.policy.api
+            )));
+        }
+        self.policy
+            .ip_quota
+            .try_acquire()
+            .map_err(|retry_after| Refusal::Quota {
+                quota: self.policy.ip_quota.spec().to_string(),
+                retry_after,
+            })
+    }
+
+    fn clamp(&self, asked: Option<RequestOptions>) -> RequestOptions {
+        let asked = asked.unwrap_or_default();
+        let clamp = |d: Option<Duration>| Some(d.map_or(self.ceiling, |d| d.min(self.ceiling)));
+        RequestOptions {
+            connect_timeout: clamp(asked.connect_timeout),
+            first_byte_timeout: clamp(asked.first_byte_timeout),
+            between_bytes_timeout: clamp(asked.between_bytes_timeout),
+        }
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for CallHooks {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        // The guest may neither set credentials nor cookies: the host owns them.
+        Arc::new(|name: &HeaderName| {
+            DEFAULT_FORBIDDEN_HEADERS.contains(name)
+                || *name == header::AUTHORIZATION
+                || *name == header::COOKIE
+        })
+    }
+
+    fn is_supported_scheme(&mut self, scheme: &Scheme) -> bool {
+        *scheme == Scheme::HTTPS || (*scheme == Scheme::HTTP && !self.policy.api.https)
+    }
+
+    fn send_request(
+        &mut self,
+        mut req: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _io: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        if let Err(refusal) = self.admit(&req) {
+            let code = match refusal {
+                Refusal::Authority(_) => HttpError::HttpRequestDenied,
+                Refusal::Quota { .. } => HttpError::ConnectionLimitReached,
+            };
+            tracing::warn!(target: "api_entreprise::policy", %refusal, "request refused");
+            self.refusal = Some(refusal);
+            return Box::new(async move { Err(code) });
+        }
+        let headers = req.headers_mut();
+        headers.remove(header::AUTHORIZATION);
+        if let Some(token) = &self.policy.token {
+            headers.insert(header::AUTHORIZATION, token.bearer());
+        }
+        let options = self.clamp(options);
+        Box::new(async move {
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(req, Some(options)).await?;
+            let (mut parts, body) = response.into_parts();
+            // A server that echoes credentials back must not hand them to the guest.
+            parts.headers.remove(header::AUTHORIZATION);
+            parts.headers.remove(header::PROXY_AUTHORIZATION);
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .map_err(|e| match e.downcast::<HttpError>() {
+                    Ok(e) => *e,
+                    Err(_) => HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES as u64)),
+                })
+                .boxed_unsync();
+            Ok((
+                Response::from_parts(parts, body),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> http::Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn authorities_are_normalised_before_comparison() {
+        let api = Authority::of_base_url("https://entreprise.api.gouv.fr").unwrap();
+        for same in [
+            "https://ENTREPRISE.api.gouv.fr/v3/x",
+            "https://entreprise.api.gouv.fr.:443/x",
+            "https://entreprise.api.gouv.fr:443",
+        ] {
+            assert_eq!(Authority::of_uri(&uri(same)).unwrap(), api, "{same}");
+        }
+        for other in [
+            "http://entreprise.api.gouv.fr/x",
+            "https://entreprise.api.gouv.fr:8443/x",
+            "https://evil.example/x",
+        ] {
+            assert_ne!(Authority::of_uri(&uri(other)).unwrap(), api, "{other}");
+        }
+        assert!(Authority::of_uri(&uri("https://user:pw@entreprise.api.gouv.fr/")).is_err());
+    }
+
+    #[test]
+    fn http_is_allowed_only_to_loopback() {
+        assert!(Authority::of_base_url("http://127.0.0.1:8080").is_ok());
+        assert!(Authority::of_base_url("http://localhost:8080").is_ok());
+        assert!(Authority::of_base_url("http://[::1]:8080").is_ok());
+        assert!(Authority::of_base_url("http://entreprise.api.gouv.fr").is_err());
+        assert!(Authority::of_base_url("ftp://entreprise.api.gouv.fr").is_err());
+    }
+}

@@ -1,0 +1,420 @@
+//! The runtime: loads the component, pre-instantiates it, and runs each call
+//! in a fresh store under the outbound policy and the call's deadline.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::{ApiEntreprise, ApiEntreprisePre};
+use crate::error::{CallError, ClientError, ConfigError};
+use crate::policy::{Authority, CallHooks, OutboundPolicy};
+use crate::quota::{Quota, QuotaSpec};
+use crate::token::Token;
+use crate::types;
+
+/// The component built into this binary, used unless another is given.
+pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(env!("API_ENTREPRISE_DEFAULT_COMPONENT"));
+
+/// The production API.
+pub const PRODUCTION_BASE_URL: &str = "https://entreprise.api.gouv.fr";
+
+/// The longest a JSON call may take (the API's advice).
+pub const JSON_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a document call may take (the API's advice).
+pub const DOCUMENT_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// How long past its network ceiling a call may run (instantiation and
+/// parsing) before it is abandoned.
+const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+
+/// How often the engine's epoch advances; each tick lets a busy guest yield.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Memory a call's instance may use.
+const MEMORY_LIMIT: usize = 64 << 20;
+
+/// Where the component comes from.
+#[derive(Debug, Clone, Default)]
+pub enum ComponentSource {
+    /// The one built into this binary.
+    #[default]
+    BuiltIn,
+    /// A `.wasm` file, read at start-up (so the client can be upgraded
+    /// without rebuilding the host).
+    File(PathBuf),
+}
+
+/// Configures a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    component: ComponentSource,
+    base_url: String,
+    token: Option<Token>,
+    ip_quota: QuotaSpec,
+    json_timeout: Duration,
+    document_timeout: Duration,
+}
+
+impl RuntimeBuilder {
+    /// A runtime for the API at `base_url`, with the built-in component,
+    /// no token, and the source document's per-IP quota.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            component: ComponentSource::BuiltIn,
+            base_url: base_url.into(),
+            token: None,
+            ip_quota: QuotaSpec::default(),
+            json_timeout: JSON_TIMEOUT,
+            document_timeout: DOCUMENT_TIMEOUT,
+        }
+    }
+
+    /// Loads the component from `source`.
+    pub fn component(mut self, source: ComponentSource) -> Self {
+        self.component = source;
+        self
+    }
+
+    /// The token added to every request to the API (and to nothing else).
+    pub fn token(mut self, token: Token) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// The per-IP quota, never exceeded.
+    pub fn ip_quota(mut self, quota: QuotaSpec) -> Self {
+        self.ip_quota = quota;
+        self
+    }
+
+    /// Lowers the JSON and document timeouts; they can never be raised past
+    /// 5 s and 12 s.
+    pub fn timeouts(mut self, json: Duration, document: Duration) -> Self {
+        self.json_timeout = json.min(JSON_TIMEOUT);
+        self.document_timeout = document.min(DOCUMENT_TIMEOUT);
+        self
+    }
+
+    /// Compiles the component and prepares it for calls.
+    pub async fn build(self) -> Result<Runtime, ConfigError> {
+        let api = Authority::of_base_url(&self.base_url)?;
+        let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(engine_err)?;
+
+        let (path, component) = match &self.component {
+            ComponentSource::BuiltIn => (
+                PathBuf::from("<built-in>"),
+                Component::new(&engine, DEFAULT_COMPONENT),
+            ),
+            ComponentSource::File(path) => (path.clone(), load_file(&engine, path)),
+        };
+        let component_err = |e: wasmtime::Error| ConfigError::Component {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        };
+        let component = component.map_err(component_err)?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        add_wasi_to_linker(&mut linker).map_err(engine_err)?;
+        let pre = linker.instantiate_pre(&component).map_err(component_err)?;
+        let pre = ApiEntreprisePre::new(pre).map_err(component_err)?;
+        spawn_epoch_ticker(&engine);
+
+        let policy = Arc::new(OutboundPolicy {
+            api,
+            token: self.token,
+            ip_quota: Quota::new(self.ip_quota),
+        });
+        let mut runtime = Runtime {
+            engine,
+            pre,
+            policy,
+            base_url: self.base_url.trim_end_matches('/').to_owned(),
+            endpoints: Vec::new(),
+            json_timeout: self.json_timeout,
+            document_timeout: self.document_timeout,
+        };
+        // The catalogue is read once: it sets each call's time ceiling.
+        runtime.endpoints = runtime
+            .with_instance(runtime.json_timeout, async |store, client| {
+                client
+                    .api_entreprise_client_catalogue()
+                    .call_endpoints(store)
+                    .await
+            })
+            .await
+            .map_err(|e| ConfigError::Component {
+                path,
+                reason: format!("listing its endpoints failed: {e}"),
+            })?;
+        Ok(runtime)
+    }
+}
+
+fn load_file(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    let bytes = std::fs::read(path)?;
+    Component::new(engine, bytes)
+}
+
+/// Links what the world may import: `wasi:http` and the harmless parts of
+/// WASI that Rust's std uses (clocks, random, stdio, environment, exit). No
+/// filesystem, no sockets: a component that imports them is refused at load.
+fn add_wasi_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::WasiCli;
+    use wasmtime_wasi::p2::bindings::cli;
+    use wasmtime_wasi::random::WasiRandom;
+
+    wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
+    let l = linker;
+    cli::environment::add_to_linker::<CallState, WasiCli>(l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::exit::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    wasmtime_wasi::p2::bindings::random::insecure::add_to_linker::<CallState, WasiRandom>(
+        l,
+        |t| t.wasi.random(),
+    )?;
+    wasmtime_wasi::p2::bindings::random::insecure_seed::add_to_linker::<CallState, WasiRandom>(
+        l,
+        |t| t.wasi.random(),
+    )?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)
+}
+
+/// Advances the engine's epoch until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("api-entreprise-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// What one call's store holds.
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: CallHooks,
+    limits: StoreLimits,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Runs calls to API Entreprise through the client component.
+///
+/// Cheap to share: wrap it in an `Arc` and call from many tasks.
+pub struct Runtime {
+    engine: Engine,
+    pre: ApiEntreprisePre<CallState>,
+    policy: Arc<OutboundPolicy>,
+    base_url: String,
+    endpoints: Vec<types::Endpoint>,
+    json_timeout: Duration,
+    document_timeout: Duration,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("base_url", &self.base_url)
+            .field("policy", &self.policy)
+            .field("endpoints", &self.endpoints.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Every version of every endpoint the component supports.
+    pub fn endpoints(&self) -> &[types::Endpoint] {
+        &self.endpoints
+    }
+
+    /// The endpoint a request would call: the given version, or the newest
+    /// non-deprecated one.
+    pub fn resolve(&self, id: &str, version: Option<u8>) -> Option<&types::Endpoint> {
+        let mut versions = self.endpoints.iter().filter(|e| e.id == id);
+        match version {
+            Some(v) => versions.find(|e| e.version == v),
+            None => {
+                let all: Vec<_> = versions.collect();
+                all.iter()
+                    .rev()
+                    .find(|e| !e.deprecated)
+                    .or(all.last())
+                    .copied()
+            }
+        }
+    }
+
+    /// The API base URL calls go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Validates, sends and parses one call.
+    pub async fn call(&self, request: &types::Request) -> Result<types::Response, CallError> {
+        let started = Instant::now();
+        let endpoint = self.resolve(&request.endpoint, request.version);
+        let ceiling = match endpoint.map(|e| e.kind) {
+            Some(types::EndpointKind::Document) => self.document_timeout,
+            _ => self.json_timeout,
+        };
+        let base_url = self.base_url.clone();
+        let result = self
+            .with_instance(ceiling, async |store, client| {
+                client
+                    .api_entreprise_client_client()
+                    .call_call(store, &base_url, request)
+                    .await
+            })
+            .await;
+        let result = match result {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(CallError::Client(ClientError(error))),
+            Err(e) => Err(e),
+        };
+        audit(request, endpoint, &result, started.elapsed());
+        result
+    }
+
+    /// Runs `f` against a fresh instance in a fresh store, under the call's
+    /// ceiling. A refusal by the policy replaces the guest's generic message.
+    async fn with_instance<R>(
+        &self,
+        ceiling: Duration,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError>
+    where
+        R: WithRefusal,
+    {
+        let state = CallState {
+            // An empty environment, no arguments, no preopens, no network but
+            // through wasi:http.
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: CallHooks {
+                policy: Arc::clone(&self.policy),
+                ceiling,
+                refusal: None,
+            },
+            limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Yield to the executor at every epoch tick, so that the deadline
+        // below also interrupts a guest that never waits on I/O.
+        store.epoch_deadline_async_yield_and_update(1);
+        let run = async {
+            let client = self.pre.instantiate_async(&mut store).await?;
+            f(&mut store, &client).await
+        };
+        let outcome = tokio::time::timeout(ceiling + DEADLINE_SLACK, run).await;
+        match outcome {
+            Err(_) => Err(CallError::Deadline(ceiling)),
+            Ok(Err(trap)) => Err(CallError::Trap(format!("{trap:#}"))),
+            Ok(Ok(mut value)) => {
+                if let Some(refusal) = store.data_mut().hooks.refusal.take() {
+                    value.explain(refusal);
+                }
+                Ok(value)
+            }
+        }
+    }
+}
+
+/// Results whose error can carry the host's reason for a refusal.
+trait WithRefusal {
+    fn explain(&mut self, refusal: crate::policy::Refusal);
+}
+
+impl<T> WithRefusal for Result<T, types::Error> {
+    fn explain(&mut self, refusal: crate::policy::Refusal) {
+        if let Err(types::Error::RefusedByHost(m) | types::Error::QuotaExceeded(m)) = self {
+            *m = refusal.to_string();
+        }
+    }
+}
+
+impl WithRefusal for Vec<types::Endpoint> {
+    fn explain(&mut self, _: crate::policy::Refusal) {}
+}
+
+/// One line per call in the audit trail: who asked what, for what, and what
+/// came back. Never the token.
+fn audit(
+    request: &types::Request,
+    endpoint: Option<&types::Endpoint>,
+    result: &Result<types::Response, CallError>,
+    latency: Duration,
+) {
+    let (status, outcome, request_id) = match result {
+        Ok(r) => (Some(r.status), "ok".to_owned(), r.request_id.clone()),
+        Err(CallError::Client(e)) => (e.status(), e.codes().join(","), None),
+        Err(CallError::Deadline(_)) => (None, "deadline".to_owned(), None),
+        Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
+    };
+    tracing::info!(
+        target: "api_entreprise::audit",
+        endpoint = %request.endpoint,
+        version = endpoint.map(|e| e.version),
+        context = %request.trace.context,
+        recipient = %request.trace.recipient,
+        object = %request.trace.object,
+        user_id = request.trace.user_id.as_deref(),
+        status,
+        outcome = %outcome,
+        request_id = request_id.as_deref(),
+        latency_ms = latency.as_millis() as u64,
+        "call"
+    );
+}

@@ -1,0 +1,187 @@
+//! How the command shows answers and endpoints.
+
+use std::io::Write;
+use std::time::Duration;
+
+use api_entreprise::types;
+use serde_json::{Value, json};
+
+pub fn kind_name(kind: types::EndpointKind) -> &'static str {
+    match kind {
+        types::EndpointKind::Json => "json",
+        types::EndpointKind::Document => "document",
+        types::EndpointKind::JsonWithLinks => "json+links",
+        types::EndpointKind::Collection => "list",
+    }
+}
+
+fn param_kind_name(kind: types::ParamKind) -> &'static str {
+    use types::ParamKind as P;
+    match kind {
+        P::Siren => "siren",
+        P::Siret => "siret",
+        P::Rna => "rna",
+        P::SiretOrRna => "siret_or_rna",
+        P::SirenOrRna => "siren_or_rna",
+        P::SirenOrSiretOrRna => "siren_or_siret_or_rna",
+        P::SiretOrEori => "siret_or_eori",
+        P::Year => "year",
+        P::Month => "month",
+    }
+}
+
+pub fn endpoint_json(e: &types::Endpoint) -> Value {
+    json!({
+        "id": e.id,
+        "version": e.version,
+        "title": e.title,
+        "provider": e.provider,
+        "path": e.path,
+        "params": e.params.iter().map(|p| json!({"name": p.name, "kind": param_kind_name(p.kind)})).collect::<Vec<_>>(),
+        "query": e.query.iter().map(|q| json!({"name": q.name, "description": q.description})).collect::<Vec<_>>(),
+        "kind": kind_name(e.kind),
+        "timeout_ms": e.timeout_ms,
+        "rate_limit": {"group": e.rate_limit.name, "limit": e.rate_limit.limit, "period_seconds": e.rate_limit.period_seconds},
+        "deprecated": e.deprecated,
+        "requires_user_id": e.requires_user_id,
+    })
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::String(text.to_owned()))
+}
+
+/// The `{data, links, meta}` envelope, as the API sent it.
+pub fn write_json(out: &mut impl Write, r: &types::Response) -> std::io::Result<()> {
+    let envelope =
+        json!({ "data": parse(&r.data), "links": parse(&r.links), "meta": parse(&r.meta) });
+    serde_json::to_writer_pretty(&mut *out, &envelope)?;
+    writeln!(out)
+}
+
+fn line(out: &mut impl Write, label: &str, value: Option<impl AsRef<str>>) -> std::io::Result<()> {
+    match value {
+        Some(v) if !v.as_ref().is_empty() => writeln!(out, "  {label:<22}{}", v.as_ref()),
+        _ => Ok(()),
+    }
+}
+
+fn coded(c: &Option<types::Coded>) -> Option<String> {
+    let c = c.as_ref()?;
+    match (&c.code, &c.libelle) {
+        (Some(code), Some(l)) => Some(format!("{code} {l}")),
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (None, None) => None,
+    }
+}
+
+fn date(ts: Option<i64>) -> Option<String> {
+    // INSEE's dates are midnight in Paris (UTC+1 or +2): shifting by 3 h
+    // lands on that day whatever the season.
+    let ts = ts? + 3 * 3600;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = ts.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+fn write_unite_legale(out: &mut impl Write, u: &types::UniteLegale) -> std::io::Result<()> {
+    line(out, "SIREN", Some(&u.siren))?;
+    line(out, "dénomination", u.denomination.as_ref())?;
+    line(out, "sigle", u.sigle.as_ref())?;
+    line(out, "forme juridique", coded(&u.forme_juridique))?;
+    line(out, "activité principale", coded(&u.activite_principale))?;
+    line(out, "catégorie", u.categorie_entreprise.as_ref())?;
+    line(out, "effectif", u.tranche_effectif.as_ref())?;
+    line(out, "siège social", u.siret_siege_social.as_ref())?;
+    line(out, "état administratif", u.etat_administratif.as_ref())?;
+    line(out, "diffusion", u.status_diffusion.as_ref())?;
+    line(out, "créée le", date(u.date_creation))?;
+    line(out, "cessée le", date(u.date_cessation))
+}
+
+/// A readable summary of an answer.
+pub fn write_summary(
+    out: &mut impl Write,
+    endpoint: Option<&types::Endpoint>,
+    r: &types::Response,
+    elapsed: Duration,
+) -> std::io::Result<()> {
+    if let Some(e) = endpoint {
+        writeln!(out, "{} v{}: {}", e.id, e.version, e.title)?;
+    }
+    match &r.typed {
+        Some(types::TypedData::UniteLegale(u)) => write_unite_legale(out, u)?,
+        Some(types::TypedData::Etablissement(e)) => {
+            line(out, "SIRET", Some(&e.siret))?;
+            line(
+                out,
+                "siège social",
+                e.siege_social.map(|s| if s { "oui" } else { "non" }),
+            )?;
+            line(out, "enseigne", e.enseigne.as_ref())?;
+            line(out, "activité principale", coded(&e.activite_principale))?;
+            line(out, "effectif", e.tranche_effectif.as_ref())?;
+            line(out, "état administratif", e.etat_administratif.as_ref())?;
+            line(out, "diffusion", e.status_diffusion.as_ref())?;
+            line(out, "créé le", date(e.date_creation))?;
+            line(out, "fermé le", date(e.date_fermeture))?;
+            if let Some(a) = &e.adresse {
+                line(out, "adresse", Some(a.lignes.join(", ")))?;
+            }
+            if let Some(u) = &e.unite_legale {
+                writeln!(out, "  unité légale")?;
+                write_unite_legale(out, u)?;
+            }
+        }
+        None => {
+            let data =
+                serde_json::to_string_pretty(&parse(&r.data)).unwrap_or_else(|_| r.data.clone());
+            for l in data.lines() {
+                writeln!(out, "  {l}")?;
+            }
+        }
+    }
+    if let Some(doc) = &r.document {
+        line(
+            out,
+            "document",
+            doc.url
+                .as_ref()
+                .or(Some(&"refused by the provider".to_owned())),
+        )?;
+        line(
+            out,
+            "link expires in",
+            doc.expires_in_seconds.map(|s| format!("{s} s")),
+        )?;
+    }
+    let mut footer = format!("HTTP {} in {} ms", r.status, elapsed.as_millis());
+    if let Some(id) = &r.request_id {
+        footer += &format!(", request id {id}");
+    }
+    if let (Some(rem), Some(lim)) = (r.rate_limit.remaining, r.rate_limit.limit) {
+        footer += &format!(", quota {rem}/{lim} left");
+    }
+    writeln!(out, "({footer})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_become_civil_dates() {
+        assert_eq!(date(Some(0)).unwrap(), "1970-01-01");
+        assert_eq!(date(Some(-473389200)).unwrap(), "1955-01-01");
+        assert_eq!(date(Some(1_673_478_000)).unwrap(), "2023-01-11");
+    }
+}
