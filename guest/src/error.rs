@@ -46,23 +46,24 @@ pub struct ApiError {
 pub const TEXT_LIMIT: usize = 1024;
 
 /// Every way a call can fail; mirrors the WIT `error` variant case for case.
+/// API errors are boxed to keep `Result`s small.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     InvalidInput(Vec<ErrorItem>),
     UnknownEndpoint(String),
-    BadRequest(ApiError),
-    Unauthorized(ApiError),
-    Forbidden(ApiError),
-    NotFound(ApiError),
-    Conflict(ApiError),
-    Gone(ApiError),
-    Unprocessable(ApiError),
-    RateLimited(ApiError),
-    UnavailableForLegalReasons(ApiError),
-    ServerError(ApiError),
-    BadGateway(ApiError),
-    Maintenance(ApiError),
-    GatewayTimeout(ApiError),
+    BadRequest(Box<ApiError>),
+    Unauthorized(Box<ApiError>),
+    Forbidden(Box<ApiError>),
+    NotFound(Box<ApiError>),
+    Conflict(Box<ApiError>),
+    Gone(Box<ApiError>),
+    Unprocessable(Box<ApiError>),
+    RateLimited(Box<ApiError>),
+    UnavailableForLegalReasons(Box<ApiError>),
+    ServerError(Box<ApiError>),
+    BadGateway(Box<ApiError>),
+    Maintenance(Box<ApiError>),
+    GatewayTimeout(Box<ApiError>),
     Timeout(String),
     RefusedByHost(String),
     QuotaExceeded(String),
@@ -73,7 +74,10 @@ pub enum Error {
 impl Error {
     /// The error case for an HTTP error status, with its parsed body.
     pub fn from_status(api: ApiError) -> Self {
-        match api.status {
+        let status = api.status;
+        let text = api.text.clone();
+        let api = Box::new(api);
+        match status {
             400 => Self::BadRequest(api),
             401 => Self::Unauthorized(api),
             403 => Self::Forbidden(api),
@@ -89,8 +93,8 @@ impl Error {
             500..=599 => Self::ServerError(api),
             _ => Self::Other(format!(
                 "unexpected HTTP status {} from the API{}",
-                api.status,
-                api.text.map(|t| format!(": {t}")).unwrap_or_default()
+                status,
+                text.map(|t| format!(": {t}")).unwrap_or_default()
             )),
         }
     }

@@ -82,8 +82,8 @@ pub struct Etablissement {
 /// The typed view of `data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TypedData {
-    UniteLegale(UniteLegale),
-    Etablissement(Etablissement),
+    UniteLegale(Box<UniteLegale>),
+    Etablissement(Box<Etablissement>),
 }
 
 /// A successful answer.
@@ -156,8 +156,8 @@ pub fn parse(
     };
     let typed = match endpoint.typed {
         Typed::None => None,
-        Typed::UniteLegale => unite_legale(data).map(TypedData::UniteLegale),
-        Typed::Etablissement => etablissement(data).map(TypedData::Etablissement),
+        Typed::UniteLegale => unite_legale(data).map(|u| TypedData::UniteLegale(Box::new(u))),
+        Typed::Etablissement => etablissement(data).map(|e| TypedData::Etablissement(Box::new(e))),
     };
     let document = (endpoint.kind == Kind::Document).then(|| DocumentLink {
         url: str_at(data, "document_url"),

@@ -166,7 +166,7 @@ fn load_file(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
 /// WASI that Rust's std uses (clocks, random, stdio, environment, exit). No
 /// filesystem, no sockets: a component that imports them is refused at load.
 fn add_wasi_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::cli::WasiCli;
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::p2::bindings::cli;
     use wasmtime_wasi::random::WasiRandom;
 
@@ -175,7 +175,7 @@ fn add_wasi_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     cli::environment::add_to_linker::<CallState, WasiCli>(l, |t| {
         wasmtime_wasi::cli::WasiCliView::cli(t)
     })?;
-    cli::exit::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::exit::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
     cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, |t| {
         wasmtime_wasi::cli::WasiCliView::cli(t)
     })?;
@@ -320,6 +320,40 @@ impl Runtime {
         };
         audit(request, endpoint, &result, started.elapsed());
         result
+    }
+
+    /// The sans-IO face: validates `request` and builds the HTTP request a
+    /// host with its own HTTP stack would send (it carries no token).
+    pub async fn prepare(&self, request: &types::Request) -> Result<types::HttpRequest, CallError> {
+        let base_url = self.base_url.clone();
+        self.with_instance(self.json_timeout, async |store, client| {
+            client
+                .api_entreprise_client_codec()
+                .call_prepare(store, &base_url, request)
+                .await
+        })
+        .await?
+        .map_err(|e| CallError::Client(ClientError(e)))
+    }
+
+    /// The sans-IO face: parses an answer received by the caller's own HTTP
+    /// stack for `endpoint` in `version`.
+    pub async fn parse(
+        &self,
+        endpoint: &str,
+        version: u8,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<types::Response, CallError> {
+        self.with_instance(self.json_timeout, async |store, client| {
+            client
+                .api_entreprise_client_codec()
+                .call_parse(store, endpoint, version, status, headers, body)
+                .await
+        })
+        .await?
+        .map_err(|e| CallError::Client(ClientError(e)))
     }
 
     /// Runs `f` against a fresh instance in a fresh store, under the call's

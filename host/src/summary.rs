@@ -182,6 +182,6 @@ mod tests {
     fn timestamps_become_civil_dates() {
         assert_eq!(date(Some(0)).unwrap(), "1970-01-01");
         assert_eq!(date(Some(-473389200)).unwrap(), "1955-01-01");
-        assert_eq!(date(Some(1_673_478_000)).unwrap(), "2023-01-11");
+        assert_eq!(date(Some(1_673_478_000)).unwrap(), "2023-01-12");
     }
 }

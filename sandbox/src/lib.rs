@@ -9,7 +9,8 @@
 //!
 //! It also records every request it receives (the token's value left out)
 //! and shows them at `GET /__sandbox/requests`, so tests can prove what was
-//! and was not sent.
+//! and was not sent. `GET /__sandbox/echo-authorization` plays a careless
+//! server that sends the `Authorization` header back.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -210,6 +211,16 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
     if path == "/__sandbox/requests" {
         let requests = shared.requests.lock().unwrap().clone();
         return json_answer(StatusCode::OK, &json!(requests));
+    }
+    if path == "/__sandbox/echo-authorization" {
+        // A careless server that sends the credentials back: the host must
+        // scrub them before the guest sees the answer.
+        let mut res = json_answer(StatusCode::OK, &json!({}));
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            res.headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
+        }
+        return res;
     }
     let bearer = req
         .headers()

@@ -1,1 +1,88 @@
+//! The test harness: a sandbox on `127.0.0.1:0`, the real component in the
+//! real host pointed at it, and helpers to build requests.
 
+use std::path::PathBuf;
+
+use api_entreprise::{ComponentSource, Runtime, RuntimeBuilder, Token, types};
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+use http_body_util::{BodyExt, Empty};
+
+/// The hostile probe component built by this crate's build script.
+pub fn probe_component() -> ComponentSource {
+    ComponentSource::File(PathBuf::from(env!("PROBE_COMPONENT")))
+}
+
+/// A sandbox accepting [`DEFAULT_TOKEN`].
+pub async fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("starting the sandbox")
+}
+
+/// A runtime builder for the real component against `sandbox`, with its token.
+pub fn builder(sandbox: &Sandbox) -> RuntimeBuilder {
+    RuntimeBuilder::new(sandbox.base_url()).token(Token::new(DEFAULT_TOKEN).unwrap())
+}
+
+/// The real component in the real host against `sandbox`.
+pub async fn runtime(sandbox: &Sandbox) -> Runtime {
+    builder(sandbox)
+        .build()
+        .await
+        .expect("building the runtime")
+}
+
+/// A valid trace: DINUM as the recipient, as in the spec's examples.
+pub fn trace() -> types::Trace {
+    types::Trace {
+        context: "aides publiques".into(),
+        recipient: "13002526500013".into(),
+        object: "dossier 42".into(),
+        user_id: None,
+    }
+}
+
+/// A request for the newest version of `endpoint` with `params`.
+pub fn request(endpoint: &str, params: &[&str]) -> types::Request {
+    types::Request {
+        endpoint: endpoint.into(),
+        version: None,
+        params: params.iter().map(|p| (*p).to_owned()).collect(),
+        query: vec![],
+        trace: trace(),
+    }
+}
+
+/// A plain GET over real HTTP, with `bearer` as the token if given, for
+/// what bypasses the component.
+pub async fn raw_get(url: &str, bearer: Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let mut req = http::Request::get(url);
+    if let Some(token) = bearer {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .expect("raw GET");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
