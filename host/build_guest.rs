@@ -40,10 +40,7 @@ pub fn build_guest(workspace: &Path, manifest_dir: &str, artifact: &str) -> Path
         "building {manifest_dir} for wasm32-wasip2 failed; is the target installed? `rustup target add wasm32-wasip2`"
     );
     for watched in [manifest_dir.to_owned(), "wit".to_owned()] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            workspace.join(watched).display()
-        );
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     target_dir.join("wasm32-wasip2/release").join(artifact)
 }

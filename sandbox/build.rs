@@ -11,10 +11,7 @@ fn main() {
         let dir = dir.unwrap().path();
         for file in std::fs::read_dir(&dir).unwrap() {
             let file = file.unwrap().path();
-            if matches!(
-                file.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
+            if matches!(file.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
                 files.push(file);
             }
         }
@@ -24,13 +21,7 @@ fn main() {
         "/// (operation id, file name, YAML text) of every fixture.\npub static FIXTURES: &[(&str, &str, &str)] = &[\n",
     );
     for file in &files {
-        let op = file
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap();
+        let op = file.parent().unwrap().file_name().unwrap().to_str().unwrap();
         let name = file.file_name().unwrap().to_str().unwrap();
         writeln!(
             out,

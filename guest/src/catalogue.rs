@@ -252,17 +252,13 @@ pub fn find(id: &str, version: Option<u8>) -> Result<&'static Endpoint, Error> {
     }
     let versions: Vec<_> = versions.collect();
     match version {
-        Some(v) => versions
-            .iter()
-            .find(|e| e.version == v)
-            .copied()
-            .ok_or_else(|| {
-                let known: Vec<String> = versions.iter().map(|e| e.version.to_string()).collect();
-                Error::UnknownEndpoint(format!(
-                    "endpoint `{id}` has no version {v} (code 00402); it has version {}",
-                    known.join(", ")
-                ))
-            }),
+        Some(v) => versions.iter().find(|e| e.version == v).copied().ok_or_else(|| {
+            let known: Vec<String> = versions.iter().map(|e| e.version.to_string()).collect();
+            Error::UnknownEndpoint(format!(
+                "endpoint `{id}` has no version {v} (code 00402); it has version {}",
+                known.join(", ")
+            ))
+        }),
         None => Ok(versions
             .iter()
             .rev()
@@ -287,9 +283,7 @@ mod tests {
     fn a_pinned_version_is_honoured_and_an_unknown_one_refused() {
         assert_eq!(find("insee_etablissements", Some(3)).unwrap().version, 3);
         let err = find("insee_etablissements", Some(2)).unwrap_err();
-        assert!(
-            matches!(err, Error::UnknownEndpoint(m) if m.contains("00402") && m.contains("3, 4"))
-        );
+        assert!(matches!(err, Error::UnknownEndpoint(m) if m.contains("00402") && m.contains("3, 4")));
     }
 
     #[test]
@@ -300,11 +294,7 @@ mod tests {
     #[test]
     fn every_path_names_its_params_in_order_and_its_version() {
         for e in ENDPOINTS {
-            assert!(
-                e.path.starts_with(&format!("/v{}/", e.version)),
-                "{}",
-                e.path
-            );
+            assert!(e.path.starts_with(&format!("/v{}/", e.version)), "{}", e.path);
             let mut rest = e.path;
             for (name, _) in e.params {
                 let at = rest

@@ -19,9 +19,7 @@ wit_bindgen::generate!({
 });
 
 use api_entreprise::client::types as wit;
-use exports::api_entreprise::client::{
-    catalogue as wit_catalogue, client as wit_client, codec as wit_codec,
-};
+use exports::api_entreprise::client::{catalogue as wit_catalogue, client as wit_client, codec as wit_codec};
 
 struct Component;
 
@@ -49,15 +47,7 @@ impl wit_codec::Guest for Component {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Result<wit::Response, wit::Error> {
-        Ok(codec::parse(
-            &endpoint,
-            version,
-            status,
-            &headers,
-            &body,
-            transport::now_unix(),
-        )?
-        .into())
+        Ok(codec::parse(&endpoint, version, status, &headers, &body, transport::now_unix())?.into())
     }
 }
 
@@ -262,9 +252,7 @@ impl From<error::Error> for wit::Error {
     fn from(e: error::Error) -> Self {
         use error::Error as E;
         match e {
-            E::InvalidInput(items) => {
-                Self::InvalidInput(items.into_iter().map(Into::into).collect())
-            }
+            E::InvalidInput(items) => Self::InvalidInput(items.into_iter().map(Into::into).collect()),
             E::UnknownEndpoint(m) => Self::UnknownEndpoint(m),
             E::BadRequest(a) => Self::BadRequest((*a).into()),
             E::Unauthorized(a) => Self::Unauthorized((*a).into()),

@@ -6,11 +6,7 @@ use crate::error::Error;
 use crate::validate::Trace;
 
 /// Names the product and its version to the API's operators.
-pub const USER_AGENT: &str = concat!(
-    "api-entreprise-rs/",
-    env!("CARGO_PKG_VERSION"),
-    " (wasm component)"
-);
+pub const USER_AGENT: &str = concat!("api-entreprise-rs/", env!("CARGO_PKG_VERSION"), " (wasm component)");
 
 /// The parts of an `http` or `https` base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,14 +117,7 @@ mod tests {
             object: "dossier n°42 & co".into(),
             user_id: Some("agent@example.fr".into()),
         };
-        let r = build(
-            "https://entreprise.api.gouv.fr/",
-            e,
-            &["552049447".into()],
-            &[],
-            &t,
-        )
-        .unwrap();
+        let r = build("https://entreprise.api.gouv.fr/", e, &["552049447".into()], &[], &t).unwrap();
         assert_eq!(
             r.url(),
             "https://entreprise.api.gouv.fr/v4/insee/sirene/unites_legales/552049447?context=aides+publiques&recipient=13002526500013&object=dossier+n%C2%B042+%26+co&user_id=agent%40example.fr"

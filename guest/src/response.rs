@@ -149,11 +149,7 @@ pub fn parse(
             request_id.as_deref().unwrap_or("unknown")
         )));
     };
-    let part = |name: &str| {
-        envelope
-            .get(name)
-            .map_or_else(|| "{}".to_owned(), Value::to_string)
-    };
+    let part = |name: &str| envelope.get(name).map_or_else(|| "{}".to_owned(), Value::to_string);
     let typed = match endpoint.typed {
         Typed::None => None,
         Typed::UniteLegale => unite_legale(data).map(|u| TypedData::UniteLegale(Box::new(u))),
@@ -201,22 +197,13 @@ fn api_error(
     let retry_in = errors
         .iter()
         .filter_map(|e| e.meta.as_deref())
-        .filter_map(|m| {
-            serde_json::from_str::<Value>(m)
-                .ok()?
-                .get("retry_in")?
-                .as_u64()
-        })
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok()?.get("retry_in")?.as_u64())
         .max();
     // Retry-After, else RateLimit-Reset (absolute), else meta.retry_in; an
     // unknown delay stays unknown rather than becoming zero.
     let retry_after_seconds = rate_limit
         .retry_after_seconds
-        .or_else(|| {
-            rate_limit
-                .reset_at
-                .map(|reset| reset.saturating_sub(now_unix))
-        })
+        .or_else(|| rate_limit.reset_at.map(|reset| reset.saturating_sub(now_unix)))
         .or(retry_in)
         .map(|s| s.max(1));
     let retryable = matches!(status, 409 | 429 | 500 | 502 | 503 | 504);
@@ -263,8 +250,7 @@ fn coded(v: &Value, key: &str) -> Option<Coded> {
 }
 
 fn tranche(v: &Value) -> Option<String> {
-    v.get("tranche_effectif_salarie")
-        .and_then(|t| str_at(t, "intitule"))
+    v.get("tranche_effectif_salarie").and_then(|t| str_at(t, "intitule"))
 }
 
 /// The natural person's display name: usual first name (or first name) and
@@ -345,10 +331,7 @@ mod tests {
     use crate::catalogue::find;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     #[test]
@@ -368,17 +351,11 @@ mod tests {
             panic!("{r:?}")
         };
         assert_eq!(u.denomination.as_deref(), Some("SOCIETE NATIONALE SNCF"));
-        assert_eq!(
-            u.forme_juridique.as_ref().unwrap().code.as_deref(),
-            Some("5599")
-        );
+        assert_eq!(u.forme_juridique.as_ref().unwrap().code.as_deref(), Some("5599"));
         assert_eq!(u.date_creation, Some(-473389200));
         assert!(r.data.contains("new_field"));
         assert_eq!(r.links, r#"{"siege_social":"x"}"#);
-        assert_eq!(
-            (r.rate_limit.limit, r.rate_limit.remaining),
-            (Some(250), Some(249))
-        );
+        assert_eq!((r.rate_limit.limit, r.rate_limit.remaining), (Some(250), Some(249)));
         assert_eq!(r.request_id.as_deref(), Some("abc"));
     }
 
@@ -389,10 +366,7 @@ mod tests {
                "personne_physique_attributs":{"prenom_1":"JEAN","nom_naissance":"DUPONT"}}"#,
         )
         .unwrap();
-        assert_eq!(
-            unite_legale(&v).unwrap().denomination.as_deref(),
-            Some("JEAN DUPONT")
-        );
+        assert_eq!(unite_legale(&v).unwrap().denomination.as_deref(), Some("JEAN DUPONT"));
     }
 
     #[test]
@@ -425,16 +399,12 @@ mod tests {
     #[test]
     fn retry_after_comes_from_the_header_then_the_reset_then_meta_and_is_never_zero() {
         let e = find("insee_unites_legales", None).unwrap();
-        let body =
-            br#"{"errors":[{"code":"01020","title":"","detail":"","meta":{"retry_in":600}}]}"#;
+        let body = br#"{"errors":[{"code":"01020","title":"","detail":"","meta":{"retry_in":600}}]}"#;
         let retry = |headers: &[(&str, &str)]| match parse(e, 503, &h(headers), body, 1_000) {
             Err(Error::Maintenance(api)) => api.retry_after_seconds,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            retry(&[("Retry-After", "7"), ("RateLimit-Reset", "1060")]),
-            Some(7)
-        );
+        assert_eq!(retry(&[("Retry-After", "7"), ("RateLimit-Reset", "1060")]), Some(7));
         assert_eq!(retry(&[("RateLimit-Reset", "1060")]), Some(60));
         assert_eq!(retry(&[("RateLimit-Reset", "900")]), Some(1));
         assert_eq!(retry(&[]), Some(600));
@@ -443,10 +413,7 @@ mod tests {
     #[test]
     fn a_2xx_without_the_envelope_is_an_error_not_a_panic() {
         let e = find("insee_unites_legales", None).unwrap();
-        assert!(matches!(
-            parse(e, 200, &[], b"<html>", 0),
-            Err(Error::Other(_))
-        ));
+        assert!(matches!(parse(e, 200, &[], b"<html>", 0), Err(Error::Other(_))));
         assert!(matches!(parse(e, 200, &[], b"[]", 0), Err(Error::Other(_))));
     }
 }

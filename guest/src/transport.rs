@@ -5,9 +5,7 @@
 use crate::error::Error;
 use crate::request::HttpRequest;
 use crate::wasi::http::outgoing_handler;
-use crate::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingRequest, RequestOptions, Scheme,
-};
+use crate::wasi::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingRequest, RequestOptions, Scheme};
 use crate::wasi::io::streams::StreamError;
 
 /// The largest answer the client reads; API Entreprise's JSON is far smaller.
@@ -32,11 +30,7 @@ pub fn send(req: &HttpRequest) -> Result<Answer, Error> {
             .map_err(|e| Error::Other(format!("the host refused the header `{name}`: {e:?}")))?;
     }
     let outgoing = OutgoingRequest::new(headers);
-    let scheme = if req.base.https {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
+    let scheme = if req.base.https { Scheme::Https } else { Scheme::Http };
     let set = [
         outgoing.set_method(&Method::Get),
         outgoing.set_scheme(Some(&scheme)),
@@ -44,10 +38,7 @@ pub fn send(req: &HttpRequest) -> Result<Answer, Error> {
         outgoing.set_path_with_query(Some(&req.path_and_query)),
     ];
     if set.iter().any(Result::is_err) {
-        return Err(Error::Other(format!(
-            "the host refused the URL {}",
-            req.url()
-        )));
+        return Err(Error::Other(format!("the host refused the URL {}", req.url())));
     }
     let options = RequestOptions::new();
     let timeout_ns = u64::from(req.timeout_ms) * 1_000_000;
@@ -102,10 +93,7 @@ fn read_body(body: &IncomingBody) -> Result<Vec<u8>, Error> {
             Err(StreamError::LastOperationFailed(e)) => {
                 return Err(match crate::wasi::http::types::http_error_code(&e) {
                     Some(code) => from_code(code),
-                    None => Error::Transport(format!(
-                        "reading the answer failed: {}",
-                        e.to_debug_string()
-                    )),
+                    None => Error::Transport(format!("reading the answer failed: {}", e.to_debug_string())),
                 });
             }
         }
@@ -117,12 +105,12 @@ fn read_body(body: &IncomingBody) -> Result<Vec<u8>, Error> {
 /// `connection-limit-reached` (quota).
 fn from_code(code: ErrorCode) -> Error {
     match code {
-        ErrorCode::HttpRequestDenied => Error::RefusedByHost(
-            "the host's policy refused the request before any connection".into(),
-        ),
-        ErrorCode::ConnectionLimitReached => Error::QuotaExceeded(
-            "the host's quota has no slot for this request; nothing was sent".into(),
-        ),
+        ErrorCode::HttpRequestDenied => {
+            Error::RefusedByHost("the host's policy refused the request before any connection".into())
+        }
+        ErrorCode::ConnectionLimitReached => {
+            Error::QuotaExceeded("the host's quota has no slot for this request; nothing was sent".into())
+        }
         ErrorCode::ConnectionTimeout => Error::Timeout("connecting to the API timed out".into()),
         ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
             Error::Timeout("the API did not answer in time".into())

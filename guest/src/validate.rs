@@ -209,10 +209,7 @@ pub fn check(
                 kind.code(),
                 name,
                 UNPROCESSABLE,
-                format!(
-                    "the path value `{name}` is missing: give {}",
-                    kind.expected()
-                ),
+                format!("the path value `{name}` is missing: give {}", kind.expected()),
             )),
             Some(value) if !kind.accepts(value) => faults.push(ErrorItem::local(
                 kind.code(),
@@ -226,8 +223,7 @@ pub fn check(
                 // not check it today, so we do). A SIRET of the looked-up
                 // SIREN counts too.
                 let same_entity = !value.is_empty()
-                    && (recipient == value
-                        || (recipient.len() == 14 && recipient.starts_with(value.as_str())));
+                    && (recipient == value || (recipient.len() == 14 && recipient.starts_with(value.as_str())));
                 if same_entity && matches!(kind, ParamKind::Siren | ParamKind::Siret) {
                     faults.push(ErrorItem::local(
                         "00211",
@@ -248,12 +244,7 @@ pub fn check(
                 "endpoint `{}` takes {} path value(s) ({}), {} were given",
                 endpoint.id,
                 endpoint.params.len(),
-                endpoint
-                    .params
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                endpoint.params.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
                 params.len()
             ),
         ));
@@ -268,11 +259,7 @@ pub fn check(
             ));
         }
     }
-    if faults.is_empty() {
-        Ok(())
-    } else {
-        Err(faults)
-    }
+    if faults.is_empty() { Ok(()) } else { Err(faults) }
 }
 
 #[cfg(test)]
@@ -290,11 +277,7 @@ mod tests {
     }
 
     fn codes(r: Result<(), Vec<ErrorItem>>) -> Vec<String> {
-        r.err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| i.code)
-            .collect()
+        r.err().unwrap_or_default().into_iter().map(|i| i.code).collect()
     }
 
     #[test]
@@ -354,10 +337,7 @@ mod tests {
             recipient: "123".into(),
             ..trace()
         };
-        assert_eq!(
-            codes(check(e, &["552049448".into()], &[], &t)),
-            ["00210", "00301"]
-        );
+        assert_eq!(codes(check(e, &["552049448".into()], &[], &t)), ["00210", "00301"]);
     }
 
     #[test]
@@ -369,10 +349,7 @@ mod tests {
         };
         assert_eq!(codes(check(e, &["552049447".into()], &[], &t)), ["00211"]);
         let e = find("insee_etablissements", None).unwrap();
-        assert_eq!(
-            codes(check(e, &["55204944776279".into()], &[], &t)),
-            ["00211"]
-        );
+        assert_eq!(codes(check(e, &["55204944776279".into()], &[], &t)), ["00211"]);
     }
 
     #[test]

@@ -19,9 +19,7 @@ pub enum ConfigError {
         why: String,
     },
     /// The token.
-    #[error(
-        "the API token is empty or holds spaces or control characters; paste it whole from the dashboard"
-    )]
+    #[error("the API token is empty or holds spaces or control characters; paste it whole from the dashboard")]
     Token,
     /// The quota.
     #[error("the quota {0:?} is not of the form N/DURATION, such as 2000/10m, 1000/1m or 5/30s")]
@@ -124,10 +122,7 @@ impl fmt::Display for ClientError {
             }
             E::UnknownEndpoint(m) => return write!(f, "{m}"),
             E::Timeout(m) => {
-                return write!(
-                    f,
-                    "timeout: {m}; nothing more will be read, try again later"
-                );
+                return write!(f, "timeout: {m}; nothing more will be read, try again later");
             }
             E::RefusedByHost(m) => return write!(f, "refused by the host's policy: {m}"),
             E::QuotaExceeded(m) => return write!(f, "{m}"),
@@ -138,10 +133,7 @@ impl fmt::Display for ClientError {
                 );
             }
             E::Other(m) => return write!(f, "{m}"),
-            E::BadRequest(_) => (
-                "the API found the request malformed",
-                "report it with the request id",
-            ),
+            E::BadRequest(_) => ("the API found the request malformed", "report it with the request id"),
             E::Unauthorized(_) => (
                 "the API refused the token",
                 "check API_ENTREPRISE_TOKEN: it may be wrong, expired (tokens last 18 months) or revoked",
@@ -162,10 +154,7 @@ impl fmt::Display for ClientError {
                 "this link or route no longer exists",
                 "call the endpoint again for a fresh link",
             ),
-            E::Unprocessable(_) => (
-                "the API refused a parameter",
-                "fix the parameter named below",
-            ),
+            E::Unprocessable(_) => ("the API refused a parameter", "fix the parameter named below"),
             E::RateLimited(_) => (
                 "the token's quota for this endpoint is spent",
                 "wait before calling again: ignoring 429s gets the IP banned for 12 hours",
@@ -176,14 +165,8 @@ impl fmt::Display for ClientError {
             ),
             E::ServerError(_) => ("API Entreprise failed", "try again later"),
             E::BadGateway(_) => ("the data provider failed", "try again later"),
-            E::Maintenance(_) => (
-                "the data provider is in maintenance",
-                "try again after the window",
-            ),
-            E::GatewayTimeout(_) => (
-                "the data provider did not answer in time",
-                "try again later",
-            ),
+            E::Maintenance(_) => ("the data provider is in maintenance", "try again after the window"),
+            E::GatewayTimeout(_) => ("the data provider did not answer in time", "try again later"),
         };
         let api = api_error(&self.0).expect("every remaining case carries an api-error");
         write!(f, "{what} (HTTP {}", api.status)?;

@@ -53,8 +53,7 @@ mod token;
 pub use error::{CallError, ClientError, ConfigError};
 pub use quota::QuotaSpec;
 pub use runtime::{
-    ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL,
-    Runtime, RuntimeBuilder,
+    ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL, Runtime, RuntimeBuilder,
 };
 pub use token::Token;
 

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use api_entreprise::{
-    CallError, ComponentSource, QuotaSpec, Runtime, RuntimeBuilder, Token, types,
-};
+use api_entreprise::{CallError, ComponentSource, QuotaSpec, Runtime, RuntimeBuilder, Token, types};
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -28,21 +26,11 @@ struct Cli {
 #[derive(Debug, Args)]
 struct HostArgs {
     /// The client component (.wasm) to load instead of the built-in one.
-    #[arg(
-        long,
-        global = true,
-        env = "API_ENTREPRISE_COMPONENT",
-        value_name = "PATH"
-    )]
+    #[arg(long, global = true, env = "API_ENTREPRISE_COMPONENT", value_name = "PATH")]
     component: Option<PathBuf>,
     /// The API base URL [default: https://entreprise.api.gouv.fr with a token,
     /// the built-in sandbox without].
-    #[arg(
-        long,
-        global = true,
-        env = "API_ENTREPRISE_BASE_URL",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "API_ENTREPRISE_BASE_URL", value_name = "URL")]
     base_url: Option<String>,
     /// The API token (a JWT from the dashboard). Prefer the environment
     /// variable: a flag shows in the process list.
@@ -150,10 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("starting the sandbox on 127.0.0.1:{port}"))?;
             println!("sandbox listening on {}", sandbox.base_url());
-            println!(
-                "requests it received: {}/__sandbox/requests",
-                sandbox.base_url()
-            );
+            println!("requests it received: {}/__sandbox/requests", sandbox.base_url());
             std::io::stdout().flush()?;
             tokio::select! {
                 () = sandbox.wait() => {}
@@ -194,11 +179,7 @@ async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Optio
                     sandbox.base_url()
                 );
             }
-            (
-                sandbox.base_url(),
-                Token::new(DEFAULT_TOKEN)?,
-                Some(sandbox),
-            )
+            (sandbox.base_url(), Token::new(DEFAULT_TOKEN)?, Some(sandbox))
         }
     };
     let component = match &host.component {
@@ -225,9 +206,7 @@ async fn call(host: &HostArgs, args: CallArgs) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.object.chars().count() > 50 {
-        eprintln!(
-            "warning: --object is over the 50 characters API Entreprise advises; it is sent whole"
-        );
+        eprintln!("warning: --object is over the 50 characters API Entreprise advises; it is sent whole");
     }
     let (runtime, _sandbox) = connect(host, false).await?;
     let request = types::Request {
@@ -282,11 +261,7 @@ fn print_endpoints(endpoints: &[types::Endpoint], json: bool) -> anyhow::Result<
             "{:<44} v{}{}  {:<8} {}  {}",
             e.id,
             e.version,
-            if e.deprecated {
-                " (deprecated)"
-            } else {
-                "             "
-            },
+            if e.deprecated { " (deprecated)" } else { "             " },
             summary::kind_name(e.kind),
             params.join(" "),
             e.title

@@ -9,8 +9,7 @@ use http::uri::Scheme;
 use http::{HeaderName, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use wasmtime_wasi_http::{
-    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
-    WasiHttpHooks,
+    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
 };
 
 use crate::ConfigError;
@@ -72,10 +71,7 @@ impl Authority {
 
     fn is_loopback(&self) -> bool {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -132,8 +128,7 @@ pub(crate) struct CallHooks {
 
 impl CallHooks {
     fn admit(&self, req: &Request<WasiBody>) -> Result<(), Refusal> {
-        let target = Authority::of_uri(req.uri())
-            .map_err(|why| Refusal::Authority(format!("the URL {why}")))?;
+        let target = Authority::of_uri(req.uri()).map_err(|why| Refusal::Authority(format!("the URL {why}")))?;
         if target != self.policy.api {
             return Err(Refusal::Authority(format!(
                 "{target} is not the configured API ({})",
@@ -176,9 +171,7 @@ impl WasiHttpHooks for CallHooks {
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
         // The guest may neither set credentials nor cookies: the host owns them.
         Arc::new(|name: &HeaderName| {
-            DEFAULT_FORBIDDEN_HEADERS.contains(name)
-                || *name == header::AUTHORIZATION
-                || *name == header::COOKIE
+            DEFAULT_FORBIDDEN_HEADERS.contains(name) || *name == header::AUTHORIZATION || *name == header::COOKIE
         })
     }
 
@@ -208,8 +201,7 @@ impl WasiHttpHooks for CallHooks {
         }
         let options = self.clamp(options);
         Box::new(async move {
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(req, Some(options)).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(req, Some(options)).await?;
             let (mut parts, body) = response.into_parts();
             // A server that echoes credentials back must not hand them to the guest.
             parts.headers.remove(header::AUTHORIZATION);

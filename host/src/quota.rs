@@ -55,9 +55,7 @@ impl FromStr for QuotaSpec {
         let (limit, window) = s.trim().split_once('/').ok_or_else(bad)?;
         let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
         let window = window.trim();
-        let split = window
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(window.len());
+        let split = window.find(|c: char| !c.is_ascii_digit()).unwrap_or(window.len());
         let (count, unit) = window.split_at(split);
         let count: u64 = if count.is_empty() {
             1
@@ -107,10 +105,7 @@ impl Quota {
     }
 
     fn try_acquire_at(&self, now: Instant) -> Result<(), Duration> {
-        let mut admitted = self
-            .admitted
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut admitted = self.admitted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // A time exactly `window` ago is still inside the window: keep it.
         while admitted
             .front()
@@ -136,10 +131,7 @@ mod tests {
     fn specs_parse_in_the_documented_form_and_bad_ones_are_refused() {
         let q: QuotaSpec = "2000/10m".parse().unwrap();
         assert_eq!(q, QuotaSpec::SOURCE_DOCUMENT_IP);
-        assert_eq!(
-            "1000/min".parse::<QuotaSpec>().unwrap().window,
-            Duration::from_secs(60)
-        );
+        assert_eq!("1000/min".parse::<QuotaSpec>().unwrap().window, Duration::from_secs(60));
         assert_eq!("5/30s".parse::<QuotaSpec>().unwrap().to_string(), "5/30s");
         assert_eq!(q.to_string(), "2000/10m");
         for bad in ["", "2000", "0/1m", "x/1m", "10/0m", "10/1d", "-1/1m"] {

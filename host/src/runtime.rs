@@ -109,10 +109,7 @@ impl RuntimeBuilder {
         let engine = Engine::new(&config).map_err(engine_err)?;
 
         let (path, component) = match &self.component {
-            ComponentSource::BuiltIn => (
-                PathBuf::from("<built-in>"),
-                Component::new(&engine, DEFAULT_COMPONENT),
-            ),
+            ComponentSource::BuiltIn => (PathBuf::from("<built-in>"), Component::new(&engine, DEFAULT_COMPONENT)),
             ComponentSource::File(path) => (path.clone(), load_file(&engine, path)),
         };
         let component_err = |e: wasmtime::Error| ConfigError::Component {
@@ -143,10 +140,7 @@ impl RuntimeBuilder {
         // The catalogue is read once: it sets each call's time ceiling.
         runtime.endpoints = runtime
             .with_instance(runtime.json_timeout, async |store, client| {
-                client
-                    .api_entreprise_client_catalogue()
-                    .call_endpoints(store)
-                    .await
+                client.api_entreprise_client_catalogue().call_endpoints(store).await
             })
             .await
             .map_err(|e| ConfigError::Component {
@@ -172,33 +166,15 @@ fn add_wasi_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 
     wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
     let l = linker;
-    cli::environment::add_to_linker::<CallState, WasiCli>(l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
+    cli::environment::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
     cli::exit::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
-    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    wasmtime_wasi::p2::bindings::random::insecure::add_to_linker::<CallState, WasiRandom>(
-        l,
-        |t| t.wasi.random(),
-    )?;
-    wasmtime_wasi::p2::bindings::random::insecure_seed::add_to_linker::<CallState, WasiRandom>(
-        l,
-        |t| t.wasi.random(),
-    )?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    wasmtime_wasi::p2::bindings::random::insecure::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
+    wasmtime_wasi::p2::bindings::random::insecure_seed::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)
 }
 
@@ -282,11 +258,7 @@ impl Runtime {
             Some(v) => versions.find(|e| e.version == v),
             None => {
                 let all: Vec<_> = versions.collect();
-                all.iter()
-                    .rev()
-                    .find(|e| !e.deprecated)
-                    .or(all.last())
-                    .copied()
+                all.iter().rev().find(|e| !e.deprecated).or(all.last()).copied()
             }
         }
     }

@@ -53,8 +53,7 @@ fn parse(text: &str) -> Value {
 
 /// The `{data, links, meta}` envelope, as the API sent it.
 pub fn write_json(out: &mut impl Write, r: &types::Response) -> std::io::Result<()> {
-    let envelope =
-        json!({ "data": parse(&r.data), "links": parse(&r.links), "meta": parse(&r.meta) });
+    let envelope = json!({ "data": parse(&r.data), "links": parse(&r.links), "meta": parse(&r.meta) });
     serde_json::to_writer_pretty(&mut *out, &envelope)?;
     writeln!(out)
 }
@@ -143,8 +142,7 @@ pub fn write_summary(
             }
         }
         None => {
-            let data =
-                serde_json::to_string_pretty(&parse(&r.data)).unwrap_or_else(|_| r.data.clone());
+            let data = serde_json::to_string_pretty(&parse(&r.data)).unwrap_or_else(|_| r.data.clone());
             for l in data.lines() {
                 writeln!(out, "  {l}")?;
             }
@@ -154,15 +152,9 @@ pub fn write_summary(
         line(
             out,
             "document",
-            doc.url
-                .as_ref()
-                .or(Some(&"refused by the provider".to_owned())),
+            doc.url.as_ref().or(Some(&"refused by the provider".to_owned())),
         )?;
-        line(
-            out,
-            "link expires in",
-            doc.expires_in_seconds.map(|s| format!("{s} s")),
-        )?;
+        line(out, "link expires in", doc.expires_in_seconds.map(|s| format!("{s} s")))?;
     }
     let mut footer = format!("HTTP {} in {} ms", r.status, elapsed.as_millis());
     if let Some(id) = &r.request_id {

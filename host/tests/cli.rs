@@ -3,51 +3,60 @@
 
 use std::process::{Command, Output};
 
+/// Runs the command with `args`, in an environment without any of its
+/// variables but `token` when given.
+fn run_with(args: &[&str], token: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
+    command.args(args);
+    for var in [
+        "API_ENTREPRISE_TOKEN",
+        "API_ENTREPRISE_BASE_URL",
+        "API_ENTREPRISE_COMPONENT",
+        "API_ENTREPRISE_IP_QUOTA",
+    ] {
+        command.env_remove(var);
+    }
+    if let Some(token) = token {
+        command.env("API_ENTREPRISE_TOKEN", token);
+    }
+    command.output().expect("running api-entreprise")
+}
+
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_api-entreprise"))
-        .args(args)
-        .env_remove("API_ENTREPRISE_TOKEN")
-        .env_remove("API_ENTREPRISE_BASE_URL")
-        .env_remove("API_ENTREPRISE_COMPONENT")
-        .env_remove("API_ENTREPRISE_IP_QUOTA")
-        .output()
-        .expect("running api-entreprise")
+    run_with(args, None)
+}
+
+/// `[global…] call [args…]` with a valid trace.
+fn call(global: &[&str], args: &[&str], token: Option<&str>) -> Output {
+    let trace = [
+        "--context",
+        "aides publiques",
+        "--recipient",
+        "13002526500013",
+        "--object",
+        "dossier 42",
+    ];
+    run_with(&[global, &["call"], args, &trace].concat(), token)
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-const TRACE: [&str; 6] = [
-    "--context",
-    "aides publiques",
-    "--recipient",
-    "13002526500013",
-    "--object",
-    "dossier 42",
-];
-
 #[test]
 fn a_call_without_a_token_uses_the_built_in_sandbox_and_says_so_in_one_line() {
-    let out = run(&[&["call", "insee_unites_legales", "552049447"][..], &TRACE].concat());
+    let out = call(&[], &["insee_unites_legales", "552049447"], None);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("SOCIETE NATIONALE SNCF"), "{stdout}");
     assert!(stdout.contains("HTTP 200"), "{stdout}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("built-in sandbox at http://127.0.0.1:"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("built-in sandbox at http://127.0.0.1:"), "{stderr}");
 }
 
 #[test]
 fn json_output_is_the_envelope() {
-    let out = run(&[
-        &["call", "insee_etablissements", "55204944776279", "--json"][..],
-        &TRACE,
-    ]
-    .concat());
+    let out = call(&[], &["insee_etablissements", "55204944776279", "--json"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let envelope: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(envelope["data"]["siret"], "55204944776279");
@@ -69,23 +78,14 @@ fn invalid_input_fails_with_every_code_and_what_to_do() {
     ]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
-    for expected in [
-        "nothing was sent",
-        "00201",
-        "00210",
-        "00301",
-        "give a SIREN",
-    ] {
-        assert!(
-            stderr.contains(expected),
-            "{expected} missing from {stderr}"
-        );
+    for expected in ["nothing was sent", "00201", "00210", "00301", "give a SIREN"] {
+        assert!(stderr.contains(expected), "{expected} missing from {stderr}");
     }
 }
 
 #[test]
 fn an_unknown_endpoint_and_a_bad_quota_are_explained() {
-    let out = run(&[&["call", "insee_nope", "552049447"][..], &TRACE].concat());
+    let out = call(&[], &["insee_nope", "552049447"], None);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("no endpoint `insee_nope`"),
@@ -93,38 +93,15 @@ fn an_unknown_endpoint_and_a_bad_quota_are_explained() {
         text(&out.stderr)
     );
 
-    let out = run(&[
-        &[
-            "--ip-quota",
-            "lots",
-            "call",
-            "insee_unites_legales",
-            "552049447",
-        ][..],
-        &TRACE,
-    ]
-    .concat());
+    let out = call(&["--ip-quota", "lots"], &["insee_unites_legales", "552049447"], None);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("N/DURATION"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("N/DURATION"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn a_base_url_without_a_token_or_over_plain_http_is_refused() {
-    let out = run(&[
-        &[
-            "--base-url",
-            "https://entreprise.api.gouv.fr",
-            "call",
-            "insee_unites_legales",
-            "552049447",
-        ][..],
-        &TRACE,
-    ]
-    .concat());
+    let production = ["--base-url", "https://entreprise.api.gouv.fr"];
+    let out = call(&production, &["insee_unites_legales", "552049447"], None);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("API_ENTREPRISE_TOKEN"),
@@ -132,23 +109,8 @@ fn a_base_url_without_a_token_or_over_plain_http_is_refused() {
         text(&out.stderr)
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_api-entreprise"))
-        .args(
-            [
-                &[
-                    "--base-url",
-                    "http://entreprise.api.gouv.fr",
-                    "call",
-                    "insee_unites_legales",
-                    "552049447",
-                ][..],
-                &TRACE,
-            ]
-            .concat(),
-        )
-        .env("API_ENTREPRISE_TOKEN", "a-token")
-        .output()
-        .unwrap();
+    let plain = ["--base-url", "http://entreprise.api.gouv.fr"];
+    let out = call(&plain, &["insee_unites_legales", "552049447"], Some("a-token"));
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("only https is allowed"), "{stderr}");
@@ -164,8 +126,5 @@ fn endpoints_lists_the_catalogue_as_json() {
         list.iter()
             .any(|e| e["id"] == "insee_unites_legales" && e["version"] == 4)
     );
-    assert!(
-        list.iter()
-            .all(|e| e["path"].as_str().unwrap().starts_with("/v"))
-    );
+    assert!(list.iter().all(|e| e["path"].as_str().unwrap().starts_with("/v")));
 }

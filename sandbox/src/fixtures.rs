@@ -32,10 +32,7 @@ impl Fixture {
     pub fn param(&self, name: &str) -> Option<String> {
         self.params.get(name).map(|v| match v {
             serde_yaml::Value::String(s) => s.clone(),
-            other => serde_yaml::to_string(other)
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
+            other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
         })
     }
 }
@@ -46,8 +43,8 @@ pub fn all() -> &'static BTreeMap<&'static str, Vec<Fixture>> {
     ALL.get_or_init(|| {
         let mut all: BTreeMap<&str, Vec<Fixture>> = BTreeMap::new();
         for (op, file, yaml) in FIXTURES {
-            let mut fixture: Fixture = serde_yaml::from_str(yaml)
-                .unwrap_or_else(|e| panic!("embedded fixture {op}/{file} is invalid: {e}"));
+            let mut fixture: Fixture =
+                serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("embedded fixture {op}/{file} is invalid: {e}"));
             fixture.file = file;
             all.entry(op).or_default().push(fixture);
         }
@@ -87,10 +84,7 @@ mod tests {
     fn a_fixture_is_chosen_by_its_params_else_the_example() {
         let by = |siren: &str| BTreeMap::from([("siren".to_owned(), siren.to_owned())]);
         let op = "api_entreprise_v4_insee_unites_legales";
-        assert_eq!(
-            find(op, &by("552049447")).unwrap().file,
-            "personne_morale.yaml"
-        );
+        assert_eq!(find(op, &by("552049447")).unwrap().file, "personne_morale.yaml");
         let default = find(op, &by("418166096")).unwrap();
         assert!(default.example && default.status == 200);
     }

@@ -156,10 +156,9 @@ impl Sandbox {
 
     /// Delays every API answer by `latency` (the health of a slow provider).
     pub fn set_latency(&self, latency: Duration) {
-        self.shared.latency_ms.store(
-            latency.as_millis().try_into().unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.shared
+            .latency_ms
+            .store(latency.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Runs until the process is stopped.
@@ -172,18 +171,14 @@ impl Sandbox {
 type Answer = Response<Full<Bytes>>;
 
 fn now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 fn json_answer(status: StatusCode, body: &serde_json::Value) -> Answer {
     let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
     *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 
@@ -217,8 +212,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         // scrub them before the guest sees the answer.
         let mut res = json_answer(StatusCode::OK, &json!({}));
         if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-            res.headers_mut()
-                .insert(header::AUTHORIZATION, value.clone());
+            res.headers_mut().insert(header::AUTHORIZATION, value.clone());
         }
         return res;
     }
@@ -233,11 +227,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         .iter()
         .map(|(name, value)| {
             let value = if name == header::AUTHORIZATION {
-                let scheme = value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.split(' ').next())
-                    .unwrap_or("");
+                let scheme = value.to_str().ok().and_then(|v| v.split(' ').next()).unwrap_or("");
                 format!("{scheme} <redacted>")
             } else {
                 String::from_utf8_lossy(value.as_bytes()).into_owned()
@@ -293,10 +283,7 @@ fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: b
     let mut res = checked_answer(route, &values, query, remaining);
     let h = res.headers_mut();
     h.insert("ratelimit-limit", HeaderValue::from(limit));
-    h.insert(
-        "ratelimit-remaining",
-        HeaderValue::from(remaining.unwrap_or(0)),
-    );
+    h.insert("ratelimit-remaining", HeaderValue::from(remaining.unwrap_or(0)));
     h.insert("ratelimit-reset", HeaderValue::from(reset));
     if remaining.is_none() {
         h.insert(
@@ -345,11 +332,7 @@ fn checked_answer(
             .filter(|v| !v.trim().is_empty())
     };
     let mut missing = Vec::new();
-    for (name, code) in [
-        ("context", "00201"),
-        ("recipient", "00203"),
-        ("object", "00202"),
-    ] {
+    for (name, code) in [("context", "00201"), ("recipient", "00203"), ("object", "00202")] {
         if get(name).is_none() {
             let detail = format!("Le paramètre {name} est obligatoire");
             missing.push(error(code, "Entité non traitable", &detail, Some(name)));
@@ -387,8 +370,7 @@ fn checked_answer(
     match fixtures::find(route.operation, &by_name) {
         Some(fixture) => {
             let mut res = Response::new(Full::new(Bytes::from(fixture.payload.clone())));
-            *res.status_mut() =
-                StatusCode::from_u16(fixture.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *res.status_mut() = StatusCode::from_u16(fixture.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let content_type = if fixture.status == 200 {
                 "application/vnd.api+json"
             } else {

@@ -118,12 +118,8 @@ mod tests {
 
     #[test]
     fn literal_segments_win_over_placeholders() {
-        let (route, values) =
-            matching("/v3/insee/sirene/unites_legales/diffusibles/552049447").unwrap();
-        assert_eq!(
-            route.operation,
-            "api_entreprise_v3_insee_unites_legales_diffusables"
-        );
+        let (route, values) = matching("/v3/insee/sirene/unites_legales/diffusibles/552049447").unwrap();
+        assert_eq!(route.operation, "api_entreprise_v3_insee_unites_legales_diffusables");
         assert_eq!(values, [("siren".to_owned(), "552049447".to_owned())]);
         assert!(matching("/v3/insee/nothing").is_none());
     }

@@ -24,7 +24,5 @@ pub fn is_siren(s: &str) -> bool {
 
 /// `/\A\d{14}\z/` and (Luhn or La Poste's `356000000` prefix).
 pub fn is_siret(s: &str) -> bool {
-    s.len() == 14
-        && s.chars().all(|c| c.is_ascii_digit())
-        && (luhn_ok(s) || s.starts_with("356000000"))
+    s.len() == 14 && s.chars().all(|c| c.is_ascii_digit()) && (luhn_ok(s) || s.starts_with("356000000"))
 }

@@ -26,10 +26,7 @@ pub fn builder(sandbox: &Sandbox) -> RuntimeBuilder {
 
 /// The real component in the real host against `sandbox`.
 pub async fn runtime(sandbox: &Sandbox) -> Runtime {
-    builder(sandbox)
-        .build()
-        .await
-        .expect("building the runtime")
+    builder(sandbox).build().await.expect("building the runtime")
 }
 
 /// A valid trace: DINUM as the recipient, as in the spec's examples.
@@ -62,27 +59,13 @@ pub async fn raw_get(url: &str, bearer: Option<&str>) -> (u16, Vec<(String, Stri
     if let Some(token) = bearer {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    let response = client
-        .request(req.body(Empty::new()).unwrap())
-        .await
-        .expect("raw GET");
+    let response = client.request(req.body(Empty::new()).unwrap()).await.expect("raw GET");
     let status = response.status().as_u16();
     let headers = response
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
+    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
     (status, headers, body)
 }

@@ -38,11 +38,7 @@ async fn a_unite_legale_comes_back_typed_with_its_raw_envelope() {
     );
     assert!(r.links.contains("siege_social"));
     assert_eq!(r.rate_limit.limit, Some(250));
-    assert!(
-        r.request_id
-            .as_deref()
-            .is_some_and(|id| id.starts_with("sandbox-"))
-    );
+    assert!(r.request_id.as_deref().is_some_and(|id| id.starts_with("sandbox-")));
     let sent = sandbox.requests();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].path, "/v4/insee/sirene/unites_legales/552049447");
@@ -106,10 +102,7 @@ async fn the_v3_and_diffusible_and_siege_variants_reach_their_own_paths() {
     for (endpoint, version, id, path) in cases {
         let mut req = request(endpoint, &[id]);
         req.version = version;
-        let r = runtime
-            .call(&req)
-            .await
-            .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+        let r = runtime.call(&req).await.unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         assert!(r.typed.is_some(), "{endpoint} is typed");
         assert_eq!(sandbox.requests().last().unwrap().path, path);
     }
@@ -138,19 +131,15 @@ async fn blank_trace_fields_give_one_local_error_listing_every_code_and_nothing_
 async fn an_invalid_siren_or_siret_is_refused_locally_and_nothing_is_sent() {
     let sandbox = sandbox().await;
     let runtime = runtime(&sandbox).await;
-    let types::Error::InvalidInput(items) = client_error(
-        runtime
-            .call(&request("insee_unites_legales", &["552049448"]))
-            .await,
-    ) else {
+    let types::Error::InvalidInput(items) =
+        client_error(runtime.call(&request("insee_unites_legales", &["552049448"])).await)
+    else {
         panic!()
     };
     assert_eq!(codes(&items), ["00301"]);
-    let types::Error::InvalidInput(items) = client_error(
-        runtime
-            .call(&request("insee_etablissements", &["5520494477627"]))
-            .await,
-    ) else {
+    let types::Error::InvalidInput(items) =
+        client_error(runtime.call(&request("insee_etablissements", &["5520494477627"])).await)
+    else {
         panic!()
     };
     assert_eq!(codes(&items), ["00302"]);
@@ -189,23 +178,13 @@ async fn the_sandbox_received_the_token_from_the_host() {
 #[tokio::test]
 async fn the_guest_can_neither_set_nor_read_the_token() {
     let sandbox = sandbox().await;
-    let runtime = builder(&sandbox)
-        .component(probe_component())
-        .build()
-        .await
-        .unwrap();
+    let runtime = builder(&sandbox).component(probe_component()).build().await.unwrap();
     // The probe sets its own Authorization, then asks a server that echoes it.
     let url = format!("{}/__sandbox/echo-authorization", sandbox.base_url());
     let r = runtime.call(&request("probe", &[&url])).await.unwrap();
     let report: serde_json::Value = serde_json::from_str(&r.data).unwrap();
-    assert_eq!(
-        report["set_authorization"], "HeaderError::Forbidden",
-        "{report}"
-    );
-    assert_eq!(
-        report["authorization_from_list"], "HeaderError::Forbidden",
-        "{report}"
-    );
+    assert_eq!(report["set_authorization"], "HeaderError::Forbidden", "{report}");
+    assert_eq!(report["authorization_from_list"], "HeaderError::Forbidden", "{report}");
     assert_eq!(report["status"], 200);
     assert!(
         !report.to_string().contains(DEFAULT_TOKEN),
@@ -238,11 +217,7 @@ async fn a_request_to_another_authority_is_refused_without_a_connection() {
         "http://{}/v4/insee/sirene/unites_legales/552049447",
         elsewhere.local_addr().unwrap()
     );
-    let runtime = builder(&sandbox)
-        .component(probe_component())
-        .build()
-        .await
-        .unwrap();
+    let runtime = builder(&sandbox).component(probe_component()).build().await.unwrap();
     let error = client_error(runtime.call(&request("probe", &[&elsewhere_url])).await);
     let types::Error::RefusedByHost(why) = error else {
         panic!("{error:?}")
@@ -250,10 +225,7 @@ async fn a_request_to_another_authority_is_refused_without_a_connection() {
     assert!(why.contains("is not the configured API"), "{why}");
     // Nothing connected: accept() has nothing waiting.
     let accepted = tokio::time::timeout(Duration::from_millis(200), elsewhere.accept()).await;
-    assert!(
-        accepted.is_err(),
-        "a connection reached the other authority"
-    );
+    assert!(accepted.is_err(), "a connection reached the other authority");
     assert!(sandbox.requests().is_empty());
 }
 
@@ -268,10 +240,7 @@ async fn a_slow_answer_hits_the_clamped_timeout_whatever_the_guest_asks() {
         .build()
         .await
         .unwrap();
-    match runtime
-        .call(&request("insee_unites_legales", &["552049447"]))
-        .await
-    {
+    match runtime.call(&request("insee_unites_legales", &["552049447"])).await {
         Err(CallError::Client(e)) => assert!(matches!(e.0, types::Error::Timeout(_)), "{e:?}"),
         Err(CallError::Deadline(d)) => assert_eq!(d, Duration::from_millis(300)),
         other => panic!("expected a timeout, got {other:?}"),
@@ -286,11 +255,9 @@ async fn a_wrong_token_maps_to_unauthorized_with_its_code() {
         .build()
         .await
         .unwrap();
-    let types::Error::Unauthorized(api) = client_error(
-        runtime
-            .call(&request("insee_unites_legales", &["552049447"]))
-            .await,
-    ) else {
+    let types::Error::Unauthorized(api) =
+        client_error(runtime.call(&request("insee_unites_legales", &["552049447"])).await)
+    else {
         panic!()
     };
     assert_eq!((api.status, codes(&api.errors)), (401, vec!["00101"]));
@@ -310,10 +277,7 @@ async fn an_unknown_identifier_maps_to_not_found() {
         panic!()
     };
     assert_eq!(api.status, 404);
-    assert!(
-        !api.errors.is_empty(),
-        "the fixture's JSON:API errors are kept"
-    );
+    assert!(!api.errors.is_empty(), "the fixture's JSON:API errors are kept");
     assert!(api.request_id.is_some());
 }
 
@@ -334,9 +298,7 @@ async fn a_401_and_a_422_received_by_hand_map_through_the_codec() {
     );
     assert!(prepared.url.starts_with(&sandbox.base_url()));
     let (status, headers, body) = raw_get(&prepared.url, None).await;
-    let parsed = runtime
-        .parse("insee_unites_legales", 4, status, &headers, &body)
-        .await;
+    let parsed = runtime.parse("insee_unites_legales", 4, status, &headers, &body).await;
     let types::Error::Unauthorized(api) = client_error(parsed) else {
         panic!()
     };
@@ -346,15 +308,10 @@ async fn a_401_and_a_422_received_by_hand_map_through_the_codec() {
     // send) the server lists every missing field in one 422.
     let bare = prepared.url.split('?').next().unwrap();
     let (status, headers, body) = raw_get(bare, Some(DEFAULT_TOKEN)).await;
-    let parsed = runtime
-        .parse("insee_unites_legales", 4, status, &headers, &body)
-        .await;
+    let parsed = runtime.parse("insee_unites_legales", 4, status, &headers, &body).await;
     let types::Error::Unprocessable(api) = client_error(parsed) else {
         panic!()
     };
-    assert_eq!(
-        (api.status, codes(&api.errors)),
-        (422, vec!["00201", "00203", "00202"])
-    );
+    assert_eq!((api.status, codes(&api.errors)), (422, vec!["00201", "00203", "00202"]));
     assert!(api.request_id.is_some());
 }

@@ -49,13 +49,7 @@ impl codec::Guest for Probe {
         Err(Error::Other("the probe has no codec".into()))
     }
 
-    fn parse(
-        _: String,
-        _: u8,
-        _: u16,
-        _: Vec<(String, String)>,
-        _: Vec<u8>,
-    ) -> Result<Response, Error> {
+    fn parse(_: String, _: u8, _: u16, _: Vec<(String, String)>, _: Vec<u8>) -> Result<Response, Error> {
         Err(Error::Other("the probe has no codec".into()))
     }
 }
@@ -64,9 +58,7 @@ fn from_code(code: ErrorCode) -> Error {
     match code {
         ErrorCode::HttpRequestDenied => Error::RefusedByHost("denied".into()),
         ErrorCode::ConnectionLimitReached => Error::QuotaExceeded("quota".into()),
-        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout => {
-            Error::Timeout("timeout".into())
-        }
+        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout => Error::Timeout("timeout".into()),
         other => Error::Transport(format!("{other:?}")),
     }
 }
@@ -78,23 +70,17 @@ impl client::Guest for Probe {
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
 
         let headers = Fields::new();
-        let set_authorization = match headers.append("authorization", b"Bearer forged-by-the-guest")
-        {
+        let set_authorization = match headers.append("authorization", b"Bearer forged-by-the-guest") {
             Ok(()) => "accepted".to_owned(),
             Err(e) => format!("{e:?}"),
         };
-        let from_list =
-            match Fields::from_list(&[("Authorization".into(), b"Bearer forged".to_vec())]) {
-                Ok(_) => "accepted".to_owned(),
-                Err(e) => format!("{e:?}"),
-            };
+        let from_list = match Fields::from_list(&[("Authorization".into(), b"Bearer forged".to_vec())]) {
+            Ok(_) => "accepted".to_owned(),
+            Err(e) => format!("{e:?}"),
+        };
         let request = OutgoingRequest::new(headers);
         let _ = request.set_method(&Method::Get);
-        let _ = request.set_scheme(Some(&if scheme == "https" {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        }));
+        let _ = request.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }));
         let _ = request.set_authority(Some(authority));
         let _ = request.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
         let pending = outgoing_handler::handle(request, None).map_err(from_code)?;
