@@ -18,9 +18,11 @@ pub struct Call {
 }
 
 /// Looks the endpoint up, validates everything locally, builds the request.
-pub fn prepare(base_url: &str, call: &Call) -> Result<(&'static Endpoint, HttpRequest), Error> {
+/// `now_unix` dates the year checks.
+pub fn prepare(base_url: &str, call: &Call, now_unix: u64) -> Result<(&'static Endpoint, HttpRequest), Error> {
     let endpoint = catalogue::find(&call.endpoint, call.version)?;
-    validate::check(endpoint, &call.params, &call.query, &call.trace).map_err(Error::InvalidInput)?;
+    let year = validate::year_of(now_unix);
+    validate::check(endpoint, &call.params, &call.query, &call.trace, year).map_err(Error::InvalidInput)?;
     let request = request::build(base_url, endpoint, &call.params, &call.query, &call.trace)?;
     Ok((endpoint, request))
 }
@@ -49,7 +51,7 @@ mod tests {
             params: vec!["123".into()],
             ..Call::default()
         };
-        let Err(Error::InvalidInput(items)) = prepare("https://entreprise.api.gouv.fr", &call) else {
+        let Err(Error::InvalidInput(items)) = prepare("https://entreprise.api.gouv.fr", &call, 0) else {
             panic!()
         };
         let codes: Vec<_> = items.iter().map(|i| i.code.as_str()).collect();

@@ -35,6 +35,8 @@ pub struct ApiError {
     pub errors: Vec<ErrorItem>,
     /// The body when it was not JSON:API, cut to [`TEXT_LIMIT`] bytes.
     pub text: Option<String>,
+    /// `meta.provider` of the first error that names one.
+    pub provider: Option<String>,
     pub retryable: bool,
     /// Never `Some(0)`: an unknown delay is `None`.
     pub retry_after_seconds: Option<u64>,

@@ -25,13 +25,13 @@ struct Component;
 
 impl wit_catalogue::Guest for Component {
     fn endpoints() -> Vec<wit::Endpoint> {
-        catalogue::ENDPOINTS.iter().map(Into::into).collect()
+        catalogue::all().map(Into::into).collect()
     }
 }
 
 impl wit_codec::Guest for Component {
     fn prepare(base_url: String, req: wit::Request) -> Result<wit::HttpRequest, wit::Error> {
-        let (_, http) = codec::prepare(&base_url, &req.into())?;
+        let (_, http) = codec::prepare(&base_url, &req.into(), transport::now_unix())?;
         Ok(wit::HttpRequest {
             method: "GET".into(),
             url: http.url(),
@@ -53,7 +53,7 @@ impl wit_codec::Guest for Component {
 
 impl wit_client::Guest for Component {
     fn call(base_url: String, req: wit::Request) -> Result<wit::Response, wit::Error> {
-        let (endpoint, http) = codec::prepare(&base_url, &req.into())?;
+        let (endpoint, http) = codec::prepare(&base_url, &req.into(), transport::now_unix())?;
         let (status, headers, body) = transport::send(&http)?;
         Ok(response::parse(endpoint, status, &headers, &body, transport::now_unix())?.into())
     }
@@ -104,16 +104,21 @@ impl From<&catalogue::Endpoint> for wit::Endpoint {
                         P::SirenOrSiretOrRna => wit::ParamKind::SirenOrSiretOrRna,
                         P::SiretOrEori => wit::ParamKind::SiretOrEori,
                         P::Year => wit::ParamKind::Year,
+                        P::DgfipYear => wit::ParamKind::DgfipYear,
                         P::Month => wit::ParamKind::Month,
+                        P::Provider => wit::ParamKind::Provider,
                     },
                 })
                 .collect(),
             query: e
                 .query
                 .iter()
-                .map(|(name, description)| wit::QueryParam {
-                    name: (*name).into(),
-                    description: (*description).into(),
+                .map(|q| wit::QueryParam {
+                    name: q.name.into(),
+                    description: q.description.into(),
+                    values: q.values.iter().map(|v| (*v).into()).collect(),
+                    min: q.min,
+                    max: q.max,
                 })
                 .collect(),
             kind: match e.kind {
@@ -121,6 +126,8 @@ impl From<&catalogue::Endpoint> for wit::Endpoint {
                 Kind::Document => wit::EndpointKind::Document,
                 Kind::JsonWithLinks => wit::EndpointKind::JsonWithLinks,
                 Kind::Collection => wit::EndpointKind::Collection,
+                Kind::Health => wit::EndpointKind::Health,
+                Kind::Privileges => wit::EndpointKind::Privileges,
             },
             timeout_ms: e.timeout_ms,
             rate_limit: wit::RateLimitGroup {
@@ -128,7 +135,11 @@ impl From<&catalogue::Endpoint> for wit::Endpoint {
                 limit: e.group.limit,
                 period_seconds: e.group.period_seconds,
             },
+            scopes: e.scopes.iter().map(|s| (*s).into()).collect(),
             deprecated: e.deprecated,
+            replaced_by: catalogue::replacement(e),
+            maintenance_window: e.maintenance.map(Into::into),
+            needs_trace: e.needs_trace,
             requires_user_id: e.requires_user_id,
         }
     }
@@ -211,10 +222,32 @@ impl From<response::Response> for wit::Response {
             document: r.document.map(|d| wit::DocumentLink {
                 url: d.url,
                 expires_in_seconds: d.expires_in_seconds,
+                refused: d.refused,
+                status: d.status,
+                status_label: d.status_label,
+                valid_from: d.valid_from,
+                valid_until: d.valid_until,
+                issued_on: d.issued_on,
             }),
+            files: r
+                .files
+                .into_iter()
+                .map(|f| wit::FileLink {
+                    pointer: f.pointer,
+                    url: f.url,
+                    expires_in_seconds: f.expires_in_seconds,
+                })
+                .collect(),
             typed: r.typed.map(|t| match t {
                 response::TypedData::UniteLegale(u) => wit::TypedData::UniteLegale((*u).into()),
                 response::TypedData::Etablissement(e) => wit::TypedData::Etablissement((*e).into()),
+                response::TypedData::Privileges(p) => wit::TypedData::Privileges(p),
+                response::TypedData::Health(h) => wit::TypedData::Health(wit::Health {
+                    status: h.status,
+                    last_update: h.last_update,
+                    last_ok_status: h.last_ok_status,
+                    until: h.until,
+                }),
             }),
             rate_limit: r.rate_limit.into(),
             request_id: r.request_id,
@@ -240,6 +273,7 @@ impl From<error::ApiError> for wit::ApiError {
             status: a.status,
             errors: a.errors.into_iter().map(Into::into).collect(),
             text: a.text,
+            provider: a.provider,
             retryable: a.retryable,
             retry_after_seconds: a.retry_after_seconds,
             rate_limit: a.rate_limit.into(),

@@ -79,21 +79,29 @@ pub fn build(
     let base = BaseUrl::parse(base)?;
     let mut path = endpoint.path.to_owned();
     for ((name, _), value) in endpoint.params.iter().zip(params) {
-        let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-        path = path.replace(&format!("{{{name}}}"), &encoded);
+        // Each segment is encoded; a provider name keeps its slashes.
+        let encoded: Vec<String> = value
+            .split('/')
+            .map(|segment| form_urlencoded::byte_serialize(segment.as_bytes()).collect())
+            .collect();
+        path = path.replace(&format!("{{{name}}}"), &encoded.join("/"));
     }
     let mut q = form_urlencoded::Serializer::new(String::new());
-    q.append_pair("context", &trace.context)
-        .append_pair("recipient", trace.recipient.trim())
-        .append_pair("object", &trace.object);
-    if let Some(user_id) = &trace.user_id {
-        q.append_pair("user_id", user_id);
+    if endpoint.needs_trace {
+        q.append_pair("context", &trace.context)
+            .append_pair("recipient", trace.recipient.trim())
+            .append_pair("object", &trace.object);
+        if let Some(user_id) = &trace.user_id {
+            q.append_pair("user_id", user_id);
+        }
     }
     for (name, value) in query {
         q.append_pair(name, value);
     }
+    let query = q.finish();
+    let separator = if query.is_empty() { "" } else { "?" };
     Ok(HttpRequest {
-        path_and_query: format!("{}{path}?{}", base.prefix, q.finish()),
+        path_and_query: format!("{}{path}{separator}{query}", base.prefix),
         base,
         headers: vec![
             ("accept".into(), "application/json".into()),
@@ -129,6 +137,13 @@ mod tests {
                 .any(|(k, v)| k == "user-agent" && v.starts_with("api-entreprise-rs/"))
         );
         assert!(!r.headers.iter().any(|(k, _)| k == "authorization"));
+    }
+
+    #[test]
+    fn free_routes_carry_no_trace_and_provider_names_keep_their_slash() {
+        let e = find("ping", None).unwrap();
+        let r = build("https://x.fr", e, &["insee/sirene".into()], &[], &Trace::default()).unwrap();
+        assert_eq!(r.url(), "https://x.fr/ping/insee/sirene");
     }
 
     #[test]

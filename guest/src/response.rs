@@ -18,11 +18,35 @@ pub struct RateLimitState {
     pub retry_after_seconds: Option<u64>,
 }
 
-/// A document link and its expiry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The document of a document endpoint; see the WIT `document-link`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DocumentLink {
     pub url: Option<String>,
     pub expires_in_seconds: Option<u64>,
+    pub refused: bool,
+    pub status: Option<String>,
+    pub status_label: Option<String>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub issued_on: Option<String>,
+}
+
+/// A file link inside `data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLink {
+    /// A JSON pointer into `data`.
+    pub pointer: String,
+    pub url: Option<String>,
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// A provider's health, from the ping routes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Health {
+    pub status: String,
+    pub last_update: Option<String>,
+    pub last_ok_status: Option<String>,
+    pub until: Option<String>,
 }
 
 /// A code and its label.
@@ -84,6 +108,8 @@ pub struct Etablissement {
 pub enum TypedData {
     UniteLegale(Box<UniteLegale>),
     Etablissement(Box<Etablissement>),
+    Privileges(Vec<String>),
+    Health(Health),
 }
 
 /// A successful answer.
@@ -94,6 +120,7 @@ pub struct Response {
     pub links: String,
     pub meta: String,
     pub document: Option<DocumentLink>,
+    pub files: Vec<FileLink>,
     pub typed: Option<TypedData>,
     pub rate_limit: RateLimitState,
     pub request_id: Option<String>,
@@ -132,17 +159,51 @@ pub fn parse(
 ) -> Result<Response, Error> {
     let rate_limit = rate_limit(headers);
     let request_id = header(headers, "x-request-id").map(str::to_owned);
+    let not_json = |e: &dyn std::fmt::Display| {
+        Error::Other(format!(
+            "the API answered {status} with a body that is not JSON ({e}); request id {}",
+            request_id.as_deref().unwrap_or("unknown")
+        ))
+    };
+    // A health route answers its status even when the provider is down (502).
+    if endpoint.kind == Kind::Health {
+        if let Some(health) = serde_json::from_slice::<Value>(body).ok().as_ref().and_then(health) {
+            let data = String::from_utf8_lossy(body).trim().to_owned();
+            return Ok(Response {
+                typed: Some(TypedData::Health(health)),
+                ..answer(status, data, rate_limit, request_id)
+            });
+        }
+        if endpoint.params.is_empty() && (200..300).contains(&status) {
+            let list: Value = serde_json::from_slice(body).map_err(|e| not_json(&e))?;
+            return Ok(answer(status, list.to_string(), rate_limit, request_id));
+        }
+    }
     if !(200..300).contains(&status) {
         return Err(Error::from_status(api_error(
             status, body, rate_limit, request_id, now_unix,
         )));
     }
-    let envelope: Value = serde_json::from_slice(body).map_err(|e| {
-        Error::Other(format!(
-            "the API answered {status} with a body that is not JSON ({e}); request id {}",
-            request_id.as_deref().unwrap_or("unknown")
-        ))
-    })?;
+    let envelope: Value = serde_json::from_slice(body).map_err(|e| not_json(&e))?;
+    if endpoint.kind == Kind::Privileges {
+        // Today's `{"data":{"privileges":[…]}}` and the older flat `{"privileges":[…]}`.
+        let list = envelope
+            .get("data")
+            .unwrap_or(&envelope)
+            .get("privileges")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::Other("the /privileges answer holds no `privileges` list".into()))?;
+        let scopes = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+        return Ok(Response {
+            typed: Some(TypedData::Privileges(scopes)),
+            ..answer(
+                status,
+                envelope.get("data").unwrap_or(&envelope).to_string(),
+                rate_limit,
+                request_id,
+            )
+        });
+    }
     let Some(data) = envelope.get("data") else {
         return Err(Error::Other(format!(
             "the API answered {status} without the `data` of the {{data, links, meta}} envelope; request id {}",
@@ -155,23 +216,99 @@ pub fn parse(
         Typed::UniteLegale => unite_legale(data).map(|u| TypedData::UniteLegale(Box::new(u))),
         Typed::Etablissement => etablissement(data).map(|e| TypedData::Etablissement(Box::new(e))),
     };
-    let document = (endpoint.kind == Kind::Document).then(|| DocumentLink {
-        url: str_at(data, "document_url"),
-        expires_in_seconds: data
-            .get("expires_in")
-            .or_else(|| data.get("document_url_expires_in"))
-            .and_then(Value::as_u64),
-    });
+    let mut files = Vec::new();
+    file_links(data, &mut String::new(), &mut files);
     Ok(Response {
-        status,
-        data: data.to_string(),
         links: part("links"),
         meta: part("meta"),
-        document,
+        document: (endpoint.kind == Kind::Document).then(|| document(data)),
+        files,
         typed,
+        ..answer(status, data.to_string(), rate_limit, request_id)
+    })
+}
+
+/// A bare answer: `data` only, nothing typed.
+fn answer(status: u16, data: String, rate_limit: RateLimitState, request_id: Option<String>) -> Response {
+    Response {
+        status,
+        data,
+        links: "{}".to_owned(),
+        meta: "{}".to_owned(),
+        document: None,
+        files: Vec::new(),
+        typed: None,
         rate_limit,
         request_id,
+    }
+}
+
+fn health(v: &Value) -> Option<Health> {
+    Some(Health {
+        status: str_at(v, "status")?,
+        last_update: str_at(v, "last_update"),
+        last_ok_status: str_at(v, "last_ok_status"),
+        until: str_at(v, "until"),
     })
+}
+
+/// The document of a document endpoint: v3 `expires_in`, v4
+/// `document_url_expires_in`, or none; a null URL with `refus_de_delivrance`
+/// is an answer, not an error.
+fn document(data: &Value) -> DocumentLink {
+    let status = data.get("entity_status");
+    let code = status.and_then(|s| str_at(s, "code"));
+    let url = str_at(data, "document_url");
+    DocumentLink {
+        refused: code.as_deref() == Some("refus_de_delivrance") || (url.is_none() && code.is_some()),
+        url,
+        expires_in_seconds: data
+            .get("document_url_expires_in")
+            .or_else(|| data.get("expires_in"))
+            .and_then(Value::as_u64),
+        status: code,
+        status_label: status.and_then(|s| str_at(s, "libelle").or_else(|| str_at(s, "description"))),
+        valid_from: str_at(data, "date_debut_validite"),
+        valid_until: str_at(data, "date_fin_validite"),
+        issued_on: str_at(data, "date_delivrance_attestation"),
+    }
+}
+
+/// Every `url`, `document_url` or `*_url` field under `v`, with its expiry
+/// (`expires_in`, `document_url_expires_in` or `<field>_expires_in` beside it).
+fn file_links(v: &Value, pointer: &mut String, out: &mut Vec<FileLink>) {
+    let len = pointer.len();
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                let is_link = key == "url" || key.ends_with("_url");
+                if is_link && (value.is_string() || value.is_null()) {
+                    let expiry = [format!("{key}_expires_in"), "expires_in".to_owned()]
+                        .iter()
+                        .find_map(|k| map.get(k).and_then(Value::as_u64));
+                    out.push(FileLink {
+                        pointer: pointer.clone(),
+                        url: value.as_str().map(str::to_owned),
+                        expires_in_seconds: expiry,
+                    });
+                } else {
+                    file_links(value, pointer, out);
+                }
+                pointer.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                file_links(item, pointer, out);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn api_error(
@@ -206,15 +343,40 @@ fn api_error(
         .or_else(|| rate_limit.reset_at.map(|reset| reset.saturating_sub(now_unix)))
         .or(retry_in)
         .map(|s| s.max(1));
-    let retryable = matches!(status, 409 | 429 | 500 | 502 | 503 | 504);
+    let retryable = retryable(status, &errors);
+    let provider = errors.iter().filter_map(|e| e.meta.as_deref()).find_map(|m| {
+        serde_json::from_str::<Value>(m)
+            .ok()
+            .and_then(|m| str_at(&m, "provider"))
+    });
     ApiError {
         status,
+        provider,
         errors,
         text,
         retryable,
         retry_after_seconds: retryable.then_some(retry_after_seconds).flatten(),
         rate_limit,
         request_id,
+    }
+}
+
+/// Codes of a 502 that trying again will not change: the DGFIP's `03001`
+/// for out-of-scope identifiers (seen by Démarches Simplifiées), URSSAF's
+/// `04503` (the account's situation forbids delivery) and Infogreffe's
+/// `02502` (order generation error).
+const PERMANENT_502: &[&str] = &["03001", "04503", "02502"];
+
+/// Whether trying again later may succeed (API-ENTREPRISE.md §4.2): status
+/// first, then code.
+fn retryable(status: u16, errors: &[ErrorItem]) -> bool {
+    let has = |codes: &[&str]| errors.iter().any(|e| codes.contains(&e.code.as_str()));
+    match status {
+        // Only an in-flight duplicate ends; several matching entities do not.
+        409 => has(&["00015"]),
+        502 => !has(PERMANENT_502),
+        429 | 500 | 503 | 504 => true,
+        _ => false,
     }
 }
 
@@ -415,5 +577,94 @@ mod tests {
         let e = find("insee_unites_legales", None).unwrap();
         assert!(matches!(parse(e, 200, &[], b"<html>", 0), Err(Error::Other(_))));
         assert!(matches!(parse(e, 200, &[], b"[]", 0), Err(Error::Other(_))));
+    }
+
+    #[test]
+    fn documents_read_every_expiry_form_and_a_refusal_is_an_answer() {
+        let v3 = find("acoss_attestations_sociales", Some(3)).unwrap();
+        let v4 = find("acoss_attestations_sociales", Some(4)).unwrap();
+        let body = br#"{"data":{"document_url":"https://storage/x.pdf","expires_in":7889238},"links":{},"meta":{}}"#;
+        let d = parse(v3, 200, &[], body, 0).unwrap().document.unwrap();
+        assert_eq!(
+            (d.url.as_deref(), d.expires_in_seconds, d.refused),
+            (Some("https://storage/x.pdf"), Some(7889238), false)
+        );
+        let body = br#"{"data":{"document_url":null,"document_url_expires_in":null,
+            "entity_status":{"code":"refus_de_delivrance","libelle":"Refus"},"date_debut_validite":null},"links":{},"meta":{}}"#;
+        let d = parse(v4, 200, &[], body, 0).unwrap().document.unwrap();
+        assert!(d.refused && d.url.is_none());
+        assert_eq!(d.status_label.as_deref(), Some("Refus"));
+        let rne = find("inpi_rne_extrait_rne", None).unwrap();
+        let body = br#"{"data":{"document_url":"https://x/rne.pdf"},"links":{},"meta":{}}"#;
+        assert_eq!(
+            parse(rne, 200, &[], body, 0)
+                .unwrap()
+                .document
+                .unwrap()
+                .expires_in_seconds,
+            None
+        );
+    }
+
+    #[test]
+    fn file_links_are_found_in_collections_and_nested_json() {
+        let e = find("mi_documents_associations", None).unwrap();
+        let body =
+            br#"{"data":[{"data":{"type":"statuts","url":"https://a/1.pdf","expires_in":3600},"links":{},"meta":{}},
+                               {"data":{"type":"pv","url":null},"links":{},"meta":{}}],"links":{},"meta":{}}"#;
+        let r = parse(e, 200, &[], body, 0).unwrap();
+        assert_eq!(r.files.len(), 2);
+        assert_eq!(r.files[0].pointer, "/0/data/url");
+        assert_eq!(
+            (r.files[0].url.as_deref(), r.files[0].expires_in_seconds),
+            (Some("https://a/1.pdf"), Some(3600))
+        );
+        assert_eq!(r.files[1].url, None);
+    }
+
+    #[test]
+    fn errors_are_classified_on_status_then_code() {
+        let e = find("dgfip_chiffres_affaires", None).unwrap();
+        let classify = |status: u16, code: &str| {
+            let body = format!(
+                r#"{{"errors":[{{"code":"{code}","title":"","detail":"","meta":{{"provider":"DGFIP - Adélie"}}}}]}}"#
+            );
+            let err = parse(e, status, &[], body.as_bytes(), 0).unwrap_err();
+            let (Error::Conflict(api) | Error::BadGateway(api) | Error::GatewayTimeout(api) | Error::NotFound(api)) =
+                err
+            else {
+                panic!("{err:?}")
+            };
+            (api.retryable, api.provider)
+        };
+        assert_eq!(classify(409, "00015"), (true, Some("DGFIP - Adélie".into())));
+        assert!(!classify(409, "03015").0);
+        assert!(!classify(502, "03001").0, "the DGFIP's 03001 is permanent");
+        assert!(classify(502, "03000").0);
+        assert!(classify(504, "03002").0);
+        assert!(!classify(404, "03003").0);
+    }
+
+    #[test]
+    fn privileges_read_both_shapes_and_health_reads_a_down_provider() {
+        let p = find("privileges", None).unwrap();
+        for body in [
+            &br#"{"data":{"privileges":["a","b"]}}"#[..],
+            br#"{"privileges":["a","b"]}"#,
+        ] {
+            let r = parse(p, 200, &[], body, 0).unwrap();
+            assert_eq!(r.typed, Some(TypedData::Privileges(vec!["a".into(), "b".into()])));
+        }
+        let ping = find("ping", None).unwrap();
+        let r = parse(
+            ping,
+            502,
+            &[],
+            br#"{"status":"bad_gateway","last_update":"2026-01-01T00:00:00Z"}"#,
+            0,
+        )
+        .unwrap();
+        let Some(TypedData::Health(h)) = r.typed else { panic!() };
+        assert_eq!((r.status, h.status.as_str()), (502, "bad_gateway"));
     }
 }

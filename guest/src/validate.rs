@@ -19,9 +19,10 @@ pub struct Trace {
 /// object is sent whole, and the command warns.
 pub const OBJECT_ADVISED_MAX_CHARS: usize = 50;
 
-/// Code for faults only a client can make: a wrong number of path values or
-/// an unknown query parameter. The server never sees such a request.
-pub const LOCAL_SHAPE_CODE: &str = "00400";
+/// Code for faults only a client can make: a wrong number of path values, an
+/// unknown query parameter, a value outside an enumeration. The server never
+/// sees such a request; no server error has this code.
+pub const LOCAL_SHAPE_CODE: &str = "00000";
 
 const UNPROCESSABLE: &str = "Entité non traitable";
 
@@ -91,8 +92,23 @@ pub fn is_siret_or_eori(value: &str) -> bool {
     }
 }
 
-fn is_year(value: &str) -> bool {
-    all_digits(value, 4)
+/// The current year, from the host's clock.
+pub fn year_of(now_unix: u64) -> i32 {
+    i64::try_from(now_unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or(1970, |d| d.year())
+}
+
+/// A provider name of the health routes: `insee/sirene`, `dgfip/attestation_fiscale`.
+fn is_provider(value: &str) -> bool {
+    !value.is_empty()
+        && value.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
 }
 
 fn is_month(value: &str) -> bool {
@@ -108,13 +124,27 @@ impl ParamKind {
             ParamKind::Rna | ParamKind::SiretOrRna => "00303",
             ParamKind::SiretOrEori => "00304",
             ParamKind::Month => "00305",
-            ParamKind::Year => "00307",
+            ParamKind::Year | ParamKind::DgfipYear => "00307",
+            ParamKind::Provider => LOCAL_SHAPE_CODE,
             ParamKind::SirenOrSiretOrRna => "00330",
             ParamKind::SirenOrRna => "00333",
         }
     }
 
-    /// Whether `value` is acceptable for this kind.
+    /// Checks `value`, giving the server's code when it is wrong. Years are
+    /// checked against `year`, the current one.
+    pub fn check(self, value: &str, year: i32) -> Result<(), &'static str> {
+        let year_in = |range: std::ops::RangeInclusive<i32>| value.parse::<i32>().is_ok_and(|y| range.contains(&y));
+        match self {
+            ParamKind::Year if all_digits(value, 4) && !year_in(1900..=year) => Err("00307"),
+            // DGFIP: a malformed year is 00307, one outside 2006..last year 00315.
+            ParamKind::DgfipYear if all_digits(value, 4) && !year_in(2006..=year - 1) => Err("00315"),
+            _ if self.accepts(value) => Ok(()),
+            _ => Err(self.code()),
+        }
+    }
+
+    /// Whether `value` has the form of this kind (years: 4 digits).
     pub fn accepts(self, value: &str) -> bool {
         match self {
             ParamKind::Siren => is_siren(value),
@@ -124,8 +154,9 @@ impl ParamKind {
             ParamKind::SirenOrRna => is_siren(value) || is_rna(value),
             ParamKind::SirenOrSiretOrRna => is_siren(value) || is_siret(value) || is_rna(value),
             ParamKind::SiretOrEori => is_siret_or_eori(value),
-            ParamKind::Year => is_year(value),
+            ParamKind::Year | ParamKind::DgfipYear => all_digits(value, 4),
             ParamKind::Month => is_month(value),
+            ParamKind::Provider => is_provider(value),
         }
     }
 
@@ -139,24 +170,42 @@ impl ParamKind {
             ParamKind::SirenOrRna => "a SIREN or an RNA number",
             ParamKind::SirenOrSiretOrRna => "a SIREN, a SIRET or an RNA number",
             ParamKind::SiretOrEori => "a SIRET, FR + a SIRET, or a foreign EORI number",
-            ParamKind::Year => "a year of 4 digits, such as 2024",
+            ParamKind::Year => "a year of 4 digits, up to this year",
+            ParamKind::DgfipYear => "a fiscal year of 4 digits, from 2006 to last year",
             ParamKind::Month => "a month from 01 to 12",
+            ParamKind::Provider => "a provider name such as insee/sirene",
         }
     }
 }
 
 /// Checks a request against `endpoint`, returning every fault at once, in the
 /// order the server checks them: missing trace fields (context, recipient,
-/// object), then the recipient's format, then the path values.
+/// object), then the recipient's format, then the path values, then the
+/// query parameters. `year` is the current year. Routes that need no trace
+/// (`/privileges`, health) ignore it.
 pub fn check(
     endpoint: &Endpoint,
     params: &[String],
     query: &[(String, String)],
     trace: &Trace,
+    year: i32,
 ) -> Result<(), Vec<ErrorItem>> {
     let mut faults = Vec::new();
-    // Rails' `blank?`: whitespace only counts as missing.
-    let blank = |s: &str| s.trim().is_empty();
+    if endpoint.needs_trace {
+        check_trace(endpoint, trace, &mut faults);
+    }
+    let recipient = trace.recipient.trim();
+    check_params(endpoint, params, recipient, year, &mut faults);
+    check_query(endpoint, query, &mut faults);
+    if faults.is_empty() { Ok(()) } else { Err(faults) }
+}
+
+/// Rails' `blank?`: whitespace only counts as missing.
+fn blank(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
+fn check_trace(endpoint: &Endpoint, trace: &Trace, faults: &mut Vec<ErrorItem>) {
     if blank(&trace.context) {
         faults.push(ErrorItem::local(
             "00201",
@@ -203,6 +252,9 @@ pub fn check(
             ),
         ));
     }
+}
+
+fn check_params(endpoint: &Endpoint, params: &[String], recipient: &str, year: i32, faults: &mut Vec<ErrorItem>) {
     for (i, (name, kind)) in endpoint.params.iter().enumerate() {
         match params.get(i) {
             None => faults.push(ErrorItem::local(
@@ -211,20 +263,23 @@ pub fn check(
                 UNPROCESSABLE,
                 format!("the path value `{name}` is missing: give {}", kind.expected()),
             )),
-            Some(value) if !kind.accepts(value) => faults.push(ErrorItem::local(
-                kind.code(),
-                name,
-                UNPROCESSABLE,
-                format!("`{name}` {value:?} is not valid: give {}", kind.expected()),
-            )),
             Some(value) => {
+                if let Err(code) = kind.check(value, year) {
+                    faults.push(ErrorItem::local(
+                        code,
+                        name,
+                        UNPROCESSABLE,
+                        format!("`{name}` {value:?} is not valid: give {}", kind.expected()),
+                    ));
+                    continue;
+                }
                 // The recipient is the public body using the data, never the
                 // entity looked up (API Entreprise code 00211; the server does
                 // not check it today, so we do). A SIRET of the looked-up
                 // SIREN counts too.
                 let same_entity = !value.is_empty()
                     && (recipient == value || (recipient.len() == 14 && recipient.starts_with(value.as_str())));
-                if same_entity && matches!(kind, ParamKind::Siren | ParamKind::Siret) {
+                if same_entity && endpoint.needs_trace && matches!(kind, ParamKind::Siren | ParamKind::Siret) {
                     faults.push(ErrorItem::local(
                         "00211",
                         "recipient",
@@ -249,17 +304,63 @@ pub fn check(
             ),
         ));
     }
-    for (name, _) in query {
-        if !endpoint.query.iter().any(|(known, _)| known == name) {
+}
+
+/// The server's codes for the query parameters it checks; other values
+/// outside their range or enumeration get [`LOCAL_SHAPE_CODE`].
+fn query_code(name: &str) -> &'static str {
+    match name {
+        "limit" => "00313",
+        "profondeur" => "00390",
+        _ => LOCAL_SHAPE_CODE,
+    }
+}
+
+fn check_query(endpoint: &Endpoint, query: &[(String, String)], faults: &mut Vec<ErrorItem>) {
+    for (name, value) in query {
+        let Some(known) = endpoint.query.iter().find(|q| q.name == name) else {
+            let known: Vec<_> = endpoint.query.iter().map(|q| q.name).collect();
             faults.push(ErrorItem::local(
                 LOCAL_SHAPE_CODE,
                 name,
                 "Paramètre inconnu",
-                format!("endpoint `{}` has no query parameter `{name}`", endpoint.id),
+                format!(
+                    "endpoint `{}` has no query parameter `{name}`; it takes: {}",
+                    endpoint.id,
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+            continue;
+        };
+        let fault = if !known.values.is_empty() {
+            (!known.values.contains(&value.as_str())).then(|| format!("one of {}", known.values.join(", ")))
+        } else if known.min.is_some() || known.max.is_some() {
+            let in_range = value
+                .parse::<i64>()
+                .is_ok_and(|n| known.min.is_none_or(|min| n >= min) && known.max.is_none_or(|max| n <= max));
+            (!in_range).then(|| {
+                format!(
+                    "a whole number from {} to {}",
+                    known.min.map_or("-".into(), |m| m.to_string()),
+                    known.max.map_or("-".into(), |m| m.to_string())
+                )
+            })
+        } else {
+            None
+        };
+        if let Some(expected) = fault {
+            faults.push(ErrorItem::local(
+                query_code(name),
+                name,
+                UNPROCESSABLE,
+                format!("`{name}` {value:?} is not valid: give {expected}"),
             ));
         }
     }
-    if faults.is_empty() { Ok(()) } else { Err(faults) }
 }
 
 #[cfg(test)]
@@ -325,7 +426,7 @@ mod tests {
             user_id: None,
         };
         assert_eq!(
-            codes(check(e, &["552049447".into()], &[], &t)),
+            codes(check(e, &["552049447".into()], &[], &t, 2026)),
             ["00201", "00203", "00202"]
         );
     }
@@ -337,7 +438,10 @@ mod tests {
             recipient: "123".into(),
             ..trace()
         };
-        assert_eq!(codes(check(e, &["552049448".into()], &[], &t)), ["00210", "00301"]);
+        assert_eq!(
+            codes(check(e, &["552049448".into()], &[], &t, 2026)),
+            ["00210", "00301"]
+        );
     }
 
     #[test]
@@ -347,19 +451,19 @@ mod tests {
             recipient: "55204944776279".into(),
             ..trace()
         };
-        assert_eq!(codes(check(e, &["552049447".into()], &[], &t)), ["00211"]);
+        assert_eq!(codes(check(e, &["552049447".into()], &[], &t, 2026)), ["00211"]);
         let e = find("insee_etablissements", None).unwrap();
-        assert_eq!(codes(check(e, &["55204944776279".into()], &[], &t)), ["00211"]);
+        assert_eq!(codes(check(e, &["55204944776279".into()], &[], &t, 2026)), ["00211"]);
     }
 
     #[test]
     fn missing_extra_and_unknown_values_are_refused() {
         let e = find("insee_etablissements", None).unwrap();
-        assert_eq!(codes(check(e, &[], &[], &trace())), ["00302"]);
+        assert_eq!(codes(check(e, &[], &[], &trace(), 2026)), ["00302"]);
         let two = ["55204944776279".to_string(), "x".to_string()];
-        assert_eq!(codes(check(e, &two, &[], &trace())), [LOCAL_SHAPE_CODE]);
+        assert_eq!(codes(check(e, &two, &[], &trace(), 2026)), [LOCAL_SHAPE_CODE]);
         let q = [("limit".to_string(), "3".to_string())];
-        assert_eq!(codes(check(e, &two[..1], &q, &trace())), [LOCAL_SHAPE_CODE]);
+        assert_eq!(codes(check(e, &two[..1], &q, &trace(), 2026)), [LOCAL_SHAPE_CODE]);
     }
 
     #[test]
@@ -369,6 +473,128 @@ mod tests {
             object: "x".repeat(OBJECT_ADVISED_MAX_CHARS * 3),
             ..trace()
         };
-        assert_eq!(check(e, &["55204944776279".into()], &[], &t), Ok(()));
+        assert_eq!(check(e, &["55204944776279".into()], &[], &t, 2026), Ok(()));
+    }
+
+    /// Every rule: an endpoint, a passing value and a failing one with the
+    /// server's code. The year is 2026.
+    #[test]
+    fn every_rule_has_a_passing_and_a_failing_case_with_its_code() {
+        let path_cases: &[(&str, &[&str], &[&str], &str)] = &[
+            ("insee_unites_legales", &["552049447"], &["552049448"], "00301"),
+            ("insee_etablissements", &["55204944776279"], &["5520494477627"], "00302"),
+            ("mi_associations", &["W751004076"], &["W75100407"], "00303"),
+            ("mi_associations", &["55204944776279"], &["552049447"], "00303"),
+            ("dgddi_eori", &["FR55204944776279"], &["FR552049447"], "00304"),
+            ("dgddi_eori", &["DE123456789"], &["de123"], "00304"),
+            (
+                "gip_mds_effectifs_mensuels_etablissement",
+                &["55204944776279", "03", "2024"],
+                &["55204944776279", "13", "2024"],
+                "00305",
+            ),
+            (
+                "gip_mds_effectifs_annuels_entreprise",
+                &["552049447", "2026"],
+                &["552049447", "2027"],
+                "00307",
+            ),
+            (
+                "gip_mds_effectifs_annuels_entreprise",
+                &["552049447", "1900"],
+                &["552049447", "24"],
+                "00307",
+            ),
+            (
+                "dgfip_liasses_fiscales",
+                &["306138900", "2025"],
+                &["306138900", "2026"],
+                "00315",
+            ),
+            (
+                "dgfip_liasses_fiscales",
+                &["306138900", "2006"],
+                &["306138900", "2005"],
+                "00315",
+            ),
+            (
+                "dgfip_liasses_fiscales",
+                &["306138900", "2024"],
+                &["306138900", "24"],
+                "00307",
+            ),
+            ("data_subvention_subventions", &["552049447"], &["55204944"], "00330"),
+            ("data_subvention_subventions", &["0573002000"], &["1573002000"], "00330"),
+            ("mi_unites_legales", &["W751004076"], &["55204944776279"], "00333"),
+            ("ping", &["insee/sirene"], &["insee//sirene"], LOCAL_SHAPE_CODE),
+        ];
+        let dgfip_trace = Trace {
+            user_id: Some("agent-7".into()),
+            ..trace()
+        };
+        for (id, good, bad, code) in path_cases {
+            let e = find(id, None).unwrap();
+            let t = if e.requires_user_id {
+                dgfip_trace.clone()
+            } else {
+                trace()
+            };
+            let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+            assert_eq!(check(e, &own(good), &[], &t, 2026), Ok(()), "{id} {good:?}");
+            assert_eq!(codes(check(e, &own(bad), &[], &t, 2026)), [*code], "{id} {bad:?}");
+        }
+
+        let query_cases: &[(&str, &[&str], (&str, &str), (&str, &str), &str)] = &[
+            (
+                "ademe_certificats_rge",
+                &["55204944776279"],
+                ("limit", "1000"),
+                ("limit", "1001"),
+                "00313",
+            ),
+            (
+                "ademe_certificats_rge",
+                &["55204944776279"],
+                ("limit", "1"),
+                ("limit", "0"),
+                "00313",
+            ),
+            (
+                "gip_mds_effectifs_mensuels_etablissement",
+                &["55204944776279", "03", "2024"],
+                ("profondeur", "12"),
+                ("profondeur", "13"),
+                "00390",
+            ),
+            (
+                "gip_mds_effectifs_annuels_entreprise",
+                &["552049447", "2024"],
+                ("nature_effectif", "boeth"),
+                ("nature_effectif", "tous"),
+                LOCAL_SHAPE_CODE,
+            ),
+        ];
+        for (id, params, good, bad, code) in query_cases {
+            let e = find(id, None).unwrap();
+            let params: Vec<String> = params.iter().map(|s| (*s).to_owned()).collect();
+            let q = |(k, v): (&str, &str)| vec![(k.to_owned(), v.to_owned())];
+            assert_eq!(check(e, &params, &q(*good), &trace(), 2026), Ok(()), "{id} {good:?}");
+            assert_eq!(
+                codes(check(e, &params, &q(*bad), &trace(), 2026)),
+                [*code],
+                "{id} {bad:?}"
+            );
+        }
+
+        let dgfip = find("dgfip_chiffres_affaires", None).unwrap();
+        let siret = ["55204944776279".to_owned()];
+        assert_eq!(check(dgfip, &siret, &[], &dgfip_trace, 2026), Ok(()));
+        assert_eq!(codes(check(dgfip, &siret, &[], &trace(), 2026)), ["00308"]);
+    }
+
+    #[test]
+    fn routes_without_a_trace_ignore_it() {
+        let e = find("privileges", None).unwrap();
+        assert_eq!(check(e, &[], &[], &Trace::default(), 2026), Ok(()));
     }
 }

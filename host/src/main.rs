@@ -80,14 +80,15 @@ struct CallArgs {
     endpoint: String,
     /// The path values, in the endpoint's order (a SIREN, a SIRET…).
     values: Vec<String>,
-    /// The administrative frame of the request, such as "aides publiques".
-    #[arg(long)]
+    /// The administrative frame of the request, such as "aides publiques"
+    /// (every data endpoint needs the three trace fields).
+    #[arg(long, default_value = "")]
     context: String,
     /// The SIRET of the public body that will use the data.
-    #[arg(long)]
+    #[arg(long, default_value = "")]
     recipient: String,
     /// The reason for the request or the case number (advised under 50 characters).
-    #[arg(long)]
+    #[arg(long, default_value = "")]
     object: String,
     /// Who is asking; required by the DGFIP endpoints.
     #[arg(long)]

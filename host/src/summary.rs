@@ -12,6 +12,8 @@ pub fn kind_name(kind: types::EndpointKind) -> &'static str {
         types::EndpointKind::Document => "document",
         types::EndpointKind::JsonWithLinks => "json+links",
         types::EndpointKind::Collection => "list",
+        types::EndpointKind::Health => "health",
+        types::EndpointKind::Privileges => "scopes",
     }
 }
 
@@ -26,7 +28,9 @@ fn param_kind_name(kind: types::ParamKind) -> &'static str {
         P::SirenOrSiretOrRna => "siren_or_siret_or_rna",
         P::SiretOrEori => "siret_or_eori",
         P::Year => "year",
+        P::DgfipYear => "dgfip_year",
         P::Month => "month",
+        P::Provider => "provider",
     }
 }
 
@@ -38,11 +42,17 @@ pub fn endpoint_json(e: &types::Endpoint) -> Value {
         "provider": e.provider,
         "path": e.path,
         "params": e.params.iter().map(|p| json!({"name": p.name, "kind": param_kind_name(p.kind)})).collect::<Vec<_>>(),
-        "query": e.query.iter().map(|q| json!({"name": q.name, "description": q.description})).collect::<Vec<_>>(),
+        "query": e.query.iter().map(|q| json!({
+            "name": q.name, "description": q.description, "values": q.values, "min": q.min, "max": q.max,
+        })).collect::<Vec<_>>(),
         "kind": kind_name(e.kind),
         "timeout_ms": e.timeout_ms,
         "rate_limit": {"group": e.rate_limit.name, "limit": e.rate_limit.limit, "period_seconds": e.rate_limit.period_seconds},
+        "scopes": e.scopes,
         "deprecated": e.deprecated,
+        "replaced_by": e.replaced_by,
+        "maintenance_window": e.maintenance_window,
+        "needs_trace": e.needs_trace,
         "requires_user_id": e.requires_user_id,
     })
 }
@@ -140,6 +150,18 @@ pub fn write_summary(
                 writeln!(out, "  unité légale")?;
                 write_unite_legale(out, u)?;
             }
+        }
+        Some(types::TypedData::Privileges(scopes)) => {
+            writeln!(out, "  {} scopes", scopes.len())?;
+            for scope in scopes {
+                writeln!(out, "  - {scope}")?;
+            }
+        }
+        Some(types::TypedData::Health(h)) => {
+            line(out, "status", Some(&h.status))?;
+            line(out, "last checked", h.last_update.as_ref())?;
+            line(out, "last up", h.last_ok_status.as_ref())?;
+            line(out, "until", h.until.as_ref())?;
         }
         None => {
             let data = serde_json::to_string_pretty(&parse(&r.data)).unwrap_or_else(|_| r.data.clone());
