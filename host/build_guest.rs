@@ -37,7 +37,7 @@ pub fn build_guest(workspace: &Path, manifest_dir: &str, artifact: &str) -> Path
         .expect("cargo could not be started to build the guest");
     assert!(
         status.success(),
-        "building {manifest_dir} for wasm32-wasip2 failed; is the target installed? `rustup target add wasm32-wasip2`"
+        "building {manifest_dir} for wasm32-wasip2 failed (see the errors above); if the target is missing, run `scripts/setup`"
     );
     for watched in [manifest_dir.to_owned(), "wit".to_owned()] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());

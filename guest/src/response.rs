@@ -337,12 +337,14 @@ fn api_error(
         .filter_map(|m| serde_json::from_str::<Value>(m).ok()?.get("retry_in")?.as_u64())
         .max();
     // Retry-After, else RateLimit-Reset (absolute), else meta.retry_in; an
-    // unknown delay stays unknown rather than becoming zero.
-    let retry_after_seconds = rate_limit
-        .retry_after_seconds
-        .or_else(|| rate_limit.reset_at.map(|reset| reset.saturating_sub(now_unix)))
-        .or(retry_in)
-        .map(|s| s.max(1));
+    // unknown delay stays unknown rather than becoming zero. The reset is the
+    // end of the quota's window: it dates the retry of a 429 only, not the
+    // end of a provider's maintenance, which `meta.retry_in` gives.
+    let reset = (status == 429)
+        .then_some(rate_limit.reset_at)
+        .flatten()
+        .map(|reset| reset.saturating_sub(now_unix));
+    let retry_after_seconds = rate_limit.retry_after_seconds.or(reset).or(retry_in).map(|s| s.max(1));
     let retryable = retryable(status, &errors);
     let provider = errors.iter().filter_map(|e| e.meta.as_deref()).find_map(|m| {
         serde_json::from_str::<Value>(m)
@@ -562,14 +564,22 @@ mod tests {
     fn retry_after_comes_from_the_header_then_the_reset_then_meta_and_is_never_zero() {
         let e = find("insee_unites_legales", None).unwrap();
         let body = br#"{"errors":[{"code":"01020","title":"","detail":"","meta":{"retry_in":600}}]}"#;
-        let retry = |headers: &[(&str, &str)]| match parse(e, 503, &h(headers), body, 1_000) {
-            Err(Error::Maintenance(api)) => api.retry_after_seconds,
+        let retry = |status: u16, headers: &[(&str, &str)]| match parse(e, status, &h(headers), body, 1_000) {
+            Err(Error::Maintenance(api) | Error::RateLimited(api)) => api.retry_after_seconds,
             other => panic!("{other:?}"),
         };
-        assert_eq!(retry(&[("Retry-After", "7"), ("RateLimit-Reset", "1060")]), Some(7));
-        assert_eq!(retry(&[("RateLimit-Reset", "1060")]), Some(60));
-        assert_eq!(retry(&[("RateLimit-Reset", "900")]), Some(1));
-        assert_eq!(retry(&[]), Some(600));
+        assert_eq!(
+            retry(429, &[("Retry-After", "7"), ("RateLimit-Reset", "1060")]),
+            Some(7)
+        );
+        assert_eq!(retry(429, &[("RateLimit-Reset", "1060")]), Some(60));
+        assert_eq!(retry(429, &[("RateLimit-Reset", "900")]), Some(1));
+        assert_eq!(
+            retry(503, &[("RateLimit-Reset", "1060")]),
+            Some(600),
+            "a maintenance ends with retry_in"
+        );
+        assert_eq!(retry(503, &[]), Some(600));
     }
 
     #[test]

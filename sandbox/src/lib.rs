@@ -12,6 +12,14 @@
 //! and was not sent. `GET /__sandbox/echo-authorization` plays a careless
 //! server that sends the `Authorization` header back.
 //!
+//! Beyond the data routes it serves `/privileges` (today's body shape) and
+//! `/v2/privileges` (the older flat one), the free health routes (`/pings`,
+//! `/ping/<provider>`), the plain-text 410 of the removed `/v2/*` routes,
+//! and a maintenance window switched on with [`Sandbox::set_maintenance`].
+//! Document links in the fixtures (GitHub, object storage, the file proxy)
+//! are rewritten to `/__sandbox/files/…` on the sandbox itself, which serves
+//! a small PDF for any such path, so that downloads work offline.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! let sandbox = api_entreprise_sandbox::Sandbox::start(Default::default()).await?;
@@ -85,6 +93,9 @@ pub struct RecordedRequest {
 #[derive(Debug)]
 struct Shared {
     token: String,
+    base_url: String,
+    /// When the current maintenance window ends, if one is on.
+    maintenance_until: Mutex<Option<SystemTime>>,
     requests: Mutex<Vec<RecordedRequest>>,
     /// Requests per (group, window start) for the `RateLimit-*` headers.
     windows: Mutex<HashMap<(&'static str, u64), u32>>,
@@ -113,6 +124,8 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             token: config.token,
+            base_url: format!("http://{addr}"),
+            maintenance_until: Mutex::default(),
             requests: Mutex::default(),
             windows: Mutex::default(),
             latency_ms: AtomicU64::new(0),
@@ -159,6 +172,12 @@ impl Sandbox {
         self.shared
             .latency_ms
             .store(latency.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Puts every provider in maintenance for `length` (data routes answer
+    /// 503 `XX020` with `meta.retry_in`; pings say `maintenance`), or ends it.
+    pub fn set_maintenance(&self, length: Option<Duration>) {
+        *self.shared.maintenance_until.lock().unwrap() = length.map(|l| SystemTime::now() + l);
     }
 
     /// Runs until the process is stopped.
@@ -258,29 +277,57 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
     answer
 }
 
+/// Prefixes of the document links in the fixtures, served by the sandbox itself.
+const FILE_HOSTS: &[&str] = &[
+    "https://raw.githubusercontent.com/",
+    "https://storage.entreprise.api.gouv.fr/",
+    "https://entreprise.api.gouv.fr/proxy/",
+];
+
 /// The answer to an API request, in the real server's order of checks.
 fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: bool) -> Answer {
+    if let Some(file) = path.strip_prefix("/__sandbox/files/") {
+        let body = format!("%PDF-1.4\n% API Entreprise sandbox document: {file}\n%%EOF\n");
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+        return res;
+    }
+    if path == "/pings" || path.starts_with("/ping/") || path == "/v2/ping" {
+        return health(shared, path);
+    }
+    if path == "/privileges" || path == "/v2/privileges" {
+        if !authorized {
+            return unauthorized();
+        }
+        let scopes: Vec<&str> = SCOPES.to_vec();
+        // Today's server nests the list under `data`; the older shape is flat.
+        let body = if path == "/privileges" {
+            json!({ "data": { "privileges": scopes } })
+        } else {
+            json!({ "privileges": scopes })
+        };
+        return json_answer(StatusCode::OK, &body);
+    }
     let Some((route, values)) = routes::matching(path) else {
-        // Unknown routes get Rails' plain-text 404, token or not.
-        let mut res = Response::new(Full::new(Bytes::from_static(b"Not Found")));
-        *res.status_mut() = StatusCode::NOT_FOUND;
+        // Removed v2 routes answer a plain-text 410; unknown ones Rails'
+        // plain-text 404, token or not.
+        let (status, text) = if path.starts_with("/v2/") {
+            (StatusCode::GONE, "Cette version de l'API n'est plus disponible")
+        } else {
+            (StatusCode::NOT_FOUND, "Not Found")
+        };
+        let mut res = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+        *res.status_mut() = status;
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         return res;
     };
     if !authorized {
-        return error_answer(
-            StatusCode::UNAUTHORIZED,
-            vec![error(
-                "00101",
-                "Interdit",
-                "Votre token n'est pas valide ou n'est pas renseigné",
-                Some("token"),
-            )],
-        );
+        return unauthorized();
     }
     let (limit, remaining, reset) = count(shared, route);
-    let mut res = checked_answer(route, &values, query, remaining);
+    let mut res = checked_answer(shared, route, &values, query, remaining);
     let h = res.headers_mut();
     h.insert("ratelimit-limit", HeaderValue::from(limit));
     h.insert("ratelimit-remaining", HeaderValue::from(remaining.unwrap_or(0)));
@@ -292,6 +339,71 @@ fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: b
         );
     }
     res
+}
+
+/// The staging token's scopes that the sandbox's token has: all of them.
+const SCOPES: &[&str] = &[
+    "entreprises",
+    "etablissements",
+    "unites_legales_etablissements_insee",
+    "open_data",
+    "attestations_fiscales",
+    "attestations_sociales",
+    "extraits_rcs",
+    "associations",
+    "liasse_fiscale",
+    "chiffre_affaires_dgfip",
+    "effectifs_urssaf",
+];
+
+fn unauthorized() -> Answer {
+    error_answer(
+        StatusCode::UNAUTHORIZED,
+        vec![error(
+            "00101",
+            "Interdit",
+            "Votre token n'est pas valide ou n'est pas renseigné",
+            Some("token"),
+        )],
+    )
+}
+
+fn maintenance_left(shared: &Shared) -> Option<Duration> {
+    let until = (*shared.maintenance_until.lock().unwrap())?;
+    until.duration_since(SystemTime::now()).ok()
+}
+
+fn iso8601(t: Duration) -> String {
+    let t = i64::try_from(t.as_secs()).unwrap_or(0);
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The free health routes: no token, no quota.
+fn health(shared: &Shared, path: &str) -> Answer {
+    let now = iso8601(now());
+    let status = |provider: &str| match maintenance_left(shared) {
+        Some(left) => json!({ "provider": provider, "status": "maintenance", "last_update": now,
+                              "last_ok_status": now, "until": iso8601(now_plus(left)) }),
+        None => json!({ "provider": provider, "status": "ok", "last_update": now, "last_ok_status": now }),
+    };
+    if path == "/pings" {
+        let mut providers: Vec<&str> = routes::ROUTES.iter().map(routes::Route::provider).collect();
+        providers.sort_unstable();
+        providers.dedup();
+        return json_answer(
+            StatusCode::OK,
+            &json!(providers.iter().map(|p| status(p)).collect::<Vec<_>>()),
+        );
+    }
+    let provider = path.strip_prefix("/ping/").unwrap_or("api_entreprise");
+    json_answer(StatusCode::OK, &status(provider))
+}
+
+fn now_plus(d: Duration) -> Duration {
+    now() + d
 }
 
 /// Counts a request against its group's fixed one-minute window, as the
@@ -307,7 +419,15 @@ fn count(shared: &Shared, route: &routes::Route) -> (u32, Option<u32>, u64) {
     (route.limit, remaining, start + 60)
 }
 
+fn this_year() -> i32 {
+    i64::try_from(now().as_secs())
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or(1970, |d| d.year())
+}
+
 fn checked_answer(
+    shared: &Shared,
     route: &routes::Route,
     values: &[(String, String)],
     query: &[(String, String)],
@@ -352,24 +472,42 @@ fn checked_answer(
             )],
         );
     }
-    for (name, value) in values {
-        let (ok, code) = match name.as_str() {
-            "siren" => (validate::is_siren(value), "00301"),
-            "siret" => (validate::is_siret(value), "00302"),
-            _ => (true, ""),
-        };
-        if !ok {
-            let detail = format!("Le numéro de {name} n'est pas correctement formatté");
-            return error_answer(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                vec![error(code, "Entité non traitable", &detail, Some(name))],
-            );
-        }
+    let dgfip = route.provider() == "dgfip";
+    let year = this_year();
+    let faults = values
+        .iter()
+        .filter_map(|(name, value)| Some((name, validate::path_fault(name, value, dgfip, year)?)))
+        .chain(
+            query
+                .iter()
+                .filter_map(|(name, value)| Some((name, validate::query_fault(name, value)?))),
+        );
+    for (name, code) in faults {
+        let detail = format!("Le paramètre {name} n'est pas correctement formatté");
+        return error_answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec![error(code, "Entité non traitable", &detail, Some(name))],
+        );
+    }
+    if let Some(left) = maintenance_left(shared) {
+        let code = format!("{}020", route.provider_code());
+        let mut err = error(
+            &code,
+            "Maintenance du fournisseur de données",
+            "Le fournisseur de données est en maintenance, réessayez après la fin de la fenêtre",
+            None,
+        );
+        err["meta"] = json!({ "provider": route.provider(), "retry_in": left.as_secs().max(1) });
+        return error_answer(StatusCode::SERVICE_UNAVAILABLE, vec![err]);
     }
     let by_name: BTreeMap<String, String> = values.iter().chain(query).cloned().collect();
     match fixtures::find(route.operation, &by_name) {
         Some(fixture) => {
-            let mut res = Response::new(Full::new(Bytes::from(fixture.payload.clone())));
+            let mut payload = fixture.payload.clone();
+            for host in FILE_HOSTS {
+                payload = payload.replace(host, &format!("{}/__sandbox/files/", shared.base_url));
+            }
+            let mut res = Response::new(Full::new(Bytes::from(payload)));
             *res.status_mut() = StatusCode::from_u16(fixture.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let content_type = if fixture.status == 200 {
                 "application/vnd.api+json"

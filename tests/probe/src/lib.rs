@@ -38,7 +38,11 @@ impl catalogue::Guest for Probe {
                 limit: 1,
                 period_seconds: 60,
             },
+            scopes: vec![],
             deprecated: false,
+            replaced_by: None,
+            maintenance_window: None,
+            needs_trace: false,
             requires_user_id: false,
         }]
     }
@@ -120,6 +124,7 @@ impl client::Guest for Probe {
             links: "{}".into(),
             meta: "{}".into(),
             document: None,
+            files: vec![],
             typed: None,
             rate_limit: RateLimitState {
                 limit: None,
