@@ -544,7 +544,9 @@ mod tests {
             assert_eq!(codes(check(e, &own(bad), &[], &t, 2026)), [*code], "{id} {bad:?}");
         }
 
-        let query_cases: &[(&str, &[&str], (&str, &str), (&str, &str), &str)] = &[
+        /// Endpoint, path values, a good and a bad query pair, the bad one's code.
+        type QueryCase<'a> = (&'a str, &'a [&'a str], (&'a str, &'a str), (&'a str, &'a str), &'a str);
+        let query_cases: &[QueryCase] = &[
             (
                 "ademe_certificats_rge",
                 &["55204944776279"],

@@ -44,18 +44,20 @@
 #![warn(missing_docs)]
 
 mod bindings;
+pub mod download;
 mod error;
 pub mod policy;
 pub mod quota;
 mod runtime;
 mod token;
 
+pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};
 pub use quota::QuotaSpec;
 pub use runtime::{
     ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL, Runtime, RuntimeBuilder,
 };
-pub use token::Token;
+pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};
 
 /// The contract's types (`api-entreprise:client/types@0.1.0`).
 pub mod types {

@@ -10,6 +10,7 @@ use api_entreprise::{CallError, ComponentSource, QuotaSpec, Runtime, RuntimeBuil
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 use clap::{Args, Parser, Subcommand};
 
+mod doctor;
 mod summary;
 
 /// Call API Entreprise (entreprise.api.gouv.fr) through a sandboxed
@@ -63,6 +64,17 @@ enum Command {
     },
     /// Call one endpoint.
     Call(CallArgs),
+    /// Download a document link from an answer (never with the token).
+    Download {
+        /// The link (`document_url`, or a file link).
+        url: String,
+        /// Where to write it [default: the link's last path segment].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// The first end-to-end test: the token's expiry, its privileges, the
+    /// providers' health and one test call, as a checklist.
+    Doctor(DoctorArgs),
     /// Run the simulated API Entreprise on loopback until stopped.
     Sandbox {
         /// The port to listen on (0 picks a free one).
@@ -72,6 +84,26 @@ enum Command {
         #[arg(long, default_value = DEFAULT_TOKEN)]
         token: String,
     },
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// The trace's context for the test call.
+    #[arg(long, default_value = "test de bout en bout")]
+    context: String,
+    /// The SIRET of the public body the test call is for [default in the
+    /// sandbox: 13002526500013].
+    #[arg(long)]
+    recipient: Option<String>,
+    /// The trace's object for the test call.
+    #[arg(long, default_value = "api-entreprise doctor")]
+    object: String,
+    /// The endpoint of the test call.
+    #[arg(long, default_value = "insee_unites_legales")]
+    endpoint: String,
+    /// The path values of the test call.
+    #[arg(long = "value", default_value = "552049447")]
+    values: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +134,9 @@ struct CallArgs {
     /// Print the whole answer as JSON.
     #[arg(long)]
     json: bool,
+    /// Also download the answer's document to this file.
+    #[arg(long, value_name = "PATH")]
+    download: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -153,6 +188,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Call(args) => call(&cli.host, args).await,
+        Command::Download { url, output } => {
+            let (runtime, _sandbox) = connect(&cli.host, true).await?;
+            let output = match output {
+                Some(path) => path,
+                None => PathBuf::from(
+                    url.split('?')
+                        .next()
+                        .and_then(|u| u.rsplit('/').next())
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or("document"),
+                ),
+            };
+            let done = runtime.download(&url, &output).await?;
+            println!("{}: {} bytes", done.path.display(), done.bytes);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor(args) => {
+            let (runtime, sandbox) = connect(&cli.host, false).await?;
+            let recipient = match (args.recipient, &sandbox) {
+                (Some(r), _) => r,
+                (None, Some(_)) => "13002526500013".to_owned(),
+                (None, None) => bail!("give --recipient: the SIRET of the public body the test call is for"),
+            };
+            let trace = types::Trace {
+                context: args.context,
+                recipient,
+                object: args.object,
+                user_id: None,
+            };
+            let ok = doctor::run(
+                &runtime,
+                &trace,
+                &args.endpoint,
+                args.values,
+                &mut std::io::stdout().lock(),
+            )
+            .await?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
     }
 }
 
@@ -231,6 +305,13 @@ async fn call(host: &HostArgs, args: CallArgs) -> anyhow::Result<ExitCode> {
             } else {
                 let endpoint = runtime.resolve(&request.endpoint, request.version);
                 summary::write_summary(&mut out, endpoint, &response, started.elapsed())?;
+            }
+            if let Some(path) = &args.download {
+                let Some(url) = response.document.as_ref().and_then(|d| d.url.as_deref()) else {
+                    bail!("--download: this answer carries no document link");
+                };
+                let done = runtime.download(url, path).await?;
+                eprintln!("document saved to {} ({} bytes)", done.path.display(), done.bytes);
             }
             Ok(ExitCode::SUCCESS)
         }

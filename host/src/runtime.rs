@@ -58,6 +58,7 @@ pub struct RuntimeBuilder {
     ip_quota: QuotaSpec,
     json_timeout: Duration,
     document_timeout: Duration,
+    document_hosts: Vec<String>,
 }
 
 impl RuntimeBuilder {
@@ -71,7 +72,19 @@ impl RuntimeBuilder {
             ip_quota: QuotaSpec::default(),
             json_timeout: JSON_TIMEOUT,
             document_timeout: DOCUMENT_TIMEOUT,
+            document_hosts: crate::download::DEFAULT_DOCUMENT_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
         }
+    }
+
+    /// The hosts document links may be downloaded from (`https://host[:port]`),
+    /// instead of [`crate::download::DEFAULT_DOCUMENT_HOSTS`]. The API's own
+    /// authority is always one of them.
+    pub fn document_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.document_hosts = hosts.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Loads the component from `source`.
@@ -103,6 +116,10 @@ impl RuntimeBuilder {
     /// Compiles the component and prepares it for calls.
     pub async fn build(self) -> Result<Runtime, ConfigError> {
         let api = Authority::of_base_url(&self.base_url)?;
+        let mut document_hosts = vec![api.clone()];
+        for host in &self.document_hosts {
+            document_hosts.push(Authority::of_base_url(host)?);
+        }
         let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -134,6 +151,7 @@ impl RuntimeBuilder {
             policy,
             base_url: self.base_url.trim_end_matches('/').to_owned(),
             endpoints: Vec::new(),
+            document_hosts,
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
         };
@@ -166,13 +184,13 @@ fn add_wasi_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 
     wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
     let l = linker;
-    cli::environment::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::environment::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
     cli::exit::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
-    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, WasiCliView::cli)?;
     wasmtime_wasi::p2::bindings::random::insecure::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
     wasmtime_wasi::p2::bindings::random::insecure_seed::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)
@@ -230,6 +248,7 @@ pub struct Runtime {
     policy: Arc<OutboundPolicy>,
     base_url: String,
     endpoints: Vec<types::Endpoint>,
+    document_hosts: Vec<Authority>,
     json_timeout: Duration,
     document_timeout: Duration,
 }
@@ -263,6 +282,11 @@ impl Runtime {
         }
     }
 
+    /// The token's claims, when a token is set and is a JWT.
+    pub fn token_claims(&self) -> Option<Result<crate::Claims, String>> {
+        self.policy.token.as_ref().map(Token::claims)
+    }
+
     /// The API base URL calls go to.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -292,6 +316,13 @@ impl Runtime {
         };
         audit(request, endpoint, &result, started.elapsed());
         result
+    }
+
+    /// Downloads a document link from an answer into `dest` (written whole or
+    /// not at all): never with the token, only from the document hosts,
+    /// within the document timeout, up to [`crate::download::MAX_DOCUMENT_BYTES`].
+    pub async fn download(&self, url: &str, dest: &Path) -> Result<crate::Downloaded, crate::DownloadError> {
+        crate::download::download(&self.document_hosts, url, dest, self.document_timeout).await
     }
 
     /// The sans-IO face: validates `request` and builds the HTTP request a

@@ -163,6 +163,7 @@ pub fn write_summary(
             line(out, "last up", h.last_ok_status.as_ref())?;
             line(out, "until", h.until.as_ref())?;
         }
+        None if r.document.is_some() => {}
         None => {
             let data = serde_json::to_string_pretty(&parse(&r.data)).unwrap_or_else(|_| r.data.clone());
             for l in data.lines() {

@@ -129,3 +129,50 @@ fn endpoints_lists_the_catalogue_as_json() {
     assert_eq!(list.len(), 54, "51 data endpoints, /privileges and two health routes");
     assert!(list.iter().all(|e| e["path"].as_str().unwrap().starts_with('/')));
 }
+
+#[test]
+fn doctor_runs_green_against_the_sandbox() {
+    let out = run(&["doctor"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(!stdout.contains("[FAIL]"), "{stdout}");
+    for line in [
+        "[ok]   privileges: ",
+        "of 51 endpoint versions callable",
+        "[ok]   providers: all",
+        "[ok]   test call insee_unites_legales 552049447: HTTP 200",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from {stdout}");
+    }
+}
+
+#[test]
+fn doctor_fails_a_test_call_that_fails_and_says_why() {
+    let out = run(&["doctor", "--value", "552049448"]);
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("[FAIL] test call insee_unites_legales 552049448: invalid request"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_document_is_saved_with_the_call() {
+    let dir = std::env::temp_dir().join(format!("api-entreprise-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("attestation.pdf");
+    let out = call(
+        &[],
+        &[
+            "acoss_attestations_sociales",
+            "418166096",
+            "--download",
+            dest.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(std::fs::read(&dest).unwrap().starts_with(b"%PDF"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

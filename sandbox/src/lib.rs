@@ -282,6 +282,7 @@ const FILE_HOSTS: &[&str] = &[
     "https://raw.githubusercontent.com/",
     "https://storage.entreprise.api.gouv.fr/",
     "https://entreprise.api.gouv.fr/proxy/",
+    "https://entreprise.api.gouv.fr/files/",
 ];
 
 /// The answer to an API request, in the real server's order of checks.
@@ -341,19 +342,48 @@ fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: b
     res
 }
 
-/// The staging token's scopes that the sandbox's token has: all of them.
+/// The scopes of the sandbox's token: every scope that opens an endpoint of
+/// the catalogue (`authorizations.yml`), like the staging token's.
 const SCOPES: &[&str] = &[
-    "entreprises",
-    "etablissements",
-    "unites_legales_etablissements_insee",
-    "open_data",
+    "associations",
+    "associations_djepva",
+    "associations_donnees_protegees",
+    "attestation_cotisations_conges_payes_chomage_intemperies_cibtp_cnetp",
+    "attestation_fiscale_dgfip",
+    "attestation_sociale_urssaf",
     "attestations_fiscales",
     "attestations_sociales",
-    "extraits_rcs",
-    "associations",
-    "liasse_fiscale",
+    "beneficiaires_effectifs_inpi",
+    "bilans_bdf",
+    "bilans_entreprise_bdf",
+    "certificat_cnetp",
+    "certificat_opqibi",
+    "certificat_rge_ademe",
+    "certification_cnetp",
+    "certification_opqibi",
+    "certifications_qualiopi_france_competences",
     "chiffre_affaires_dgfip",
+    "conventions_collectives",
+    "cotisations_msa",
+    "cotisations_probtp",
+    "data_subvention_subventions",
     "effectifs_urssaf",
+    "entreprises",
+    "entreprises_artisanales",
+    "eori_douanes",
+    "etablissements",
+    "exercices",
+    "extraits_rcs",
+    "fntp_carte_pro",
+    "liasse_fiscale",
+    "liasses_fiscales_dgfip",
+    "liens_capitalistiques_dgfip",
+    "mandataires_sociaux_infogreffe",
+    "msa_cotisations",
+    "open_data",
+    "probtp",
+    "qualibat",
+    "unites_legales_etablissements_insee",
 ];
 
 fn unauthorized() -> Answer {
@@ -474,15 +504,17 @@ fn checked_answer(
     }
     let dgfip = route.provider() == "dgfip";
     let year = this_year();
-    let faults = values
+    // The server stops at the first bad value.
+    let fault = values
         .iter()
         .filter_map(|(name, value)| Some((name, validate::path_fault(name, value, dgfip, year)?)))
         .chain(
             query
                 .iter()
                 .filter_map(|(name, value)| Some((name, validate::query_fault(name, value)?))),
-        );
-    for (name, code) in faults {
+        )
+        .next();
+    if let Some((name, code)) = fault {
         let detail = format!("Le paramètre {name} n'est pas correctement formatté");
         return error_answer(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -360,19 +360,6 @@ pub fn matching(path: &str) -> Option<(&'static Route, Vec<(String, String)>)> {
         .map(|(_, route, values)| (route, values))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literal_segments_win_over_placeholders() {
-        let (route, values) = matching("/v3/insee/sirene/unites_legales/diffusibles/552049447").unwrap();
-        assert_eq!(route.operation, "api_entreprise_v3_insee_unites_legales_diffusables");
-        assert_eq!(values, [("siren".to_owned(), "552049447".to_owned())]);
-        assert!(matching("/v3/insee/nothing").is_none());
-    }
-}
-
 impl Route {
     /// The provider's two-digit error prefix (siade's `errors_backend.rb`),
     /// from the path.
@@ -410,5 +397,18 @@ impl Route {
     /// The provider's name for the health routes: the path's first segment.
     pub fn provider(&self) -> &'static str {
         self.template.split('/').nth(2).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_over_placeholders() {
+        let (route, values) = matching("/v3/insee/sirene/unites_legales/diffusibles/552049447").unwrap();
+        assert_eq!(route.operation, "api_entreprise_v3_insee_unites_legales_diffusables");
+        assert_eq!(values, [("siren".to_owned(), "552049447".to_owned())]);
+        assert!(matching("/v3/insee/nothing").is_none());
     }
 }

@@ -1,0 +1,158 @@
+//! Downloading a document link. The link is a capability: the token is never
+//! sent with it, and only the configured document hosts are reached.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use wasmtime_wasi_http::RequestOptions;
+
+use crate::policy::Authority;
+
+/// The largest document the host downloads.
+pub const MAX_DOCUMENT_BYTES: usize = 64 << 20;
+
+/// The hosts API Entreprise serves documents from: object storage and the
+/// INPI. The API's own authority (its `/proxy/files/` links) is always added.
+pub const DEFAULT_DOCUMENT_HOSTS: &[&str] = &["https://storage.entreprise.api.gouv.fr", "https://data.inpi.fr"];
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError {
+    /// The link's host is not a configured document host.
+    #[error("{0}: not a configured document host; nothing was sent")]
+    NotAllowed(String),
+    /// The link is not a URL.
+    #[error("{url:?} is not a document link: {why}")]
+    BadUrl {
+        /// The link.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The host answered with an error status.
+    #[error("the document host answered HTTP {status}{hint}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// No complete answer within the document timeout.
+    #[error("the download did not finish within {0:?}; try again")]
+    Timeout(Duration),
+    /// The document is larger than the cap.
+    #[error("the document is larger than {} MiB; refusing it", MAX_DOCUMENT_BYTES >> 20)]
+    TooLarge,
+    /// The connection failed.
+    #[error("the download failed: {0}")]
+    Transport(String),
+    /// Writing the file failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What was downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its `Content-Type`, when given.
+    pub content_type: Option<String>,
+}
+
+/// Fetches `url` (a document link from an answer) into `dest`, written whole
+/// or not at all, within `timeout`, from one of `hosts` only, without the token.
+pub(crate) async fn download(
+    hosts: &[Authority],
+    url: &str,
+    dest: &Path,
+    timeout: Duration,
+) -> Result<Downloaded, DownloadError> {
+    let bad = |why: &str| DownloadError::BadUrl {
+        url: url.to_owned(),
+        why: why.to_owned(),
+    };
+    let uri: http::Uri = url.parse().map_err(|_| bad("it does not parse"))?;
+    let authority = Authority::of_uri(&uri).map_err(|why| bad(&why))?;
+    if !hosts.contains(&authority) {
+        return Err(DownloadError::NotAllowed(authority.to_string()));
+    }
+    let request = Request::get(uri)
+        .header(
+            header::USER_AGENT,
+            concat!("api-entreprise-rs/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync())
+        .map_err(|e| bad(&e.to_string()))?;
+    let options = RequestOptions {
+        connect_timeout: Some(timeout),
+        first_byte_timeout: Some(timeout),
+        between_bytes_timeout: Some(timeout),
+    };
+    let fetch = async {
+        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
+            .await
+            .map_err(|e| DownloadError::Transport(e.to_string()))?;
+        let connection = tokio::spawn(io);
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            connection.abort();
+            let hint = match status {
+                300..=399 => ": redirects are not followed",
+                404 | 410 => ": the link expired; call the endpoint again for a fresh one",
+                _ => "",
+            };
+            return Err(DownloadError::Status { status, hint });
+        }
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    DownloadError::TooLarge
+                } else {
+                    DownloadError::Transport(e.to_string())
+                }
+            })?
+            .to_bytes();
+        connection.abort();
+        Ok((body, content_type))
+    };
+    let (body, content_type) = tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| DownloadError::Timeout(timeout))??;
+    write_whole(dest, &body).map_err(|source| DownloadError::Write {
+        path: dest.to_owned(),
+        source,
+    })?;
+    Ok(Downloaded {
+        path: dest.to_owned(),
+        bytes: body.len() as u64,
+        content_type,
+    })
+}
+
+/// Writes beside `dest`, then renames: a reader never sees half a document.
+fn write_whole(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut partial = dest.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, dest)
+}
