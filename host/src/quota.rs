@@ -139,44 +139,37 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn no_window_ever_admits_more_than_the_limit() {
+    /// The clock is injected: each attempt says when it happens.
+    #[test]
+    fn no_window_ever_admits_more_than_the_limit() {
         let spec = QuotaSpec {
             limit: 3,
             window: Duration::from_secs(10),
         };
         let quota = Quota::new(spec);
-        let mut admitted = Vec::new();
+        let start = Instant::now();
         // One attempt every 700 ms for a minute: far more than allowed.
-        for _ in 0..86 {
-            if quota.try_acquire().is_ok() {
-                admitted.push(Instant::now());
-            }
-            tokio::time::advance(Duration::from_millis(700)).await;
-        }
+        let admitted: Vec<Instant> = (0..86)
+            .map(|i| start + Duration::from_millis(700 * i))
+            .filter(|t| quota.try_acquire_at(*t).is_ok())
+            .collect();
         assert!(admitted.len() >= 3 * 5, "{}", admitted.len());
-        for (i, start) in admitted.iter().enumerate() {
-            let in_window = admitted[i..]
-                .iter()
-                .filter(|t| t.duration_since(*start) <= spec.window)
-                .count();
+        for (i, first) in admitted.iter().enumerate() {
+            let in_window = admitted[i..].iter().filter(|t| t.duration_since(*first) <= spec.window).count();
             assert!(in_window <= 3, "window from #{i} holds {in_window}");
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_refusal_says_when_the_oldest_slot_frees() {
+    #[test]
+    fn a_refusal_says_when_the_oldest_slot_frees() {
         let quota = Quota::new("2/10s".parse().unwrap());
-        quota.try_acquire().unwrap();
-        tokio::time::advance(Duration::from_secs(4)).await;
-        quota.try_acquire().unwrap();
-        let wait = quota.try_acquire().unwrap_err();
-        assert!(
-            wait > Duration::from_secs(6) && wait <= Duration::from_millis(6001),
-            "{wait:?}"
-        );
-        tokio::time::advance(wait).await;
-        assert!(quota.try_acquire().is_ok());
+        let t0 = Instant::now();
+        quota.try_acquire_at(t0).unwrap();
+        quota.try_acquire_at(t0 + Duration::from_secs(4)).unwrap();
+        let wait = quota.try_acquire_at(t0 + Duration::from_secs(4)).unwrap_err();
+        assert!(wait > Duration::from_secs(6) && wait <= Duration::from_millis(6001), "{wait:?}");
+        assert!(quota.try_acquire_at(t0 + Duration::from_secs(4) + wait - Duration::from_millis(2)).is_err());
+        assert!(quota.try_acquire_at(t0 + Duration::from_secs(4) + wait).is_ok());
     }
 
     #[test]
