@@ -155,7 +155,10 @@ mod tests {
             .collect();
         assert!(admitted.len() >= 3 * 5, "{}", admitted.len());
         for (i, first) in admitted.iter().enumerate() {
-            let in_window = admitted[i..].iter().filter(|t| t.duration_since(*first) <= spec.window).count();
+            let in_window = admitted[i..]
+                .iter()
+                .filter(|t| t.duration_since(*first) <= spec.window)
+                .count();
             assert!(in_window <= 3, "window from #{i} holds {in_window}");
         }
     }
@@ -167,8 +170,15 @@ mod tests {
         quota.try_acquire_at(t0).unwrap();
         quota.try_acquire_at(t0 + Duration::from_secs(4)).unwrap();
         let wait = quota.try_acquire_at(t0 + Duration::from_secs(4)).unwrap_err();
-        assert!(wait > Duration::from_secs(6) && wait <= Duration::from_millis(6001), "{wait:?}");
-        assert!(quota.try_acquire_at(t0 + Duration::from_secs(4) + wait - Duration::from_millis(2)).is_err());
+        assert!(
+            wait > Duration::from_secs(6) && wait <= Duration::from_millis(6001),
+            "{wait:?}"
+        );
+        assert!(
+            quota
+                .try_acquire_at(t0 + Duration::from_secs(4) + wait - Duration::from_millis(2))
+                .is_err()
+        );
         assert!(quota.try_acquire_at(t0 + Duration::from_secs(4) + wait).is_ok());
     }
 
