@@ -90,11 +90,38 @@ pub struct OutboundPolicy {
     pub(crate) ip_quota: Quota,
 }
 
+/// The trace fields every data call must carry, whatever the component did:
+/// the host checks them again before a byte leaves (defence in depth).
+const TRACE_FIELDS: [&str; 3] = ["context", "recipient", "object"];
+
+/// The trace fields a request to a versioned data route (`/v3/…`, `/v4/…`)
+/// lacks or leaves blank, if any. `/privileges` and the health routes need none.
+fn missing_trace(uri: &http::Uri) -> Option<String> {
+    let path = uri.path();
+    let versioned = path
+        .strip_prefix("/v")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    if !versioned || path.ends_with("/privileges") {
+        return None;
+    }
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let missing: Vec<&str> = TRACE_FIELDS
+        .into_iter()
+        .filter(|field| !query.iter().any(|(k, v)| k == field && !v.trim().is_empty()))
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
 /// Why the host refused a request, for the caller's error message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The request went to an authority other than the API's.
     Authority(String),
+    /// A data request without its trace fields (named).
+    Trace(String),
     /// The quota had no slot; one frees up after this long.
     Quota {
         /// The quota, as `N/DURATION`.
@@ -108,6 +135,10 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Authority(why) => write!(f, "{why}; nothing was sent"),
+            Refusal::Trace(missing) => write!(
+                f,
+                "the component sent a data request without {missing}, which API Entreprise requires; nothing was sent"
+            ),
             Refusal::Quota { quota, retry_after } => write!(
                 f,
                 "the per-IP quota of {quota} is spent; nothing was sent (a slot frees in {:.1} s)",
@@ -134,6 +165,9 @@ impl CallHooks {
                 "{target} is not the configured API ({})",
                 self.policy.api
             )));
+        }
+        if let Some(missing) = missing_trace(req.uri()) {
+            return Err(Refusal::Trace(missing));
         }
         self.policy
             .ip_quota
@@ -187,7 +221,7 @@ impl WasiHttpHooks for CallHooks {
     ) -> SendFuture {
         if let Err(refusal) = self.admit(&req) {
             let code = match refusal {
-                Refusal::Authority(_) => HttpError::HttpRequestDenied,
+                Refusal::Authority(_) | Refusal::Trace(_) => HttpError::HttpRequestDenied,
                 Refusal::Quota { .. } => HttpError::ConnectionLimitReached,
             };
             tracing::warn!(target: "api_entreprise::policy", %refusal, "request refused");
@@ -246,6 +280,22 @@ mod tests {
             assert_ne!(Authority::of_uri(&uri(other)).unwrap(), api, "{other}");
         }
         assert!(Authority::of_uri(&uri("https://user:pw@entreprise.api.gouv.fr/")).is_err());
+    }
+
+    #[test]
+    fn data_routes_need_their_trace_and_free_routes_do_not() {
+        let trace = |u: &str| missing_trace(&uri(u));
+        assert_eq!(
+            trace("https://x/v4/insee/sirene/unites_legales/1?context=a&recipient=b&object=c"),
+            None
+        );
+        assert_eq!(
+            trace("https://x/v4/insee/sirene/unites_legales/1?context=+&recipient=b").as_deref(),
+            Some("context, object")
+        );
+        assert_eq!(trace("https://x/privileges"), None);
+        assert_eq!(trace("https://x/v2/privileges"), None);
+        assert_eq!(trace("https://x/ping/insee"), None);
     }
 
     #[test]

@@ -7,6 +7,30 @@ use api_entreprise::{ComponentSource, Runtime, RuntimeBuilder, Token, types};
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 use http_body_util::{BodyExt, Empty};
 
+/// The official reference data (the OpenAPI spec, `throttle.yml`, the
+/// staging fixtures): `$API_ENTREPRISE_REFERENCE`, else `shared/reference`
+/// beside the checkout, as CI lays it out. `None` on a machine without it,
+/// where the tests that compare against it say they are skipped; under CI
+/// (`CI` set) a missing reference is a failure.
+pub fn reference_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("API_ENTREPRISE_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"));
+    if dir.join("openapi-entreprise.yaml").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the reference data is missing from {}: CI lays shared/ beside the checkout",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no reference data at {} (set API_ENTREPRISE_REFERENCE to the folder holding openapi-entreprise.yaml)",
+        dir.display()
+    );
+    None
+}
+
 /// The hostile probe component built by this crate's build script.
 pub fn probe_component() -> ComponentSource {
     ComponentSource::File(PathBuf::from(env!("PROBE_COMPONENT")))

@@ -315,3 +315,23 @@ async fn a_401_and_a_422_received_by_hand_map_through_the_codec() {
     assert_eq!((api.status, codes(&api.errors)), (422, vec!["00201", "00203", "00202"]));
     assert!(api.request_id.is_some());
 }
+
+#[tokio::test]
+async fn the_host_refuses_a_data_request_without_its_trace_whatever_the_component_does() {
+    let sandbox = sandbox().await;
+    let runtime = builder(&sandbox).component(probe_component()).build().await.unwrap();
+    let url = format!(
+        "{}/v4/insee/sirene/unites_legales/552049447?context=x",
+        sandbox.base_url()
+    );
+    let error = client_error(runtime.call(&request("probe", &[&url])).await);
+    let types::Error::RefusedByHost(why) = error else {
+        panic!("{error:?}")
+    };
+    assert!(why.contains("without recipient, object"), "{why}");
+    assert!(
+        sandbox.requests().is_empty(),
+        "the sandbox saw {:?}",
+        sandbox.requests()
+    );
+}
