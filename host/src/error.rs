@@ -32,6 +32,14 @@ pub enum ConfigError {
         /// Why it failed.
         reason: String,
     },
+    /// The quota state file could not be read.
+    #[error("the quota state {path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The runtime could not be set up.
     #[error("setting up the WebAssembly runtime: {0}")]
     Engine(String),
@@ -49,6 +57,15 @@ pub enum CallError {
     /// timeout); it was abandoned and nothing more will be read.
     #[error("no answer within {0:?}: the API or the provider is slow, try again later")]
     Deadline(Duration),
+    /// No slot in a quota before the call's deadline: nothing was sent.
+    /// Try again after `retry_after`.
+    #[error("the quota {quota} has no slot before the call's deadline; nothing was sent, retry in {:.1} s", retry_after.as_secs_f64())]
+    RateLimited {
+        /// The quota that is full, or closed by a 429.
+        quota: String,
+        /// When it has a slot again.
+        retry_after: Duration,
+    },
     /// The component itself failed (a trap, a memory limit): a bug or a
     /// hostile component, not something the caller did.
     #[error("the client component failed: {0}")]

@@ -53,9 +53,10 @@ mod token;
 
 pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};
-pub use quota::QuotaSpec;
+pub use quota::{QuotaSpec, Quotas};
 pub use runtime::{
-    ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL, Runtime, RuntimeBuilder,
+    ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL, QUOTA_MARGIN, Runtime,
+    RuntimeBuilder,
 };
 pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};
 

@@ -43,15 +43,22 @@ struct HostArgs {
         value_name = "JWT"
     )]
     token: Option<String>,
-    /// The per-IP quota, never exceeded: N requests in any DURATION.
+    /// A per-IP quota, never exceeded: N requests in any DURATION. Repeat it
+    /// (or separate with commas) to apply several at once.
     #[arg(
         long,
         global = true,
         env = "API_ENTREPRISE_IP_QUOTA",
-        default_value = "2000/10m",
+        value_delimiter = ',',
+        default_value = "2000/10m,1000/1m",
         value_name = "N/DURATION"
     )]
-    ip_quota: String,
+    ip_quota: Vec<String>,
+    /// Where the quota state is kept across runs [default:
+    /// $XDG_STATE_HOME/api-entreprise, else ~/.local/state/api-entreprise;
+    /// the built-in sandbox keeps none].
+    #[arg(long, global = true, env = "API_ENTREPRISE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,7 +240,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Builds the runtime; with no token, against a built-in sandbox started
 /// here (kept alive by the returned handle).
 async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Option<Sandbox>)> {
-    let quota: QuotaSpec = host.ip_quota.parse()?;
+    let quotas = host
+        .ip_quota
+        .iter()
+        .map(|q| q.parse::<QuotaSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
     let (base_url, token, sandbox) = match (&host.token, &host.base_url) {
         (Some(token), base) => (
             base.clone()
@@ -261,13 +272,29 @@ async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Optio
         Some(path) => ComponentSource::File(path.clone()),
         None => ComponentSource::BuiltIn,
     };
-    let runtime = RuntimeBuilder::new(base_url)
+    let mut builder = RuntimeBuilder::new(base_url)
         .token(token)
-        .ip_quota(quota)
-        .component(component)
-        .build()
-        .await?;
+        .ip_quotas(quotas)
+        .component(component);
+    if sandbox.is_none() {
+        let dir = state_dir(host)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
+        builder = builder.state_file(dir.join("quotas.json"));
+    }
+    let runtime = builder.build().await?;
     Ok((runtime, sandbox))
+}
+
+/// The quota state's directory: the flag, else the XDG state directory.
+fn state_dir(host: &HostArgs) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &host.state_dir {
+        return Ok(dir.clone());
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .context("no state directory: set --state-dir or API_ENTREPRISE_STATE_DIR")?;
+    Ok(base.join("api-entreprise"))
 }
 
 async fn call(host: &HostArgs, args: CallArgs) -> anyhow::Result<ExitCode> {

@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::ConfigError;
-use crate::quota::Quota;
+use crate::quota::{QuotaKey, Quotas};
 use crate::token::Token;
 
 /// The largest answer body the host lets through to the guest.
@@ -87,7 +87,9 @@ impl std::fmt::Display for Authority {
 pub struct OutboundPolicy {
     pub(crate) api: Authority,
     pub(crate) token: Option<Token>,
-    pub(crate) ip_quota: Quota,
+    /// The per-IP quotas, applied to every request but the health routes'.
+    pub(crate) ip_quotas: Vec<QuotaKey>,
+    pub(crate) quotas: Arc<Quotas>,
 }
 
 /// The trace fields every data call must carry, whatever the component did:
@@ -141,23 +143,43 @@ impl std::fmt::Display for Refusal {
             ),
             Refusal::Quota { quota, retry_after } => write!(
                 f,
-                "the per-IP quota of {quota} is spent; nothing was sent (a slot frees in {:.1} s)",
+                "the quota {quota} has no slot before the call's deadline; nothing was sent (a slot frees in {:.1} s)",
                 retry_after.as_secs_f64()
             ),
         }
     }
 }
 
-/// The hooks of one call: the shared policy plus the call's time ceiling.
+/// The hooks of one call: the shared policy plus the call's own limits.
 pub(crate) struct CallHooks {
     pub policy: Arc<OutboundPolicy>,
     /// No phase of a request may wait longer than this, whatever the guest asks.
     pub ceiling: Duration,
-    /// Set when the policy refused a request of this call.
-    pub refusal: Option<Refusal>,
+    /// When the whole call must be over, waiting for a quota slot included.
+    pub deadline: tokio::time::Instant,
+    /// The per-token group of the call's endpoint, if it has one.
+    pub group: Option<QuotaKey>,
+    /// Health routes cost no quota.
+    pub free: bool,
+    /// Set when the policy refused a request of this call (also from the
+    /// send future, hence shared).
+    pub refusal: Arc<std::sync::Mutex<Option<Refusal>>>,
 }
 
 impl CallHooks {
+    /// Every quota a request of this call counts against.
+    fn quota_keys(&self) -> Vec<QuotaKey> {
+        if self.free {
+            return Vec::new();
+        }
+        self.policy
+            .ip_quotas
+            .iter()
+            .cloned()
+            .chain(self.group.clone())
+            .collect()
+    }
+
     fn admit(&self, req: &Request<WasiBody>) -> Result<(), Refusal> {
         let target = Authority::of_uri(req.uri()).map_err(|why| Refusal::Authority(format!("the URL {why}")))?;
         if target != self.policy.api {
@@ -169,13 +191,7 @@ impl CallHooks {
         if let Some(missing) = missing_trace(req.uri()) {
             return Err(Refusal::Trace(missing));
         }
-        self.policy
-            .ip_quota
-            .try_acquire()
-            .map_err(|retry_after| Refusal::Quota {
-                quota: self.policy.ip_quota.spec().to_string(),
-                retry_after,
-            })
+        Ok(())
     }
 
     fn clamp(&self, asked: Option<RequestOptions>) -> RequestOptions {
@@ -219,13 +235,17 @@ impl WasiHttpHooks for CallHooks {
         options: Option<RequestOptions>,
         _io: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        if let Err(refusal) = self.admit(&req) {
+        let refuse = |slot: &Arc<std::sync::Mutex<Option<Refusal>>>, refusal: Refusal| {
             let code = match refusal {
                 Refusal::Authority(_) | Refusal::Trace(_) => HttpError::HttpRequestDenied,
                 Refusal::Quota { .. } => HttpError::ConnectionLimitReached,
             };
             tracing::warn!(target: "api_entreprise::policy", %refusal, "request refused");
-            self.refusal = Some(refusal);
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(refusal);
+            code
+        };
+        if let Err(refusal) = self.admit(&req) {
+            let code = refuse(&self.refusal, refusal);
             return Box::new(async move { Err(code) });
         }
         let headers = req.headers_mut();
@@ -234,8 +254,33 @@ impl WasiHttpHooks for CallHooks {
             headers.insert(header::AUTHORIZATION, token.bearer());
         }
         let options = self.clamp(options);
+        let keys = self.quota_keys();
+        let quotas = Arc::clone(&self.policy.quotas);
+        let group = self.group.as_ref().map(|g| g.name.clone());
+        let deadline = self.deadline;
+        let slot = Arc::clone(&self.refusal);
         Box::new(async move {
+            // A slot in every quota, waited for up to the call's deadline;
+            // a wait that would pass it fails now rather than later.
+            loop {
+                match quotas.try_acquire(&keys) {
+                    Ok(()) => break,
+                    Err(wait) if tokio::time::Instant::now() + wait.retry_after < deadline => {
+                        tokio::time::sleep(wait.retry_after).await;
+                    }
+                    Err(wait) => {
+                        let refusal = Refusal::Quota {
+                            quota: wait.quota,
+                            retry_after: wait.retry_after,
+                        };
+                        return Err(refuse(&slot, refusal));
+                    }
+                }
+            }
             let (response, io) = wasmtime_wasi_http::default_send_request(req, Some(options)).await?;
+            if let Some(group) = &group {
+                learn(&quotas, group, response.status().as_u16(), response.headers());
+            }
             let (mut parts, body) = response.into_parts();
             // A server that echoes credentials back must not hand them to the guest.
             parts.headers.remove(header::AUTHORIZATION);
@@ -251,6 +296,24 @@ impl WasiHttpHooks for CallHooks {
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
+    }
+}
+
+/// Tightens the group's state from the server's `RateLimit-*` headers, and
+/// closes it until `Retry-After` on a 429 (never retried before then).
+fn learn(quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    if let (Some(remaining), Some(reset)) = (number("ratelimit-remaining"), number("ratelimit-reset")) {
+        quotas.observe(group, u32::try_from(remaining).unwrap_or(u32::MAX), reset);
+    }
+    if status == 429 {
+        let now_s = quotas.now() / 1000;
+        // Retry-After, else the window's reset; at least a second.
+        let wait = number("retry-after")
+            .or_else(|| number("ratelimit-reset").map(|r| r.saturating_sub(now_s)))
+            .unwrap_or(60)
+            .max(1);
+        quotas.close(group, Duration::from_secs(wait));
     }
 }
 

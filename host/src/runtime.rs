@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::{ApiEntreprise, ApiEntreprisePre};
 use crate::error::{CallError, ClientError, ConfigError};
 use crate::policy::{Authority, CallHooks, OutboundPolicy};
-use crate::quota::{Quota, QuotaSpec};
+use crate::quota::{QuotaKey, QuotaSpec, Quotas, SystemClock};
 use crate::token::Token;
 use crate::types;
 
@@ -35,6 +35,10 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(500);
 /// How often the engine's epoch advances; each tick lets a busy guest yield.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How much wider than configured each quota window is kept, so that the
+/// server, counting on arrival, never sees more than the quota in a window.
+pub const QUOTA_MARGIN: Duration = Duration::from_millis(500);
+
 /// Memory a call's instance may use.
 const MEMORY_LIMIT: usize = 64 << 20;
 
@@ -55,7 +59,10 @@ pub struct RuntimeBuilder {
     component: ComponentSource,
     base_url: String,
     token: Option<Token>,
-    ip_quota: QuotaSpec,
+    ip_quotas: Vec<QuotaSpec>,
+    quotas: Option<Arc<Quotas>>,
+    state_file: Option<PathBuf>,
+    quota_margin: Duration,
     json_timeout: Duration,
     document_timeout: Duration,
     document_hosts: Vec<String>,
@@ -69,7 +76,10 @@ impl RuntimeBuilder {
             component: ComponentSource::BuiltIn,
             base_url: base_url.into(),
             token: None,
-            ip_quota: QuotaSpec::default(),
+            ip_quotas: QuotaSpec::DEFAULT_IP.to_vec(),
+            quotas: None,
+            state_file: None,
+            quota_margin: QUOTA_MARGIN,
             json_timeout: JSON_TIMEOUT,
             document_timeout: DOCUMENT_TIMEOUT,
             document_hosts: crate::download::DEFAULT_DOCUMENT_HOSTS
@@ -99,9 +109,32 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The per-IP quota, never exceeded.
-    pub fn ip_quota(mut self, quota: QuotaSpec) -> Self {
-        self.ip_quota = quota;
+    /// The per-IP quotas, all applied at once and never exceeded, instead of
+    /// [`QuotaSpec::DEFAULT_IP`].
+    pub fn ip_quotas(mut self, quotas: impl IntoIterator<Item = QuotaSpec>) -> Self {
+        self.ip_quotas = quotas.into_iter().collect();
+        self
+    }
+
+    /// Keeps the quota state in `file`, so that a restart does not spend a
+    /// window's quota again.
+    pub fn state_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(file.into());
+        self
+    }
+
+    /// Widens every quota's window by `margin` (default [`QUOTA_MARGIN`]):
+    /// the server counts a request when it arrives, a little after it
+    /// leaves, and arrivals do not keep the order and spacing of departures.
+    pub fn quota_margin(mut self, margin: Duration) -> Self {
+        self.quota_margin = margin;
+        self
+    }
+
+    /// Shares `quotas` (their clock and state) instead of making new ones:
+    /// several runtimes in one process then count together.
+    pub fn quotas(mut self, quotas: Arc<Quotas>) -> Self {
+        self.quotas = Some(quotas);
         self
     }
 
@@ -140,10 +173,33 @@ impl RuntimeBuilder {
         let pre = ApiEntreprisePre::new(pre).map_err(component_err)?;
         spawn_epoch_ticker(&engine);
 
+        let quotas = match (self.quotas, &self.state_file) {
+            (Some(quotas), _) => quotas,
+            (None, Some(file)) => {
+                Arc::new(
+                    Quotas::persistent(file.clone(), Box::new(SystemClock)).map_err(|e| ConfigError::State {
+                        path: file.clone(),
+                        reason: e.to_string(),
+                    })?,
+                )
+            }
+            (None, None) => Arc::new(Quotas::new()),
+        };
         let policy = Arc::new(OutboundPolicy {
             api,
             token: self.token,
-            ip_quota: Quota::new(self.ip_quota),
+            ip_quotas: self
+                .ip_quotas
+                .iter()
+                .map(|spec| QuotaKey {
+                    name: format!("ip {spec}"),
+                    spec: QuotaSpec {
+                        limit: spec.limit,
+                        window: spec.window + self.quota_margin,
+                    },
+                })
+                .collect(),
+            quotas,
         });
         let mut runtime = Runtime {
             engine,
@@ -154,10 +210,11 @@ impl RuntimeBuilder {
             document_hosts,
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
+            quota_margin: self.quota_margin,
         };
         // The catalogue is read once: it sets each call's time ceiling.
         runtime.endpoints = runtime
-            .with_instance(runtime.json_timeout, async |store, client| {
+            .with_instance(CallLimits::local(runtime.json_timeout), async |store, client| {
                 client.api_entreprise_client_catalogue().call_endpoints(store).await
             })
             .await
@@ -251,6 +308,7 @@ pub struct Runtime {
     document_hosts: Vec<Authority>,
     json_timeout: Duration,
     document_timeout: Duration,
+    quota_margin: Duration,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -300,9 +358,20 @@ impl Runtime {
             Some(types::EndpointKind::Document) => self.document_timeout,
             _ => self.json_timeout,
         };
+        let limits = CallLimits {
+            ceiling,
+            group: endpoint.filter(|e| e.rate_limit.limit > 0).map(|e| QuotaKey {
+                name: format!("group {}", e.rate_limit.name),
+                spec: QuotaSpec {
+                    limit: e.rate_limit.limit,
+                    window: Duration::from_secs(e.rate_limit.period_seconds.into()) + self.quota_margin,
+                },
+            }),
+            free: endpoint.is_some_and(|e| e.kind == types::EndpointKind::Health),
+        };
         let base_url = self.base_url.clone();
         let result = self
-            .with_instance(ceiling, async |store, client| {
+            .with_instance(limits, async |store, client| {
                 client
                     .api_entreprise_client_client()
                     .call_call(store, &base_url, request)
@@ -329,7 +398,7 @@ impl Runtime {
     /// host with its own HTTP stack would send (it carries no token).
     pub async fn prepare(&self, request: &types::Request) -> Result<types::HttpRequest, CallError> {
         let base_url = self.base_url.clone();
-        self.with_instance(self.json_timeout, async |store, client| {
+        self.with_instance(CallLimits::local(self.json_timeout), async |store, client| {
             client
                 .api_entreprise_client_codec()
                 .call_prepare(store, &base_url, request)
@@ -349,7 +418,7 @@ impl Runtime {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<types::Response, CallError> {
-        self.with_instance(self.json_timeout, async |store, client| {
+        self.with_instance(CallLimits::local(self.json_timeout), async |store, client| {
             client
                 .api_entreprise_client_codec()
                 .call_parse(store, endpoint, version, status, headers, body)
@@ -363,7 +432,7 @@ impl Runtime {
     /// ceiling. A refusal by the policy replaces the guest's generic message.
     async fn with_instance<R>(
         &self,
-        ceiling: Duration,
+        limits: CallLimits,
         f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<R>,
     ) -> Result<R, CallError>
     where
@@ -381,8 +450,11 @@ impl Runtime {
             table: ResourceTable::new(),
             hooks: CallHooks {
                 policy: Arc::clone(&self.policy),
-                ceiling,
-                refusal: None,
+                ceiling: limits.ceiling,
+                deadline: tokio::time::Instant::now() + limits.ceiling,
+                group: limits.group,
+                free: limits.free,
+                refusal: Arc::default(),
             },
             limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build(),
         };
@@ -395,16 +467,43 @@ impl Runtime {
             let client = self.pre.instantiate_async(&mut store).await?;
             f(&mut store, &client).await
         };
-        let outcome = tokio::time::timeout(ceiling + DEADLINE_SLACK, run).await;
-        match outcome {
-            Err(_) => Err(CallError::Deadline(ceiling)),
-            Ok(Err(trap)) => Err(CallError::Trap(format!("{trap:#}"))),
-            Ok(Ok(mut value)) => {
-                if let Some(refusal) = store.data_mut().hooks.refusal.take() {
-                    value.explain(refusal);
-                }
+        let outcome = tokio::time::timeout(limits.ceiling + DEADLINE_SLACK, run).await;
+        let refusal = store
+            .data()
+            .hooks
+            .refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match (outcome, refusal) {
+            (Err(_), _) => Err(CallError::Deadline(limits.ceiling)),
+            (Ok(Err(trap)), _) => Err(CallError::Trap(format!("{trap:#}"))),
+            (Ok(Ok(_)), Some(crate::policy::Refusal::Quota { quota, retry_after })) => {
+                Err(CallError::RateLimited { quota, retry_after })
+            }
+            (Ok(Ok(mut value)), Some(refusal)) => {
+                value.explain(refusal);
                 Ok(value)
             }
+            (Ok(Ok(value)), None) => Ok(value),
+        }
+    }
+}
+
+/// What bounds one call: its time ceiling and the quotas it counts against.
+struct CallLimits {
+    ceiling: Duration,
+    group: Option<QuotaKey>,
+    free: bool,
+}
+
+impl CallLimits {
+    /// For calls that send nothing (the catalogue, the sans-IO codec).
+    fn local(ceiling: Duration) -> Self {
+        Self {
+            ceiling,
+            group: None,
+            free: true,
         }
     }
 }
@@ -416,7 +515,7 @@ trait WithRefusal {
 
 impl<T> WithRefusal for Result<T, types::Error> {
     fn explain(&mut self, refusal: crate::policy::Refusal) {
-        if let Err(types::Error::RefusedByHost(m) | types::Error::QuotaExceeded(m)) = self {
+        if let Err(types::Error::RefusedByHost(m)) = self {
             *m = refusal.to_string();
         }
     }
@@ -438,6 +537,7 @@ fn audit(
         Ok(r) => (Some(r.status), "ok".to_owned(), r.request_id.clone()),
         Err(CallError::Client(e)) => (e.status(), e.codes().join(","), None),
         Err(CallError::Deadline(_)) => (None, "deadline".to_owned(), None),
+        Err(CallError::RateLimited { .. }) => (None, "quota".to_owned(), None),
         Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
     };
     tracing::info!(

@@ -19,6 +19,10 @@ fn run_with(args: &[&str], token: Option<&str>) -> Output {
     if let Some(token) = token {
         command.env("API_ENTREPRISE_TOKEN", token);
     }
+    command.env(
+        "API_ENTREPRISE_STATE_DIR",
+        std::env::temp_dir().join("api-entreprise-cli-state"),
+    );
     command.output().expect("running api-entreprise")
 }
 

@@ -100,6 +100,8 @@ struct Shared {
     /// Requests per (group, window start) for the `RateLimit-*` headers.
     windows: Mutex<HashMap<(&'static str, u64), u32>>,
     latency_ms: AtomicU64,
+    /// A per-token limit that replaces every group's (0: none).
+    rate_limit: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -129,6 +131,7 @@ impl Sandbox {
             requests: Mutex::default(),
             windows: Mutex::default(),
             latency_ms: AtomicU64::new(0),
+            rate_limit: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         });
         let serving = Arc::clone(&shared);
@@ -172,6 +175,15 @@ impl Sandbox {
         self.shared
             .latency_ms
             .store(latency.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Gives the token its own per-minute limit for every group, as the real
+    /// API does for tokens with a custom `rate_limit_per_minute`; `None`
+    /// restores `throttle.yml`'s.
+    pub fn set_rate_limit(&self, limit: Option<u32>) {
+        self.shared
+            .rate_limit
+            .store(limit.map_or(0, u64::from), Ordering::Relaxed);
     }
 
     /// Puts every provider in maintenance for `length` (data routes answer
@@ -445,8 +457,12 @@ fn count(shared: &Shared, route: &routes::Route) -> (u32, Option<u32>, u64) {
     windows.retain(|(_, s), _| *s == start);
     let used = windows.entry((route.group, start)).or_default();
     *used += 1;
-    let remaining = route.limit.checked_sub(*used);
-    (route.limit, remaining, start + 60)
+    let limit = match shared.rate_limit.load(Ordering::Relaxed) {
+        0 => route.limit,
+        custom => u32::try_from(custom).unwrap_or(u32::MAX),
+    };
+    let remaining = limit.checked_sub(*used);
+    (limit, remaining, start + 60)
 }
 
 fn this_year() -> i32 {
