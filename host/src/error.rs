@@ -40,6 +40,9 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// The shared quota store could not be reached.
+    #[error("{0}; check --redis-url")]
+    Redis(String),
     /// The runtime could not be set up.
     #[error("setting up the WebAssembly runtime: {0}")]
     Engine(String),

@@ -59,6 +59,10 @@ struct HostArgs {
     /// the built-in sandbox keeps none].
     #[arg(long, global = true, env = "API_ENTREPRISE_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Share the quotas with every host using this Redis server
+    /// (redis://host:port/db), instead of keeping them in the state directory.
+    #[arg(long, global = true, env = "API_ENTREPRISE_REDIS_URL", value_name = "URL")]
+    redis_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,7 +280,9 @@ async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Optio
         .token(token)
         .ip_quotas(quotas)
         .component(component);
-    if sandbox.is_none() {
+    if let Some(url) = &host.redis_url {
+        builder = builder.redis(url.clone());
+    } else if sandbox.is_none() {
         let dir = state_dir(host)?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
         builder = builder.state_file(dir.join("quotas.json"));

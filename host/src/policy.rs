@@ -240,7 +240,7 @@ impl WasiHttpHooks for CallHooks {
                 Refusal::Authority(_) | Refusal::Trace(_) => HttpError::HttpRequestDenied,
                 Refusal::Quota { .. } => HttpError::ConnectionLimitReached,
             };
-            tracing::warn!(target: "api_entreprise::policy", %refusal, "request refused");
+            tracing::info!(target: "api_entreprise::policy", %refusal, "request refused");
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(refusal);
             code
         };
@@ -263,7 +263,7 @@ impl WasiHttpHooks for CallHooks {
             // A slot in every quota, waited for up to the call's deadline;
             // a wait that would pass it fails now rather than later.
             loop {
-                match quotas.try_acquire(&keys) {
+                match quotas.try_acquire(&keys).await {
                     Ok(()) => break,
                     Err(wait) if tokio::time::Instant::now() + wait.retry_after < deadline => {
                         tokio::time::sleep(wait.retry_after).await;
@@ -279,7 +279,7 @@ impl WasiHttpHooks for CallHooks {
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(req, Some(options)).await?;
             if let Some(group) = &group {
-                learn(&quotas, group, response.status().as_u16(), response.headers());
+                learn(&quotas, group, response.status().as_u16(), response.headers()).await;
             }
             let (mut parts, body) = response.into_parts();
             // A server that echoes credentials back must not hand them to the guest.
@@ -301,10 +301,12 @@ impl WasiHttpHooks for CallHooks {
 
 /// Tightens the group's state from the server's `RateLimit-*` headers, and
 /// closes it until `Retry-After` on a 429 (never retried before then).
-fn learn(quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {
+async fn learn(quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {
     let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
     if let (Some(remaining), Some(reset)) = (number("ratelimit-remaining"), number("ratelimit-reset")) {
-        quotas.observe(group, u32::try_from(remaining).unwrap_or(u32::MAX), reset);
+        quotas
+            .observe(group, u32::try_from(remaining).unwrap_or(u32::MAX), reset)
+            .await;
     }
     if status == 429 {
         let now_s = quotas.now() / 1000;
@@ -313,7 +315,7 @@ fn learn(quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {
             .or_else(|| number("ratelimit-reset").map(|r| r.saturating_sub(now_s)))
             .unwrap_or(60)
             .max(1);
-        quotas.close(group, Duration::from_secs(wait));
+        quotas.close(group, Duration::from_secs(wait)).await;
     }
 }
 

@@ -167,12 +167,91 @@ struct Window {
 /// The state can live in a file (written whole after each change, through a
 /// rename), so that a restarted host does not spend again what the window
 /// already used.
-#[derive(Debug)]
 pub struct Quotas {
     clock: Box<dyn Clock>,
-    state: Mutex<BTreeMap<String, Window>>,
-    file: Option<PathBuf>,
+    store: Store,
 }
+
+/// Where the windows live.
+enum Store {
+    /// In this process, optionally mirrored to a file.
+    Local {
+        state: Mutex<BTreeMap<String, Window>>,
+        file: Option<PathBuf>,
+    },
+    /// In Redis, shared by every host that uses the same server and prefix:
+    /// one sorted set of departure times per quota, changed only by Lua
+    /// scripts (atomic), on the Redis server's clock.
+    Redis {
+        connection: redis::aio::MultiplexedConnection,
+        prefix: String,
+    },
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.store {
+            Store::Local { file, .. } => f.debug_struct("Quotas").field("file", file).finish_non_exhaustive(),
+            Store::Redis { prefix, .. } => f
+                .debug_struct("Quotas")
+                .field("redis_prefix", prefix)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Takes a slot in every quota or none. KEYS: one sorted set per quota.
+/// ARGV: window (ms) and limit for each key, then a unique member id.
+/// Returns `{0, 0}`, or the 1-based index of the quota that is full and the
+/// milliseconds until it has a slot.
+const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local worst, which = -1, 0
+for i = 1, #KEYS do
+  local key, window, limit = KEYS[i], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window - 1)
+  local wait = -1
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = tonumber(oldest[2]) + window + 1 - now
+  end
+  local hint = redis.call('HMGET', key .. ':server', 'remaining', 'reset')
+  if hint[2] and tonumber(hint[2]) > now and tonumber(hint[1]) <= 0 then
+    wait = math.max(wait, tonumber(hint[2]) - now)
+  end
+  if wait > worst then worst, which = wait, i end
+end
+if worst >= 0 then return {which, worst} end
+local id = ARGV[2 * #KEYS + 1]
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  redis.call('ZADD', key, now, id)
+  redis.call('PEXPIRE', key, tonumber(ARGV[2 * i - 1]) + 1000)
+  local hint = redis.call('HMGET', key .. ':server', 'remaining', 'reset')
+  if hint[2] and tonumber(hint[2]) > now then redis.call('HINCRBY', key .. ':server', 'remaining', -1) end
+end
+return {0, 0}
+";
+
+/// The server's word on a quota: KEYS[1] the quota; ARGV: remaining, reset
+/// (ms), and 1 to close it (a 429) or 0 to tighten it.
+const SERVER_SAID: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local key = KEYS[1] .. ':server'
+local remaining, reset, close = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+if close then reset = now + reset end
+if reset <= now then return 0 end
+local h = redis.call('HMGET', key, 'remaining', 'reset')
+if h[2] and tonumber(h[2]) > now then
+  if close then reset = math.max(reset, tonumber(h[2]))
+  elseif tonumber(h[2]) == reset then remaining = math.min(remaining, tonumber(h[1])) end
+end
+redis.call('HSET', key, 'remaining', remaining, 'reset', reset)
+redis.call('PEXPIREAT', key, reset + 1000)
+return 1
+";
 
 impl Quotas {
     /// Empty quotas in memory, on the system clock.
@@ -184,9 +263,28 @@ impl Quotas {
     pub fn with_clock(clock: Box<dyn Clock>) -> Self {
         Self {
             clock,
-            state: Mutex::default(),
-            file: None,
+            store: Store::Local {
+                state: Mutex::default(),
+                file: None,
+            },
         }
+    }
+
+    /// Quotas kept in the Redis server at `url` (`redis://host:port/db`),
+    /// under keys starting with `prefix`: every host using them shares them.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("the Redis URL {url:?}: {e}"))?;
+        let connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("connecting to Redis at {url}: {e}"))?;
+        Ok(Self {
+            clock: Box::new(SystemClock),
+            store: Store::Redis {
+                connection,
+                prefix: prefix.to_owned(),
+            },
+        })
     }
 
     /// Quotas kept in `file`, starting from what it holds (a missing file is
@@ -207,8 +305,10 @@ impl Quotas {
         };
         Ok(Self {
             clock,
-            state: Mutex::new(state),
-            file: Some(file),
+            store: Store::Local {
+                state: Mutex::new(state),
+                file: Some(file),
+            },
         })
     }
 
@@ -217,15 +317,16 @@ impl Quotas {
         self.clock.now()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Window>> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Takes a slot in every quota of `keys` now, or in none and says which
-    /// quota is full and for how long.
-    pub fn try_acquire(&self, keys: &[QuotaKey]) -> Result<(), Wait> {
+    /// quota is full and for how long. An unreachable Redis is a full quota:
+    /// nothing leaves that was not counted.
+    pub async fn try_acquire(&self, keys: &[QuotaKey]) -> Result<(), Wait> {
+        let (state, file) = match &self.store {
+            Store::Local { state, file } => (state, file),
+            Store::Redis { connection, prefix } => return redis_acquire(connection.clone(), prefix, keys).await,
+        };
         let now = self.clock.now();
-        let mut state = self.lock();
+        let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut longest: Option<Wait> = None;
         for key in keys {
             let window = state.entry(key.name.clone()).or_default();
@@ -263,20 +364,26 @@ impl Quotas {
                 hint.remaining = hint.remaining.saturating_sub(1);
             }
         }
-        self.save(&state);
+        save(file.as_deref(), &state);
         Ok(())
     }
 
     /// What the server said after a request of `name` (`RateLimit-Remaining`
     /// and `RateLimit-Reset`, in Unix seconds): it can only tighten the local
     /// state, never loosen it past the configured limit.
-    pub fn observe(&self, name: &str, remaining: u32, reset_unix: u64) {
+    pub async fn observe(&self, name: &str, remaining: u32, reset_unix: u64) {
         let reset = reset_unix.saturating_mul(1000);
+        let (state, file) = match &self.store {
+            Store::Local { state, file } => (state, file),
+            Store::Redis { connection, prefix } => {
+                return redis_server_said(connection.clone(), prefix, name, remaining, reset, false).await;
+            }
+        };
         let now = self.clock.now();
         if reset <= now {
             return;
         }
-        let mut state = self.lock();
+        let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let window = state.entry(name.to_owned()).or_default();
         let hint = match window.server.filter(|h| now < h.reset) {
             Some(h) if h.reset == reset => ServerHint {
@@ -286,34 +393,104 @@ impl Quotas {
             _ => ServerHint { remaining, reset },
         };
         window.server = Some(hint);
-        self.save(&state);
+        save(file.as_deref(), &state);
     }
 
     /// Closes `name` for `retry_after` (a 429): nothing leaves before then.
-    pub fn close(&self, name: &str, retry_after: Duration) {
+    pub async fn close(&self, name: &str, retry_after: Duration) {
+        let (state, file) = match &self.store {
+            Store::Local { state, file } => (state, file),
+            Store::Redis { connection, prefix } => {
+                let ms = retry_after.as_millis() as u64;
+                return redis_server_said(connection.clone(), prefix, name, 0, ms, true).await;
+            }
+        };
         let now = self.clock.now();
-        let mut state = self.lock();
+        let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let window = state.entry(name.to_owned()).or_default();
         let until = now + retry_after.as_millis() as Millis;
         let reset = window.server.map_or(until, |h| h.reset.max(until));
         window.server = Some(ServerHint { remaining: 0, reset });
-        self.save(&state);
+        save(file.as_deref(), &state);
     }
+}
 
-    /// Writes the state whole, beside the file then renamed over it, so that
-    /// a crash leaves the old state or the new one, never half of one.
-    fn save(&self, state: &BTreeMap<String, Window>) {
-        let Some(file) = &self.file else { return };
-        let result = serde_json::to_vec(state)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let partial = file.with_extension("partial");
-                std::fs::write(&partial, bytes)?;
-                std::fs::rename(&partial, file)
-            });
-        if let Err(e) = result {
-            tracing::error!(target: "api_entreprise::quota", file = %file.display(), "saving the quota state failed: {e}");
+/// A member id no other request anywhere shares: process, counter, time.
+fn unique_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{n}-{nanos}", std::process::id())
+}
+
+async fn redis_acquire(
+    mut connection: redis::aio::MultiplexedConnection,
+    prefix: &str,
+    keys: &[QuotaKey],
+) -> Result<(), Wait> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let script = redis::Script::new(ACQUIRE);
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation
+            .key(format!("{prefix}{}", key.name))
+            .arg(key.spec.window.as_millis() as u64)
+            .arg(key.spec.limit);
+    }
+    invocation.arg(unique_id());
+    match invocation.invoke_async::<(usize, u64)>(&mut connection).await {
+        Ok((0, _)) => Ok(()),
+        Ok((which, ms)) => Err(Wait {
+            quota: keys[which - 1].name.clone(),
+            retry_after: Duration::from_millis(ms),
+        }),
+        Err(e) => {
+            tracing::error!(target: "api_entreprise::quota", "Redis did not answer: {e}");
+            Err(Wait {
+                quota: format!("shared in Redis, which did not answer ({e})"),
+                retry_after: Duration::from_secs(1),
+            })
         }
+    }
+}
+
+async fn redis_server_said(
+    mut connection: redis::aio::MultiplexedConnection,
+    prefix: &str,
+    name: &str,
+    remaining: u32,
+    reset_or_wait_ms: u64,
+    close: bool,
+) {
+    let result = redis::Script::new(SERVER_SAID)
+        .key(format!("{prefix}{name}"))
+        .arg(remaining)
+        .arg(reset_or_wait_ms)
+        .arg(u8::from(close))
+        .invoke_async::<i64>(&mut connection)
+        .await;
+    if let Err(e) = result {
+        tracing::error!(target: "api_entreprise::quota", "Redis did not take the server's word: {e}");
+    }
+}
+
+/// Writes the state whole, beside the file then renamed over it, so that a
+/// crash leaves the old state or the new one, never half of one.
+fn save(file: Option<&std::path::Path>, state: &BTreeMap<String, Window>) {
+    let Some(file) = file else { return };
+    let result = serde_json::to_vec(state)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| {
+            let partial = file.with_extension("partial");
+            std::fs::write(&partial, bytes)?;
+            std::fs::rename(&partial, file)
+        });
+    if let Err(e) = result {
+        tracing::error!(target: "api_entreprise::quota", file = %file.display(), "saving the quota state failed: {e}");
     }
 }
 
@@ -358,14 +535,14 @@ mod tests {
         (clock.clone(), Quotas::with_clock(Box::new(Shared(clock))))
     }
 
-    #[test]
-    fn no_window_ever_admits_more_than_the_limit() {
+    #[tokio::test]
+    async fn no_window_ever_admits_more_than_the_limit() {
         let (clock, quotas) = manual();
         let k = [key("ip", "3/10s")];
         let mut admitted = Vec::new();
         // One attempt every 700 ms for a minute: far more than allowed.
         for _ in 0..86 {
-            if quotas.try_acquire(&k).is_ok() {
+            if quotas.try_acquire(&k).await.is_ok() {
                 admitted.push(clock.now());
             }
             clock.advance(Duration::from_millis(700));
@@ -377,63 +554,63 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_refusal_says_when_the_oldest_slot_frees() {
+    #[tokio::test]
+    async fn a_refusal_says_when_the_oldest_slot_frees() {
         let (clock, quotas) = manual();
         let k = [key("ip", "2/10s")];
-        quotas.try_acquire(&k).unwrap();
+        quotas.try_acquire(&k).await.unwrap();
         clock.advance(Duration::from_secs(4));
-        quotas.try_acquire(&k).unwrap();
-        let wait = quotas.try_acquire(&k).unwrap_err();
+        quotas.try_acquire(&k).await.unwrap();
+        let wait = quotas.try_acquire(&k).await.unwrap_err();
         assert_eq!(wait.retry_after, Duration::from_millis(6001));
         assert_eq!(wait.quota, "ip");
         clock.advance(wait.retry_after - Duration::from_millis(1));
-        assert!(quotas.try_acquire(&k).is_err());
+        assert!(quotas.try_acquire(&k).await.is_err());
         clock.advance(Duration::from_millis(1));
-        assert!(quotas.try_acquire(&k).is_ok());
+        assert!(quotas.try_acquire(&k).await.is_ok());
     }
 
-    #[test]
-    fn a_request_takes_a_slot_in_every_quota_or_in_none() {
+    #[tokio::test]
+    async fn a_request_takes_a_slot_in_every_quota_or_in_none() {
         let (_, quotas) = manual();
         let ip = key("ip", "5/1m");
         let group = key("group", "2/1m");
-        quotas.try_acquire(&[ip.clone(), group.clone()]).unwrap();
-        quotas.try_acquire(&[ip.clone(), group.clone()]).unwrap();
-        let wait = quotas.try_acquire(&[ip.clone(), group.clone()]).unwrap_err();
+        quotas.try_acquire(&[ip.clone(), group.clone()]).await.unwrap();
+        quotas.try_acquire(&[ip.clone(), group.clone()]).await.unwrap();
+        let wait = quotas.try_acquire(&[ip.clone(), group.clone()]).await.unwrap_err();
         assert!(wait.quota.starts_with("group"), "{wait:?}");
         // The refused request took no IP slot: three more fit.
         for _ in 0..3 {
-            quotas.try_acquire(std::slice::from_ref(&ip)).unwrap();
+            quotas.try_acquire(std::slice::from_ref(&ip)).await.unwrap();
         }
-        assert!(quotas.try_acquire(&[ip]).is_err());
+        assert!(quotas.try_acquire(&[ip]).await.is_err());
     }
 
-    #[test]
-    fn the_server_tightens_the_state_and_a_429_closes_the_group() {
+    #[tokio::test]
+    async fn the_server_tightens_the_state_and_a_429_closes_the_group() {
         let (clock, quotas) = manual();
         let group = [key("group", "250/1m")];
         let reset = clock.now() / 1000 + 30;
-        quotas.observe("group", 1, reset);
-        quotas.try_acquire(&group).unwrap();
-        let wait = quotas.try_acquire(&group).unwrap_err();
+        quotas.observe("group", 1, reset).await;
+        quotas.try_acquire(&group).await.unwrap();
+        let wait = quotas.try_acquire(&group).await.unwrap_err();
         assert!(wait.retry_after <= Duration::from_secs(30) && wait.retry_after > Duration::from_secs(28));
         // A looser word from the server in the same window does not loosen it.
-        quotas.observe("group", 100, reset);
-        assert!(quotas.try_acquire(&group).is_err());
+        quotas.observe("group", 100, reset).await;
+        assert!(quotas.try_acquire(&group).await.is_err());
         clock.advance(Duration::from_secs(31));
-        quotas.try_acquire(&group).unwrap();
-        quotas.close("group", Duration::from_secs(20));
+        quotas.try_acquire(&group).await.unwrap();
+        quotas.close("group", Duration::from_secs(20)).await;
         assert_eq!(
-            quotas.try_acquire(&group).unwrap_err().retry_after,
+            quotas.try_acquire(&group).await.unwrap_err().retry_after,
             Duration::from_secs(20)
         );
         clock.advance(Duration::from_secs(20));
-        assert!(quotas.try_acquire(&group).is_ok());
+        assert!(quotas.try_acquire(&group).await.is_ok());
     }
 
-    #[test]
-    fn a_restarted_host_does_not_spend_the_window_again() {
+    #[tokio::test]
+    async fn a_restarted_host_does_not_spend_the_window_again() {
         let dir = std::env::temp_dir().join(format!("api-entreprise-quota-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("quotas.json");
@@ -441,12 +618,12 @@ mod tests {
         let k = [key("ip", "3/10m")];
         let first = Quotas::persistent(file.clone(), Box::new(SystemClock)).unwrap();
         for _ in 0..3 {
-            first.try_acquire(&k).unwrap();
+            first.try_acquire(&k).await.unwrap();
         }
         drop(first);
         let restarted = Quotas::persistent(file.clone(), Box::new(SystemClock)).unwrap();
         assert!(
-            restarted.try_acquire(&k).is_err(),
+            restarted.try_acquire(&k).await.is_err(),
             "the window's 3 requests were forgotten"
         );
         std::fs::write(&file, b"not json").unwrap();
@@ -455,17 +632,26 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn concurrent_callers_never_share_the_last_slot() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_callers_never_share_the_last_slot() {
         let quotas = std::sync::Arc::new(Quotas::new());
         let k = [key("ip", "50/1h")];
-        let handles: Vec<_> = (0..8)
+        let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (quotas, k) = (quotas.clone(), k.clone());
-                std::thread::spawn(move || (0..100).filter(|_| quotas.try_acquire(&k).is_ok()).count())
+                tokio::spawn(async move {
+                    let mut admitted = 0;
+                    for _ in 0..100 {
+                        admitted += usize::from(quotas.try_acquire(&k).await.is_ok());
+                    }
+                    admitted
+                })
             })
             .collect();
-        let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += task.await.unwrap();
+        }
         assert_eq!(admitted, 50);
     }
 }

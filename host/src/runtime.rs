@@ -39,6 +39,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// server, counting on arrival, never sees more than the quota in a window.
 pub const QUOTA_MARGIN: Duration = Duration::from_millis(500);
 
+/// Where the quotas live in a shared Redis.
+const REDIS_PREFIX: &str = "api-entreprise:quota:";
+
 /// Memory a call's instance may use.
 const MEMORY_LIMIT: usize = 64 << 20;
 
@@ -62,6 +65,7 @@ pub struct RuntimeBuilder {
     ip_quotas: Vec<QuotaSpec>,
     quotas: Option<Arc<Quotas>>,
     state_file: Option<PathBuf>,
+    redis_url: Option<String>,
     quota_margin: Duration,
     json_timeout: Duration,
     document_timeout: Duration,
@@ -79,6 +83,7 @@ impl RuntimeBuilder {
             ip_quotas: QuotaSpec::DEFAULT_IP.to_vec(),
             quotas: None,
             state_file: None,
+            redis_url: None,
             quota_margin: QUOTA_MARGIN,
             json_timeout: JSON_TIMEOUT,
             document_timeout: DOCUMENT_TIMEOUT,
@@ -120,6 +125,14 @@ impl RuntimeBuilder {
     /// window's quota again.
     pub fn state_file(mut self, file: impl Into<PathBuf>) -> Self {
         self.state_file = Some(file.into());
+        self
+    }
+
+    /// Keeps the quotas in the Redis server at `url`, shared by every host
+    /// that uses it (several hosts behind one egress IP), instead of in this
+    /// process and its state file.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
         self
     }
 
@@ -175,6 +188,10 @@ impl RuntimeBuilder {
 
         let quotas = match (self.quotas, &self.state_file) {
             (Some(quotas), _) => quotas,
+            (None, _) if self.redis_url.is_some() => {
+                let url = self.redis_url.as_deref().unwrap_or_default();
+                Arc::new(Quotas::redis(url, REDIS_PREFIX).await.map_err(ConfigError::Redis)?)
+            }
             (None, Some(file)) => {
                 Arc::new(
                     Quotas::persistent(file.clone(), Box::new(SystemClock)).map_err(|e| ConfigError::State {

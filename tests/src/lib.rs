@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+mod redis_server;
+pub use redis_server::RedisServer;
+
 use api_entreprise::{ComponentSource, Runtime, RuntimeBuilder, Token, types};
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 use http_body_util::{BodyExt, Empty};
