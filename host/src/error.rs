@@ -69,6 +69,15 @@ pub enum CallError {
         /// When it has a slot again.
         retry_after: Duration,
     },
+    /// A circuit is open: the API has stopped answering (the IP may be
+    /// banned) or the endpoint's provider keeps failing. Nothing was sent.
+    #[error("{what}; nothing was sent, try again in {} s", retry_after.as_secs_f64().ceil())]
+    CircuitOpen {
+        /// What does not answer, and what it may mean.
+        what: String,
+        /// When the next attempt may go.
+        retry_after: Duration,
+    },
     /// The component itself failed (a trap, a memory limit): a bug or a
     /// hostile component, not something the caller did.
     #[error("the client component failed: {0}")]

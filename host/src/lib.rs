@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod bindings;
+mod circuit;
 pub mod download;
 mod error;
 pub mod policy;
@@ -51,6 +52,7 @@ pub mod quota;
 mod runtime;
 mod token;
 
+pub use circuit::CircuitConfig;
 pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};

@@ -13,6 +13,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::ConfigError;
+use crate::circuit::{Circuits, Verdict, provider_of};
 use crate::quota::{QuotaKey, Quotas};
 use crate::token::Token;
 
@@ -90,6 +91,7 @@ pub struct OutboundPolicy {
     /// The per-IP quotas, applied to every request but the health routes'.
     pub(crate) ip_quotas: Vec<QuotaKey>,
     pub(crate) quotas: Arc<Quotas>,
+    pub(crate) circuits: Arc<Circuits>,
 }
 
 /// The trace fields every data call must carry, whatever the component did:
@@ -124,6 +126,14 @@ pub enum Refusal {
     Authority(String),
     /// A data request without its trace fields (named).
     Trace(String),
+    /// A circuit is open: the API is silent (maybe a ban) or a provider
+    /// keeps failing.
+    Circuit {
+        /// What does not answer.
+        what: String,
+        /// When the next attempt may go.
+        retry_after: Duration,
+    },
     /// The quota had no slot; one frees up after this long.
     Quota {
         /// The quota, as `N/DURATION`.
@@ -137,6 +147,11 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Authority(why) => write!(f, "{why}; nothing was sent"),
+            Refusal::Circuit { what, retry_after } => write!(
+                f,
+                "{what}; nothing was sent, try again in {:.0} s",
+                retry_after.as_secs_f64().ceil()
+            ),
             Refusal::Trace(missing) => write!(
                 f,
                 "the component sent a data request without {missing}, which API Entreprise requires; nothing was sent"
@@ -239,6 +254,7 @@ impl WasiHttpHooks for CallHooks {
             let code = match refusal {
                 Refusal::Authority(_) | Refusal::Trace(_) => HttpError::HttpRequestDenied,
                 Refusal::Quota { .. } => HttpError::ConnectionLimitReached,
+                Refusal::Circuit { .. } => HttpError::DestinationUnavailable,
             };
             tracing::info!(target: "api_entreprise::policy", %refusal, "request refused");
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(refusal);
@@ -248,6 +264,31 @@ impl WasiHttpHooks for CallHooks {
             let code = refuse(&self.refusal, refusal);
             return Box::new(async move { Err(code) });
         }
+        let circuits = Arc::clone(&self.policy.circuits);
+        let provider = provider_of(req.uri().path()).map(str::to_owned);
+        let api_verdict = circuits.api();
+        let open = match (api_verdict, &provider) {
+            (Verdict::Open(retry_after), _) => Some(Refusal::Circuit {
+                what:
+                    "the API has not answered several calls in a row: the IP may be banned (a ban lasts up to 12 hours)"
+                        .into(),
+                retry_after,
+            }),
+            (_, Some(p)) => circuits.provider(p).err().map(|retry_after| Refusal::Circuit {
+                what: format!("the provider `{p}` keeps failing"),
+                retry_after,
+            }),
+            _ => None,
+        };
+        if let Some(refusal) = open {
+            let code = refuse(&self.refusal, refusal);
+            return Box::new(async move { Err(code) });
+        }
+        let probe_url = format!(
+            "{}://{}/pings",
+            req.uri().scheme_str().unwrap_or("https"),
+            req.uri().authority().map(|a| a.as_str()).unwrap_or_default()
+        );
         let headers = req.headers_mut();
         headers.remove(header::AUTHORIZATION);
         if let Some(token) = &self.policy.token {
@@ -260,6 +301,20 @@ impl WasiHttpHooks for CallHooks {
         let deadline = self.deadline;
         let slot = Arc::clone(&self.refusal);
         Box::new(async move {
+            // After a cool-down, a free health route tells whether the API
+            // answers again before a request that costs quota goes.
+            if api_verdict == Verdict::Probe && !probe(&probe_url, options).await {
+                circuits.api_silent();
+                let retry_after = match circuits.api() {
+                    Verdict::Open(d) => d,
+                    _ => Duration::ZERO,
+                };
+                let refusal = Refusal::Circuit {
+                    what: "the API still does not answer its health route: the IP may be banned".into(),
+                    retry_after,
+                };
+                return Err(refuse(&slot, refusal));
+            }
             // A slot in every quota, waited for up to the call's deadline;
             // a wait that would pass it fails now rather than later.
             loop {
@@ -277,7 +332,34 @@ impl WasiHttpHooks for CallHooks {
                     }
                 }
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(req, Some(options)).await?;
+            let (response, io) = match wasmtime_wasi_http::default_send_request(req, Some(options)).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    if matches!(
+                        e,
+                        HttpError::ConnectionTimeout
+                            | HttpError::ConnectionReadTimeout
+                            | HttpError::HttpResponseTimeout
+                    ) {
+                        circuits.api_silent();
+                    }
+                    return Err(e);
+                }
+            };
+            circuits.api_answered();
+            if let Some(provider) = &provider {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+                    .map(Duration::from_secs);
+                circuits.provider_answered(
+                    provider,
+                    matches!(status, 502..=504),
+                    retry_after.filter(|_| status == 503),
+                );
+            }
             if let Some(group) = &group {
                 learn(&quotas, group, response.status().as_u16(), response.headers()).await;
             }
@@ -296,6 +378,24 @@ impl WasiHttpHooks for CallHooks {
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
+    }
+}
+
+/// Whether the API answers its free health route at all (any status).
+async fn probe(url: &str, options: RequestOptions) -> bool {
+    let Ok(request) = Request::get(url).body(
+        http_body_util::Empty::<bytes::Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    ) else {
+        return false;
+    };
+    match wasmtime_wasi_http::default_send_request(request, Some(options)).await {
+        Ok((_, io)) => {
+            drop(tokio::spawn(io));
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -67,6 +67,7 @@ pub struct RuntimeBuilder {
     state_file: Option<PathBuf>,
     redis_url: Option<String>,
     quota_margin: Duration,
+    circuits: crate::CircuitConfig,
     json_timeout: Duration,
     document_timeout: Duration,
     document_hosts: Vec<String>,
@@ -85,6 +86,7 @@ impl RuntimeBuilder {
             state_file: None,
             redis_url: None,
             quota_margin: QUOTA_MARGIN,
+            circuits: crate::CircuitConfig::default(),
             json_timeout: JSON_TIMEOUT,
             document_timeout: DOCUMENT_TIMEOUT,
             document_hosts: crate::download::DEFAULT_DOCUMENT_HOSTS
@@ -133,6 +135,12 @@ impl RuntimeBuilder {
     /// process and its state file.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self
+    }
+
+    /// When the API's and the providers' circuits open, and for how long.
+    pub fn circuits(mut self, config: crate::CircuitConfig) -> Self {
+        self.circuits = config;
         self
     }
 
@@ -217,6 +225,7 @@ impl RuntimeBuilder {
                 })
                 .collect(),
             quotas,
+            circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
         });
         let mut runtime = Runtime {
             engine,
@@ -400,6 +409,15 @@ impl Runtime {
             Ok(Err(error)) => Err(CallError::Client(ClientError(error))),
             Err(e) => Err(e),
         };
+        // A maintenance window says when it ends (`meta.retry_in`, parsed by
+        // the component): the provider's circuit stays open until then.
+        if let (Err(CallError::Client(ClientError(types::Error::Maintenance(api)))), Some(e)) = (&result, endpoint)
+            && let (Some(provider), Some(seconds)) = (crate::circuit::provider_of(&e.path), api.retry_after_seconds)
+        {
+            self.policy
+                .circuits
+                .provider_answered(provider, true, Some(Duration::from_secs(seconds)));
+        }
         audit(request, endpoint, &result, started.elapsed());
         result
     }
@@ -498,6 +516,9 @@ impl Runtime {
             (Ok(Ok(_)), Some(crate::policy::Refusal::Quota { quota, retry_after })) => {
                 Err(CallError::RateLimited { quota, retry_after })
             }
+            (Ok(Ok(_)), Some(crate::policy::Refusal::Circuit { what, retry_after })) => {
+                Err(CallError::CircuitOpen { what, retry_after })
+            }
             (Ok(Ok(mut value)), Some(refusal)) => {
                 value.explain(refusal);
                 Ok(value)
@@ -555,6 +576,7 @@ fn audit(
         Err(CallError::Client(e)) => (e.status(), e.codes().join(","), None),
         Err(CallError::Deadline(_)) => (None, "deadline".to_owned(), None),
         Err(CallError::RateLimited { .. }) => (None, "quota".to_owned(), None),
+        Err(CallError::CircuitOpen { .. }) => (None, "circuit".to_owned(), None),
         Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
     };
     tracing::info!(

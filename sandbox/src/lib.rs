@@ -102,6 +102,8 @@ struct Shared {
     latency_ms: AtomicU64,
     /// A per-token limit that replaces every group's (0: none).
     rate_limit: AtomicU64,
+    /// Requests received, counted on arrival (before any latency).
+    received: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -132,6 +134,7 @@ impl Sandbox {
             windows: Mutex::default(),
             latency_ms: AtomicU64::new(0),
             rate_limit: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         });
         let serving = Arc::clone(&shared);
@@ -165,7 +168,13 @@ impl Sandbox {
         format!("http://{}", self.addr)
     }
 
-    /// Every request received so far, oldest first.
+    /// How many requests arrived, answered or not yet (the log of
+    /// [`Sandbox::requests`] holds the answered ones).
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// Every request answered so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -267,6 +276,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         })
         .collect();
 
+    shared.received.fetch_add(1, Ordering::Relaxed);
     let latency = shared.latency_ms.load(Ordering::Relaxed);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;

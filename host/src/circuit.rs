@@ -1,0 +1,218 @@
+//! Circuit breakers: stop calling what is not answering.
+//!
+//! A banned IP gets no HTTP answer at all, for hours: consecutive connect or
+//! first-byte timeouts against the API open the API's circuit, and calls
+//! then fail at once instead of making the ban worse. After a cool-down the
+//! next call first probes a free health route (`/pings`: no quota, no
+//! token needed); an answer closes the circuit, silence reopens it for twice
+//! as long. A provider that keeps failing (502, 503, 504) is broken on its
+//! own, without blocking the others.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use std::time::Instant;
+
+/// When circuits open and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitConfig {
+    /// Consecutive timeouts against the API that open its circuit.
+    pub ban_threshold: u32,
+    /// How long the API's circuit first stays open (doubled at each failed
+    /// probe, up to 12 hours, the length of a ban).
+    pub ban_cooldown: Duration,
+    /// Consecutive 502/503/504 from one provider that open its circuit.
+    pub provider_threshold: u32,
+    /// How long a provider's circuit stays open, unless the API said when to
+    /// come back (`Retry-After`).
+    pub provider_cooldown: Duration,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> Self {
+        Self {
+            ban_threshold: 3,
+            ban_cooldown: Duration::from_secs(60),
+            provider_threshold: 5,
+            provider_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The longest a circuit stays open: a ban lasts 12 hours.
+const MAX_COOLDOWN: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+    cooldown: Duration,
+}
+
+/// What a request may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Go.
+    Closed,
+    /// The cool-down is over: probe first.
+    Probe,
+    /// Fail now; try again after this long.
+    Open(Duration),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    api: Breaker,
+    providers: HashMap<String, Breaker>,
+}
+
+/// The API's circuit and one per provider.
+#[derive(Debug, Default)]
+pub(crate) struct Circuits {
+    config: CircuitConfig,
+    state: Mutex<State>,
+}
+
+impl Circuits {
+    pub fn new(config: CircuitConfig) -> Self {
+        Self {
+            config,
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn api(&self) -> Verdict {
+        self.api_at(Instant::now())
+    }
+
+    fn api_at(&self, now: Instant) -> Verdict {
+        match self.lock().api.open_until {
+            Some(until) if now < until => Verdict::Open(until - now),
+            Some(_) => Verdict::Probe,
+            None => Verdict::Closed,
+        }
+    }
+
+    /// A connect or first-byte timeout, or a failed probe.
+    pub fn api_silent(&self) {
+        self.api_silent_at(Instant::now());
+    }
+
+    fn api_silent_at(&self, now: Instant) {
+        let config = self.config;
+        let api = &mut self.lock().api;
+        api.failures += 1;
+        if api.failures >= config.ban_threshold {
+            api.cooldown = if api.open_until.is_some() {
+                (api.cooldown * 2).min(MAX_COOLDOWN)
+            } else {
+                config.ban_cooldown
+            };
+            api.open_until = Some(now + api.cooldown);
+            tracing::warn!(target: "api_entreprise::circuit", cooldown = ?api.cooldown, "the API does not answer: circuit open");
+        }
+    }
+
+    /// Any HTTP answer from the API.
+    pub fn api_answered(&self) {
+        self.lock().api = Breaker::default();
+    }
+
+    pub fn provider(&self, provider: &str) -> Result<(), Duration> {
+        self.provider_at(provider, Instant::now())
+    }
+
+    fn provider_at(&self, provider: &str, now: Instant) -> Result<(), Duration> {
+        match self.lock().providers.get(provider).and_then(|b| b.open_until) {
+            Some(until) if now < until => Err(until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// An answer from `provider`'s endpoint: `failed` for 502/503/504,
+    /// with the API's `Retry-After` when it gave one.
+    pub fn provider_answered(&self, provider: &str, failed: bool, retry_after: Option<Duration>) {
+        self.provider_answered_at(provider, failed, retry_after, Instant::now());
+    }
+
+    fn provider_answered_at(&self, provider: &str, failed: bool, retry_after: Option<Duration>, now: Instant) {
+        let config = self.config;
+        let mut state = self.lock();
+        let breaker = state.providers.entry(provider.to_owned()).or_default();
+        if !failed {
+            *breaker = Breaker::default();
+            return;
+        }
+        breaker.failures += 1;
+        if retry_after.is_some() || breaker.failures >= config.provider_threshold {
+            let cooldown = retry_after.unwrap_or(config.provider_cooldown).min(MAX_COOLDOWN);
+            breaker.open_until = Some(now + cooldown);
+            tracing::warn!(target: "api_entreprise::circuit", provider, ?cooldown, "provider failing: circuit open");
+        }
+    }
+}
+
+/// The provider of a data path: its first segment after the version
+/// (`/v3/insee/…` → `insee`); `None` for the unversioned routes.
+pub(crate) fn provider_of(path: &str) -> Option<&str> {
+    let mut segments = path.split('/').skip(1);
+    let version = segments.next()?;
+    let is_version = version
+        .strip_prefix('v')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    is_version.then(|| segments.next()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clock is injected: each event says when it happens.
+    #[test]
+    fn silence_opens_the_api_circuit_and_a_failed_probe_doubles_it() {
+        let c = Circuits::new(CircuitConfig::default());
+        let t0 = Instant::now();
+        c.api_silent_at(t0);
+        c.api_silent_at(t0);
+        assert_eq!(c.api_at(t0), Verdict::Closed);
+        c.api_silent_at(t0);
+        assert_eq!(c.api_at(t0), Verdict::Open(Duration::from_secs(60)));
+        let t1 = t0 + Duration::from_secs(60);
+        assert_eq!(c.api_at(t1), Verdict::Probe);
+        c.api_silent_at(t1);
+        assert_eq!(c.api_at(t1), Verdict::Open(Duration::from_secs(120)));
+        c.api_answered();
+        assert_eq!(c.api_at(t1), Verdict::Closed);
+    }
+
+    #[test]
+    fn a_failing_provider_is_broken_alone() {
+        let c = Circuits::new(CircuitConfig::default());
+        let t0 = Instant::now();
+        for _ in 0..4 {
+            c.provider_answered_at("dgfip", true, None, t0);
+        }
+        assert!(c.provider_at("dgfip", t0).is_ok());
+        c.provider_answered_at("dgfip", true, None, t0);
+        assert_eq!(c.provider_at("dgfip", t0), Err(Duration::from_secs(30)));
+        assert!(c.provider_at("insee", t0).is_ok());
+        assert!(c.provider_at("dgfip", t0 + Duration::from_secs(30)).is_ok());
+        c.provider_answered_at("urssaf", true, Some(Duration::from_secs(600)), t0);
+        assert_eq!(c.provider_at("urssaf", t0), Err(Duration::from_secs(600)));
+        c.provider_answered_at("urssaf", false, None, t0);
+        assert!(c.provider_at("urssaf", t0).is_ok());
+    }
+
+    #[test]
+    fn providers_come_from_the_path() {
+        assert_eq!(provider_of("/v3/insee/sirene/unites_legales/1"), Some("insee"));
+        assert_eq!(provider_of("/privileges"), None);
+        assert_eq!(provider_of("/ping/insee"), None);
+        assert_eq!(provider_of("/vx/insee"), None);
+    }
+}
