@@ -49,6 +49,7 @@ pub mod download;
 mod error;
 pub mod policy;
 pub mod quota;
+mod retry;
 mod runtime;
 mod token;
 
@@ -56,6 +57,7 @@ pub use circuit::CircuitConfig;
 pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};
+pub use retry::RetryPolicy;
 pub use runtime::{
     ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL, QUOTA_MARGIN, Runtime,
     RuntimeBuilder,

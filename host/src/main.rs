@@ -4,9 +4,10 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use api_entreprise::{CallError, ComponentSource, QuotaSpec, Runtime, RuntimeBuilder, Token, types};
+use api_entreprise::{CallError, ComponentSource, QuotaSpec, RetryPolicy, Runtime, RuntimeBuilder, Token, types};
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -63,6 +64,16 @@ struct HostArgs {
     /// (redis://host:port/db), instead of keeping them in the state directory.
     #[arg(long, global = true, env = "API_ENTREPRISE_REDIS_URL", value_name = "URL")]
     redis_url: Option<String>,
+    /// Retry transient failures up to N times, one after the other, with
+    /// exponential backoff (each retry counts against the quotas).
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_RETRIES",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    retries: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,7 +290,12 @@ async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Optio
     let mut builder = RuntimeBuilder::new(base_url)
         .token(token)
         .ip_quotas(quotas)
-        .component(component);
+        .component(component)
+        .retry(RetryPolicy {
+            max_attempts: host.retries + 1,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        });
     if let Some(url) = &host.redis_url {
         builder = builder.redis(url.clone());
     } else if sandbox.is_none() {

@@ -68,6 +68,7 @@ pub struct RuntimeBuilder {
     redis_url: Option<String>,
     quota_margin: Duration,
     circuits: crate::CircuitConfig,
+    retry: crate::RetryPolicy,
     json_timeout: Duration,
     document_timeout: Duration,
     document_hosts: Vec<String>,
@@ -87,6 +88,7 @@ impl RuntimeBuilder {
             redis_url: None,
             quota_margin: QUOTA_MARGIN,
             circuits: crate::CircuitConfig::default(),
+            retry: crate::RetryPolicy::NONE,
             json_timeout: JSON_TIMEOUT,
             document_timeout: DOCUMENT_TIMEOUT,
             document_hosts: crate::download::DEFAULT_DOCUMENT_HOSTS
@@ -135,6 +137,12 @@ impl RuntimeBuilder {
     /// process and its state file.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Retries transient failures (off by default).
+    pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -237,6 +245,7 @@ impl RuntimeBuilder {
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
             quota_margin: self.quota_margin,
+            retry: self.retry,
         };
         // The catalogue is read once: it sets each call's time ceiling.
         runtime.endpoints = runtime
@@ -335,6 +344,7 @@ pub struct Runtime {
     json_timeout: Duration,
     document_timeout: Duration,
     quota_margin: Duration,
+    retry: crate::RetryPolicy,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -376,8 +386,24 @@ impl Runtime {
         &self.base_url
     }
 
-    /// Validates, sends and parses one call.
+    /// Validates, sends and parses one call, retrying transient failures
+    /// one after the other when the runtime's [`crate::RetryPolicy`] says so.
     pub async fn call(&self, request: &types::Request) -> Result<types::Response, CallError> {
+        let mut attempt = 1;
+        loop {
+            let result = self.call_once(request).await;
+            attempt += 1;
+            match result.as_ref().err().and_then(|e| self.retry.delay(attempt, e)) {
+                Some(delay) => {
+                    tracing::info!(target: "api_entreprise::retry", attempt, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return result,
+            }
+        }
+    }
+
+    async fn call_once(&self, request: &types::Request) -> Result<types::Response, CallError> {
         let started = Instant::now();
         let endpoint = self.resolve(&request.endpoint, request.version);
         let ceiling = match endpoint.map(|e| e.kind) {
