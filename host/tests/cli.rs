@@ -180,3 +180,54 @@ fn a_document_is_saved_with_the_call() {
     assert!(std::fs::read(&dest).unwrap().starts_with(b"%PDF"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_restarted_command_does_not_spend_the_window_again() {
+    use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let state = std::env::temp_dir().join(format!("api-entreprise-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let run = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
+        command
+            .args(["--ip-quota", "1/10m", "--state-dir", state.to_str().unwrap()])
+            .args([
+                "call",
+                "insee_unites_legales",
+                "552049447",
+                "--context",
+                "x",
+                "--recipient",
+            ])
+            .args(["13002526500013", "--object", "y"])
+            .env("API_ENTREPRISE_TOKEN", DEFAULT_TOKEN)
+            .env("API_ENTREPRISE_BASE_URL", sandbox.base_url())
+            .env_remove("API_ENTREPRISE_IP_QUOTA")
+            .env_remove("API_ENTREPRISE_REDIS_URL");
+        command
+    };
+    let first = tokio::task::spawn_blocking({
+        let mut c = run();
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let second = tokio::task::spawn_blocking({
+        let mut c = run();
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !second.status.success(),
+        "the second process spent the window's only request again"
+    );
+    assert!(
+        text(&second.stderr).contains("the quota ip 1/10m has no slot"),
+        "{}",
+        text(&second.stderr)
+    );
+    assert_eq!(sandbox.received(), 1);
+    std::fs::remove_dir_all(&state).unwrap();
+}
