@@ -246,6 +246,11 @@ impl RuntimeBuilder {
             document_timeout: self.document_timeout,
             quota_margin: self.quota_margin,
             retry: self.retry,
+            token_scope: String::new(),
+        };
+        runtime.token_scope = match runtime.token_claims() {
+            Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
+            _ => String::new(),
         };
         // The catalogue is read once: it sets each call's time ceiling.
         runtime.endpoints = runtime
@@ -345,6 +350,9 @@ pub struct Runtime {
     document_timeout: Duration,
     quota_margin: Duration,
     retry: crate::RetryPolicy,
+    /// The per-token groups are per token: hosts sharing a Redis with other
+    /// tokens count apart. The token's `jti` (an id, not a secret) names it.
+    token_scope: String,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -413,7 +421,7 @@ impl Runtime {
         let limits = CallLimits {
             ceiling,
             group: endpoint.filter(|e| e.rate_limit.limit > 0).map(|e| QuotaKey {
-                name: format!("group {}", e.rate_limit.name),
+                name: format!("group {}{}", e.rate_limit.name, self.token_scope),
                 spec: QuotaSpec {
                     limit: e.rate_limit.limit,
                     window: Duration::from_secs(e.rate_limit.period_seconds.into()) + self.quota_margin,
