@@ -30,17 +30,37 @@ fn run(args: &[&str]) -> Output {
     run_with(args, None)
 }
 
+/// A valid trace for `call`.
+const TRACE: [&str; 6] = [
+    "--context",
+    "aides publiques",
+    "--recipient",
+    "13002526500013",
+    "--object",
+    "dossier 42",
+];
+
 /// `[global…] call [args…]` with a valid trace.
 fn call(global: &[&str], args: &[&str], token: Option<&str>) -> Output {
-    let trace = [
-        "--context",
-        "aides publiques",
-        "--recipient",
-        "13002526500013",
-        "--object",
-        "dossier 42",
-    ];
-    run_with(&[global, &["call"], args, &trace].concat(), token)
+    run_with(&[global, &["call"], args, &TRACE].concat(), token)
+}
+
+/// A process of `[global…] call insee_unites_legales 552049447` against the
+/// sandbox at `base_url`, with its token and no configuration of its own.
+fn unite_legale_against(base_url: &str, global: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
+    command
+        .args(global)
+        .args(["call", "insee_unites_legales", "552049447"])
+        .args(TRACE)
+        .env("API_ENTREPRISE_TOKEN", api_entreprise_sandbox::DEFAULT_TOKEN)
+        .env("API_ENTREPRISE_BASE_URL", base_url)
+        .env_remove("API_ENTREPRISE_IP_QUOTA")
+        .env_remove("API_ENTREPRISE_REDIS_URL")
+        .env_remove("API_ENTREPRISE_STATE_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -183,42 +203,20 @@ fn a_document_is_saved_with_the_call() {
 
 #[tokio::test]
 async fn a_restarted_command_does_not_spend_the_window_again() {
-    use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+    use api_entreprise_sandbox::{Sandbox, SandboxConfig};
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let state = std::env::temp_dir().join(format!("api-entreprise-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
-    let run = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
-        command
-            .args(["--ip-quota", "1/10m", "--state-dir", state.to_str().unwrap()])
-            .args([
-                "call",
-                "insee_unites_legales",
-                "552049447",
-                "--context",
-                "x",
-                "--recipient",
-            ])
-            .args(["13002526500013", "--object", "y"])
-            .env("API_ENTREPRISE_TOKEN", DEFAULT_TOKEN)
-            .env("API_ENTREPRISE_BASE_URL", sandbox.base_url())
-            .env_remove("API_ENTREPRISE_IP_QUOTA")
-            .env_remove("API_ENTREPRISE_REDIS_URL");
-        command
-    };
-    let first = tokio::task::spawn_blocking({
-        let mut c = run();
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let global = ["--ip-quota", "1/10m", "--state-dir", state.to_str().unwrap()];
+    let mut first = unite_legale_against(&sandbox.base_url(), &global);
+    let first = tokio::task::spawn_blocking(move || first.output().unwrap())
+        .await
+        .unwrap();
     assert!(first.status.success(), "{}", text(&first.stderr));
-    let second = tokio::task::spawn_blocking({
-        let mut c = run();
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let mut second = unite_legale_against(&sandbox.base_url(), &global);
+    let second = tokio::task::spawn_blocking(move || second.output().unwrap())
+        .await
+        .unwrap();
     assert!(
         !second.status.success(),
         "the second process spent the window's only request again"
@@ -230,4 +228,29 @@ async fn a_restarted_command_does_not_spend_the_window_again() {
     );
     assert_eq!(sandbox.received(), 1);
     std::fs::remove_dir_all(&state).unwrap();
+}
+
+#[path = "../../tests/src/redis_server.rs"]
+mod redis_server;
+
+/// Several processes share one quota through a real Redis: what one spent,
+/// the others cannot spend again.
+#[tokio::test]
+async fn processes_share_one_quota_through_redis() {
+    use api_entreprise_sandbox::{Sandbox, SandboxConfig};
+    let redis = redis_server::RedisServer::start();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let global = ["--ip-quota", "3/1m", "--redis-url", &redis.url()];
+    let processes: Vec<_> = (0..6)
+        .map(|_| unite_legale_against(&sandbox.base_url(), &global).spawn().unwrap())
+        .collect();
+    let mut succeeded = 0;
+    for process in processes {
+        let out = tokio::task::spawn_blocking(move || process.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        succeeded += usize::from(out.status.success());
+    }
+    assert_eq!(succeeded, 3, "three processes had a slot, the others were refused");
+    assert_eq!(sandbox.received(), 3, "the refused ones sent nothing");
 }
