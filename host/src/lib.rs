@@ -59,8 +59,8 @@ pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};
 pub use retry::RetryPolicy;
 pub use runtime::{
-    ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL, QUOTA_MARGIN, Runtime,
-    RuntimeBuilder,
+    ComponentOrigin, ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL,
+    QUOTA_MARGIN, Runtime, RuntimeBuilder,
 };
 pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};
 

@@ -64,6 +64,10 @@ struct HostArgs {
     /// (redis://host:port/db), instead of keeping them in the state directory.
     #[arg(long, global = true, env = "API_ENTREPRISE_REDIS_URL", value_name = "URL")]
     redis_url: Option<String>,
+    /// Where the compiled component is kept between runs [default:
+    /// $XDG_CACHE_HOME/api-entreprise, else ~/.cache/api-entreprise].
+    #[arg(long, global = true, env = "API_ENTREPRISE_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
     /// Retry transient failures up to N times, one after the other, with
     /// exponential backoff (each retry counts against the quotas).
     #[arg(
@@ -296,6 +300,14 @@ async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Optio
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
         });
+    if let Some(dir) = host.cache_dir.clone().or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|base| base.join("api-entreprise"))
+    }) {
+        builder = builder.cache_dir(dir);
+    }
     if let Some(url) = &host.redis_url {
         builder = builder.redis(url.clone());
     } else if sandbox.is_none() {

@@ -69,6 +69,7 @@ pub struct RuntimeBuilder {
     quota_margin: Duration,
     circuits: crate::CircuitConfig,
     retry: crate::RetryPolicy,
+    cache_dir: Option<PathBuf>,
     json_timeout: Duration,
     document_timeout: Duration,
     document_hosts: Vec<String>,
@@ -89,6 +90,7 @@ impl RuntimeBuilder {
             quota_margin: QUOTA_MARGIN,
             circuits: crate::CircuitConfig::default(),
             retry: crate::RetryPolicy::NONE,
+            cache_dir: None,
             json_timeout: JSON_TIMEOUT,
             document_timeout: DOCUMENT_TIMEOUT,
             document_hosts: crate::download::DEFAULT_DOCUMENT_HOSTS
@@ -140,6 +142,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Keeps the compiled component in `dir`, keyed by the engine's
+    /// configuration (wasmtime version included) and the component's bytes:
+    /// the first start compiles, later ones load the compiled form.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
     /// Retries transient failures (off by default).
     pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
         self.retry = policy;
@@ -187,15 +197,19 @@ impl RuntimeBuilder {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(engine_err)?;
 
-        let (path, component) = match &self.component {
-            ComponentSource::BuiltIn => (PathBuf::from("<built-in>"), Component::new(&engine, DEFAULT_COMPONENT)),
-            ComponentSource::File(path) => (path.clone(), load_file(&engine, path)),
+        let (path, bytes) = match &self.component {
+            ComponentSource::BuiltIn => (
+                PathBuf::from("<built-in>"),
+                Ok(std::borrow::Cow::Borrowed(DEFAULT_COMPONENT)),
+            ),
+            ComponentSource::File(path) => (path.clone(), std::fs::read(path).map(std::borrow::Cow::Owned)),
         };
         let component_err = |e: wasmtime::Error| ConfigError::Component {
             path: path.clone(),
             reason: format!("{e:#}"),
         };
-        let component = component.map_err(component_err)?;
+        let bytes = bytes.map_err(|e| component_err(e.into()))?;
+        let (component, origin) = load_component(&engine, &bytes, self.cache_dir.as_deref()).map_err(component_err)?;
         let mut linker = Linker::<CallState>::new(&engine);
         add_wasi_to_linker(&mut linker).map_err(engine_err)?;
         let pre = linker.instantiate_pre(&component).map_err(component_err)?;
@@ -247,6 +261,7 @@ impl RuntimeBuilder {
             quota_margin: self.quota_margin,
             retry: self.retry,
             token_scope: String::new(),
+            origin,
         };
         runtime.token_scope = match runtime.token_claims() {
             Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
@@ -266,9 +281,51 @@ impl RuntimeBuilder {
     }
 }
 
-fn load_file(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    let bytes = std::fs::read(path)?;
-    Component::new(engine, bytes)
+/// Where a runtime's compiled component came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentOrigin {
+    /// Compiled at start.
+    Compiled,
+    /// Loaded, already compiled, from the cache directory.
+    Cached,
+}
+
+/// Compiles `bytes`, or loads their compiled form from `cache` when an
+/// earlier start left it there for this very engine configuration.
+fn load_component(
+    engine: &Engine,
+    bytes: &[u8],
+    cache: Option<&Path>,
+) -> wasmtime::Result<(Component, ComponentOrigin)> {
+    use std::hash::{Hash, Hasher};
+    let Some(dir) = cache else {
+        return Ok((Component::new(engine, bytes)?, ComponentOrigin::Compiled));
+    };
+    let mut key = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut key);
+    bytes.hash(&mut key);
+    let file = dir.join(format!("client-{:016x}.cwasm", key.finish()));
+    // Read into memory rather than mapped: a file truncated by someone else
+    // while mapped would crash the process (SIGBUS).
+    if let Ok(compiled) = std::fs::read(&file) {
+        // SAFETY: the file is one this host wrote (below) for this engine's
+        // configuration; wasmtime also checks its header, version and settings
+        // and refuses a mismatch or a damaged file, which is then compiled anew.
+        match unsafe { Component::deserialize(engine, &compiled) } {
+            Ok(component) => return Ok((component, ComponentOrigin::Cached)),
+            Err(e) => tracing::warn!(target: "api_entreprise::cache", file = %file.display(), "recompiling: {e:#}"),
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        let partial = file.with_extension("partial");
+        std::fs::write(&partial, component.serialize().map_err(std::io::Error::other)?)?;
+        std::fs::rename(&partial, &file)
+    });
+    if let Err(e) = written {
+        tracing::warn!(target: "api_entreprise::cache", dir = %dir.display(), "the compiled component was not cached: {e}");
+    }
+    Ok((component, ComponentOrigin::Compiled))
 }
 
 /// Links what the world may import: `wasi:http` and the harmless parts of
@@ -353,6 +410,7 @@ pub struct Runtime {
     /// The per-token groups are per token: hosts sharing a Redis with other
     /// tokens count apart. The token's `jti` (an id, not a secret) names it.
     token_scope: String,
+    origin: ComponentOrigin,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -382,6 +440,11 @@ impl Runtime {
                 all.iter().rev().find(|e| !e.deprecated).or(all.last()).copied()
             }
         }
+    }
+
+    /// Whether the component was compiled at start or loaded from the cache.
+    pub fn component_origin(&self) -> ComponentOrigin {
+        self.origin
     }
 
     /// The token's claims, when a token is set and is a JWT.

@@ -335,3 +335,25 @@ async fn the_host_refuses_a_data_request_without_its_trace_whatever_the_componen
         sandbox.requests()
     );
 }
+
+#[tokio::test]
+async fn a_second_start_loads_the_compiled_component_from_the_cache() {
+    let sandbox = sandbox().await;
+    let dir = std::env::temp_dir().join(format!("api-entreprise-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = builder(&sandbox).cache_dir(&dir).build().await.unwrap();
+    assert_eq!(first.component_origin(), api_entreprise::ComponentOrigin::Compiled);
+    let second = builder(&sandbox).cache_dir(&dir).build().await.unwrap();
+    assert_eq!(second.component_origin(), api_entreprise::ComponentOrigin::Cached);
+    second
+        .call(&request("insee_unites_legales", &["552049447"]))
+        .await
+        .unwrap();
+    // A damaged cache entry is compiled anew, not trusted.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"not a compiled component").unwrap();
+    }
+    let third = builder(&sandbox).cache_dir(&dir).build().await.unwrap();
+    assert_eq!(third.component_origin(), api_entreprise::ComponentOrigin::Compiled);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
