@@ -337,8 +337,13 @@ impl Quotas {
             }
             let mut wait = None;
             if window.admitted.len() >= key.spec.limit as usize {
-                let oldest = *window.admitted.front().expect("limit is at least 1");
-                wait = Some(oldest + length + 1 - now);
+                // A quota of 0 (built by hand: the parser refuses it) admits nothing.
+                wait = Some(
+                    window
+                        .admitted
+                        .front()
+                        .map_or(length, |oldest| oldest + length + 1 - now),
+                );
             }
             if let Some(hint) = window.server.filter(|h| now < h.reset && h.remaining == 0) {
                 wait = Some(wait.unwrap_or(0).max(hint.reset - now));
@@ -584,6 +589,17 @@ mod tests {
             quotas.try_acquire(std::slice::from_ref(&ip)).await.unwrap();
         }
         assert!(quotas.try_acquire(&[ip]).await.is_err());
+        let none = QuotaKey {
+            name: "closed".into(),
+            spec: QuotaSpec {
+                limit: 0,
+                window: Duration::from_secs(1),
+            },
+        };
+        assert!(
+            quotas.try_acquire(&[none]).await.is_err(),
+            "a zero quota admits nothing, and does not panic"
+        );
     }
 
     #[tokio::test]
