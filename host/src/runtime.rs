@@ -270,7 +270,8 @@ impl RuntimeBuilder {
         // The catalogue is read once: it sets each call's time ceiling.
         runtime.endpoints = runtime
             .with_instance(CallLimits::local(runtime.json_timeout), async |store, client| {
-                client.api_entreprise_client_catalogue().call_endpoints(store).await
+                let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
+                Ok(Ok(endpoints))
             })
             .await
             .map_err(|e| ConfigError::Component {
@@ -501,11 +502,6 @@ impl Runtime {
                     .await
             })
             .await;
-        let result = match result {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(CallError::Client(ClientError(error))),
-            Err(e) => Err(e),
-        };
         // A maintenance window says when it ends (`meta.retry_in`, parsed by
         // the component): the provider's circuit stays open until then.
         if let (Err(CallError::Client(ClientError(types::Error::Maintenance(api)))), Some(e)) = (&result, endpoint)
@@ -536,8 +532,7 @@ impl Runtime {
                 .call_prepare(store, &base_url, request)
                 .await
         })
-        .await?
-        .map_err(|e| CallError::Client(ClientError(e)))
+        .await
     }
 
     /// The sans-IO face: parses an answer received by the caller's own HTTP
@@ -556,8 +551,7 @@ impl Runtime {
                 .call_parse(store, endpoint, version, status, headers, body)
                 .await
         })
-        .await?
-        .map_err(|e| CallError::Client(ClientError(e)))
+        .await
     }
 
     /// Runs `f` against a fresh instance in a fresh store, under the call's
@@ -565,11 +559,8 @@ impl Runtime {
     async fn with_instance<R>(
         &self,
         limits: CallLimits,
-        f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<R>,
-    ) -> Result<R, CallError>
-    where
-        R: WithRefusal,
-    {
+        f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, CallError> {
         let state = CallState {
             // An empty environment, no arguments, no preopens, no network but
             // through wasi:http.
@@ -616,11 +607,12 @@ impl Runtime {
             (Ok(Ok(_)), Some(crate::policy::Refusal::Circuit { what, retry_after })) => {
                 Err(CallError::CircuitOpen { what, retry_after })
             }
-            (Ok(Ok(mut value)), Some(refusal)) => {
-                value.explain(refusal);
-                Ok(value)
-            }
-            (Ok(Ok(value)), None) => Ok(value),
+            (Ok(Ok(Ok(value))), _) => Ok(value),
+            // The component only knows "denied": say why.
+            (Ok(Ok(Err(types::Error::RefusedByHost(_)))), Some(refusal)) => Err(CallError::Client(ClientError(
+                types::Error::RefusedByHost(refusal.to_string()),
+            ))),
+            (Ok(Ok(Err(error))), _) => Err(CallError::Client(ClientError(error))),
         }
     }
 }
@@ -641,23 +633,6 @@ impl CallLimits {
             free: true,
         }
     }
-}
-
-/// Results whose error can carry the host's reason for a refusal.
-trait WithRefusal {
-    fn explain(&mut self, refusal: crate::policy::Refusal);
-}
-
-impl<T> WithRefusal for Result<T, types::Error> {
-    fn explain(&mut self, refusal: crate::policy::Refusal) {
-        if let Err(types::Error::RefusedByHost(m)) = self {
-            *m = refusal.to_string();
-        }
-    }
-}
-
-impl WithRefusal for Vec<types::Endpoint> {
-    fn explain(&mut self, _: crate::policy::Refusal) {}
 }
 
 /// One line per call in the audit trail: who asked what, for what, and what

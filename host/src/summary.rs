@@ -87,19 +87,8 @@ fn coded(c: &Option<types::Coded>) -> Option<String> {
 fn date(ts: Option<i64>) -> Option<String> {
     // INSEE's dates are midnight in Paris (UTC+1 or +2): shifting by 3 h
     // lands on that day whatever the season.
-    let ts = ts? + 3 * 3600;
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let days = ts.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    Some(format!("{y:04}-{m:02}-{d:02}"))
+    let day = time::OffsetDateTime::from_unix_timestamp(ts?.checked_add(3 * 3600)?).ok()?;
+    Some(day.date().to_string())
 }
 
 fn write_unite_legale(out: &mut impl Write, u: &types::UniteLegale) -> std::io::Result<()> {

@@ -10,11 +10,8 @@ async fn a_document_link_is_downloaded_without_the_token() {
     let runtime = runtime(&sandbox).await;
     let r = runtime
         .call(&request("acoss_attestations_sociales", &["418166096"]))
-        .await;
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let url = r
         .document
         .as_ref()
