@@ -74,6 +74,7 @@ pub struct Downloaded {
 /// Fetches `url` (a document link from an answer) into `dest`, written whole
 /// or not at all, within `timeout`, from one of `hosts` only, without the token.
 pub(crate) async fn download(
+    sender: &crate::sender::Sender,
     hosts: &[Authority],
     url: &str,
     dest: &Path,
@@ -101,13 +102,11 @@ pub(crate) async fn download(
         between_bytes_timeout: Some(timeout),
     };
     let fetch = async {
-        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
-            .await
-            .map_err(|e| DownloadError::Transport(e.to_string()))?;
-        let connection = tokio::spawn(io);
+        let response = sender.send(request, options).await.map_err(|e| {
+            DownloadError::Transport(e.refusal.unwrap_or_else(|| e.code.to_string()))
+        })?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            connection.abort();
             let hint = match status {
                 300..=399 => ": redirects are not followed",
                 404 | 410 => ": the link expired; call the endpoint again for a fresh one",
@@ -131,7 +130,6 @@ pub(crate) async fn download(
                 }
             })?
             .to_bytes();
-        connection.abort();
         Ok((body, content_type))
     };
     let (body, content_type) = tokio::time::timeout(timeout, fetch)

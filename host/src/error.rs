@@ -43,6 +43,9 @@ pub enum ConfigError {
     /// The shared quota store could not be reached.
     #[error("{0}; check --redis-url")]
     Redis(String),
+    /// The extra CA certificate.
+    #[error("the extra CA certificate: {0}; give a PEM file with one or more CERTIFICATE blocks")]
+    Ca(String),
     /// The runtime could not be set up.
     #[error("setting up the WebAssembly runtime: {0}")]
     Engine(String),

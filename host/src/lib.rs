@@ -45,12 +45,14 @@
 
 mod bindings;
 mod circuit;
+pub mod contract;
 pub mod download;
 mod error;
 pub mod policy;
 pub mod quota;
 mod retry;
 mod runtime;
+mod sender;
 mod token;
 
 pub use circuit::CircuitConfig;

@@ -78,6 +78,10 @@ struct HostArgs {
         value_name = "N"
     )]
     retries: u32,
+    /// Also trust the CA certificate(s) in this PEM file (a corporate
+    /// proxy's, or `sandbox --tls`'s), beside the web's usual roots.
+    #[arg(long, global = true, env = "API_ENTREPRISE_CA_CERT", value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +113,10 @@ enum Command {
         /// The only token it accepts.
         #[arg(long, default_value = DEFAULT_TOKEN)]
         token: String,
+        /// Serve HTTPS with a certificate generated at start, and write the
+        /// CA that signed it to this file (give it to `--ca-cert`).
+        #[arg(long, value_name = "PEM")]
+        tls_ca_out: Option<PathBuf>,
     },
 }
 
@@ -192,13 +200,22 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Sandbox { port, token } => {
+        Command::Sandbox {
+            port,
+            token,
+            tls_ca_out,
+        } => {
             let sandbox = Sandbox::start(SandboxConfig {
                 addr: ([127, 0, 0, 1], port).into(),
                 token,
+                tls: tls_ca_out.is_some(),
             })
             .await
             .with_context(|| format!("starting the sandbox on 127.0.0.1:{port}"))?;
+            if let (Some(path), Some(pem)) = (&tls_ca_out, sandbox.ca_pem()) {
+                std::fs::write(path, pem).with_context(|| format!("writing the sandbox's CA to {}", path.display()))?;
+                println!("its CA certificate: {} (pass it to --ca-cert)", path.display());
+            }
             println!("sandbox listening on {}", sandbox.base_url());
             println!("requests it received: {}/__sandbox/requests", sandbox.base_url());
             std::io::stdout().flush()?;
@@ -314,6 +331,10 @@ async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Optio
         let dir = state_dir(host)?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
         builder = builder.state_file(dir.join("quotas.json"));
+    }
+    if let Some(path) = &host.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;
+        builder = builder.extra_ca(pem);
     }
     let runtime = builder.build().await?;
     Ok((runtime, sandbox))

@@ -15,6 +15,7 @@ use wasmtime_wasi_http::{
 use crate::ConfigError;
 use crate::circuit::{Circuits, Verdict, provider_of};
 use crate::quota::{QuotaKey, Quotas};
+use crate::sender::{SendError, Sender};
 use crate::token::Token;
 
 /// The largest answer body the host lets through to the guest.
@@ -70,7 +71,8 @@ impl Authority {
         Ok(Self { https, host, port })
     }
 
-    fn is_loopback(&self) -> bool {
+    /// Whether the host is a loopback name or address (the sandbox).
+    pub fn is_loopback(&self) -> bool {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
         host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
@@ -92,6 +94,8 @@ pub struct OutboundPolicy {
     pub(crate) ip_quotas: Vec<QuotaKey>,
     pub(crate) quotas: Arc<Quotas>,
     pub(crate) circuits: Arc<Circuits>,
+    /// The pooled connections every request goes through.
+    pub(crate) sender: Sender,
 }
 
 /// The trace fields every data call must carry, whatever the component did:
@@ -300,10 +304,11 @@ impl WasiHttpHooks for CallHooks {
         let group = self.group.as_ref().map(|g| g.name.clone());
         let deadline = self.deadline;
         let slot = Arc::clone(&self.refusal);
+        let sender = self.policy.sender.clone();
         Box::new(async move {
             // After a cool-down, a free health route tells whether the API
             // answers again before a request that costs quota goes.
-            if api_verdict == Verdict::Probe && !probe(&probe_url, options).await {
+            if api_verdict == Verdict::Probe && !probe(&sender, &probe_url, options).await {
                 circuits.api_silent();
                 let retry_after = match circuits.api() {
                     Verdict::Open(d) => d,
@@ -332,18 +337,21 @@ impl WasiHttpHooks for CallHooks {
                     }
                 }
             }
-            let (response, io) = match wasmtime_wasi_http::default_send_request(req, Some(options)).await {
-                Ok(answer) => answer,
-                Err(e) => {
+            let response = match sender.send(req, options).await {
+                Ok(response) => response,
+                Err(SendError {
+                    refusal: Some(why), ..
+                }) => return Err(refuse(&slot, Refusal::Authority(why))),
+                Err(SendError { code, .. }) => {
                     if matches!(
-                        e,
+                        code,
                         HttpError::ConnectionTimeout
                             | HttpError::ConnectionReadTimeout
                             | HttpError::HttpResponseTimeout
                     ) {
                         circuits.api_silent();
                     }
-                    return Err(e);
+                    return Err(code);
                 }
             };
             circuits.api_answered();
@@ -373,6 +381,8 @@ impl WasiHttpHooks for CallHooks {
                     Err(_) => HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES as u64)),
                 })
                 .boxed_unsync();
+            // The pool drives the connection: nothing is left for the guest to wait on.
+            let io = async { Ok(()) };
             Ok((
                 Response::from_parts(parts, body),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
@@ -382,7 +392,7 @@ impl WasiHttpHooks for CallHooks {
 }
 
 /// Whether the API answers its free health route at all (any status).
-async fn probe(url: &str, options: RequestOptions) -> bool {
+async fn probe(sender: &Sender, url: &str, options: RequestOptions) -> bool {
     let Ok(request) = Request::get(url).body(
         http_body_util::Empty::<bytes::Bytes>::new()
             .map_err(|never| match never {})
@@ -390,13 +400,7 @@ async fn probe(url: &str, options: RequestOptions) -> bool {
     ) else {
         return false;
     };
-    match wasmtime_wasi_http::default_send_request(request, Some(options)).await {
-        Ok((_, io)) => {
-            drop(tokio::spawn(io));
-            true
-        }
-        Err(_) => false,
-    }
+    sender.send(request, options).await.is_ok()
 }
 
 /// Tightens the group's state from the server's `RateLimit-*` headers, and

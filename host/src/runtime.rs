@@ -73,6 +73,7 @@ pub struct RuntimeBuilder {
     json_timeout: Duration,
     document_timeout: Duration,
     document_hosts: Vec<String>,
+    extra_ca: Vec<u8>,
 }
 
 impl RuntimeBuilder {
@@ -97,7 +98,15 @@ impl RuntimeBuilder {
                 .iter()
                 .map(|h| (*h).to_owned())
                 .collect(),
+            extra_ca: Vec::new(),
         }
+    }
+
+    /// Also trusts the CA certificate(s) in `pem` (PEM text), beside the
+    /// web's usual roots: a corporate proxy's, or the sandbox's with TLS.
+    pub fn extra_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_ca = pem.into();
+        self
     }
 
     /// The hosts document links may be downloaded from (`https://host[:port]`),
@@ -185,6 +194,21 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The pooled sender: the web's roots plus the extra CA; for a
+    /// production API, host names resolving to non-public addresses refused.
+    fn sender(&self, api: &Authority) -> Result<crate::sender::Sender, ConfigError> {
+        use rustls_pki_types::pem::PemObject;
+        let ca_err = |why: String| ConfigError::Ca(why);
+        let roots = rustls_pki_types::CertificateDer::pem_slice_iter(&self.extra_ca)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_err(format!("it is not PEM: {e}")))?;
+        if !self.extra_ca.is_empty() && roots.is_empty() {
+            return Err(ca_err("it holds no CERTIFICATE block".into()));
+        }
+        let connect_timeout = self.json_timeout.max(self.document_timeout);
+        crate::sender::Sender::new(&roots, !api.is_loopback(), connect_timeout).map_err(ca_err)
+    }
+
     /// Compiles the component and prepares it for calls.
     pub async fn build(self) -> Result<Runtime, ConfigError> {
         let api = Authority::of_base_url(&self.base_url)?;
@@ -192,6 +216,7 @@ impl RuntimeBuilder {
         for host in &self.document_hosts {
             document_hosts.push(Authority::of_base_url(host)?);
         }
+        let sender = self.sender(&api)?;
         let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -209,7 +234,15 @@ impl RuntimeBuilder {
             reason: format!("{e:#}"),
         };
         let bytes = bytes.map_err(|e| component_err(e.into()))?;
+        let refused = |reason: String| ConfigError::Component {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(reason) = crate::contract::not_a_component(&bytes) {
+            return Err(refused(reason));
+        }
         let (component, origin) = load_component(&engine, &bytes, self.cache_dir.as_deref()).map_err(component_err)?;
+        crate::contract::check(&engine, &component).map_err(refused)?;
         let mut linker = Linker::<CallState>::new(&engine);
         add_wasi_to_linker(&mut linker).map_err(engine_err)?;
         let pre = linker.instantiate_pre(&component).map_err(component_err)?;
@@ -248,6 +281,7 @@ impl RuntimeBuilder {
                 .collect(),
             quotas,
             circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
+            sender,
         });
         let mut runtime = Runtime {
             engine,
@@ -519,7 +553,7 @@ impl Runtime {
     /// not at all): never with the token, only from the document hosts,
     /// within the document timeout, up to [`crate::download::MAX_DOCUMENT_BYTES`].
     pub async fn download(&self, url: &str, dest: &Path) -> Result<crate::Downloaded, crate::DownloadError> {
-        crate::download::download(&self.document_hosts, url, dest, self.document_timeout).await
+        crate::download::download(&self.policy.sender, &self.document_hosts, url, dest, self.document_timeout).await
     }
 
     /// The sans-IO face: validates `request` and builds the HTTP request a
@@ -579,7 +613,12 @@ impl Runtime {
                 free: limits.free,
                 refusal: Arc::default(),
             },
-            limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build(),
+            // Past the cap the guest traps (rather than seeing an allocation
+            // fail), so the caller learns why.
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MEMORY_LIMIT)
+                .trap_on_grow_failure(true)
+                .build(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -600,7 +639,14 @@ impl Runtime {
             .take();
         match (outcome, refusal) {
             (Err(_), _) => Err(CallError::Deadline(limits.ceiling)),
-            (Ok(Err(trap)), _) => Err(CallError::Trap(format!("{trap:#}"))),
+            (Ok(Err(trap)), _) => {
+                let chain = format!("{trap:#}");
+                Err(CallError::Trap(if chain.contains("growing memory") {
+                    format!("it used more than its {} MiB of memory ({chain})", MEMORY_LIMIT >> 20)
+                } else {
+                    chain
+                }))
+            }
             (Ok(Ok(_)), Some(crate::policy::Refusal::Quota { quota, retry_after })) => {
                 Err(CallError::RateLimited { quota, retry_after })
             }

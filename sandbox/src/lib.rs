@@ -28,6 +28,7 @@
 //! ```
 
 pub mod fixtures;
+mod tls;
 pub mod routes;
 mod validate;
 
@@ -60,6 +61,9 @@ pub struct SandboxConfig {
     pub addr: SocketAddr,
     /// The only bearer token accepted.
     pub token: String,
+    /// Serve HTTPS with a certificate for `127.0.0.1` and `localhost`,
+    /// signed by a CA generated at start ([`Sandbox::ca_pem`]).
+    pub tls: bool,
 }
 
 impl Default for SandboxConfig {
@@ -67,6 +71,7 @@ impl Default for SandboxConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: DEFAULT_TOKEN.to_owned(),
+            tls: false,
         }
     }
 }
@@ -105,6 +110,10 @@ struct Shared {
     /// Requests received, counted on arrival (before any latency).
     received: AtomicU64,
     next_id: AtomicU64,
+    /// TCP connections accepted.
+    connections: AtomicU64,
+    /// TLS handshakes completed.
+    handshakes: AtomicU64,
 }
 
 /// A running sandbox; stops when dropped.
@@ -113,6 +122,7 @@ pub struct Sandbox {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
+    ca_pem: Option<String>,
 }
 
 impl Drop for Sandbox {
@@ -126,9 +136,15 @@ impl Sandbox {
     pub async fn start(config: SandboxConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
+        let tls = if config.tls {
+            Some(tls::generate().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             token: config.token,
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             maintenance_until: Mutex::default(),
             requests: Mutex::default(),
             windows: Mutex::default(),
@@ -136,26 +152,46 @@ impl Sandbox {
             rate_limit: AtomicU64::new(0),
             received: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
+            connections: AtomicU64::new(0),
+            handshakes: AtomicU64::new(0),
         });
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        let acceptor = tls.map(|t| t.acceptor);
         let serving = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                serving.connections.fetch_add(1, Ordering::Relaxed);
                 let shared = Arc::clone(&serving);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
+                    let counters = Arc::clone(&shared);
                     let service = service_fn(move |req| {
                         let shared = Arc::clone(&shared);
                         async move { Ok::<_, Infallible>(handle(&shared, req).await) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = match acceptor {
+                        None => server.serve_connection(TokioIo::new(stream), service).await,
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            counters.handshakes.fetch_add(1, Ordering::Relaxed);
+                            server.serve_connection(TokioIo::new(stream), service).await
+                        }
+                    };
                 });
             }
         });
-        Ok(Self { addr, shared, task })
+        Ok(Self {
+            addr,
+            shared,
+            task,
+            ca_pem,
+        })
     }
 
     /// The address it listens on.
@@ -163,9 +199,25 @@ impl Sandbox {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, to use as the API base URL.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), to use as the API
+    /// base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.shared.base_url.clone()
+    }
+
+    /// The PEM of the CA that signed the sandbox's certificate, with TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// How many TCP connections the sandbox accepted.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// How many TLS handshakes completed.
+    pub fn handshakes(&self) -> u64 {
+        self.shared.handshakes.load(Ordering::Relaxed)
     }
 
     /// How many requests arrived, answered or not yet (the log of

@@ -1,9 +1,18 @@
 //! A hostile component for the tests: it implements the `api-entreprise`
-//! world, but its `call` tries to get at the token and reports everything it
-//! saw. `call(_, req)` sends a GET to `req.params[0]` (an absolute URL),
-//! first trying to set `Authorization` itself, and returns a JSON report in
-//! `response.data`: whether the header was accepted, the status, headers and
-//! body it received, and its environment and arguments.
+//! world, and each of its endpoints misbehaves in one way:
+//!
+//! - `probe` tries to get at the token and reports everything it saw: it
+//!   sends a GET to `req.params[0]` (an absolute URL, any host), first trying
+//!   to set `Authorization` itself, and returns a JSON report in
+//!   `response.data`: whether the header was accepted, the status, headers
+//!   and body it received, and its environment and arguments;
+//! - `spin` loops forever without waiting on anything;
+//! - `hog` allocates memory without end;
+//! - `garbage` returns a well-typed but absurd answer (status 0, data that is
+//!   not JSON, a 4 MiB request id, extreme rate-limit numbers);
+//! - `garbage-maintenance` claims a maintenance that ends in `u64::MAX`
+//!   seconds, for a route whose provider is `insee`;
+//! - `panic` panics.
 
 wit_bindgen::generate!({
     world: "api-entreprise",
@@ -23,12 +32,27 @@ struct Probe;
 
 impl catalogue::Guest for Probe {
     fn endpoints() -> Vec<Endpoint> {
-        vec![Endpoint {
-            id: "probe".into(),
+        let mut all = vec![endpoint("probe", "/probe")];
+        for id in ["spin", "hog", "garbage", "panic"] {
+            all.push(endpoint(id, "/probe"));
+        }
+        // A path whose provider is `insee`, and absurd numbers.
+        let mut maintenance = endpoint("garbage-maintenance", "/v3/insee/garbage");
+        maintenance.timeout_ms = u32::MAX;
+        maintenance.rate_limit.period_seconds = 0;
+        all.push(maintenance);
+        all
+    }
+}
+
+fn endpoint(id: &str, path: &str) -> Endpoint {
+    {
+        Endpoint {
+            id: id.into(),
             version: 1,
             title: "hostile probe".into(),
             provider: "tests".into(),
-            path: "/probe".into(),
+            path: path.into(),
             params: vec![],
             query: vec![],
             kind: EndpointKind::Json,
@@ -44,7 +68,7 @@ impl catalogue::Guest for Probe {
             maintenance_window: None,
             needs_trace: false,
             requires_user_id: false,
-        }]
+        }
     }
 }
 
@@ -67,8 +91,64 @@ fn from_code(code: ErrorCode) -> Error {
     }
 }
 
+fn no_rate_limit() -> RateLimitState {
+    RateLimitState {
+        limit: None,
+        remaining: None,
+        reset_at: None,
+        retry_after_seconds: None,
+    }
+}
+
 impl client::Guest for Probe {
-    fn call(_: String, req: Request) -> Result<Response, Error> {
+    fn call(base_url: String, req: Request) -> Result<Response, Error> {
+        match req.endpoint.as_str() {
+            "spin" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "panic" => panic!("the probe panics on purpose"),
+            "garbage" => Ok(Response {
+                status: 0,
+                data: "\u{0}{not json".into(),
+                links: String::new(),
+                meta: "[".into(),
+                document: None,
+                files: vec![],
+                typed: None,
+                rate_limit: RateLimitState {
+                    limit: Some(u32::MAX),
+                    remaining: Some(u32::MAX),
+                    reset_at: Some(u64::MAX),
+                    retry_after_seconds: Some(u64::MAX),
+                },
+                request_id: Some("x".repeat(4 << 20)),
+            }),
+            "garbage-maintenance" => Err(Error::Maintenance(api_entreprise::client::types::ApiError {
+                status: 503,
+                errors: vec![],
+                text: None,
+                provider: Some("insee".into()),
+                retryable: true,
+                retry_after_seconds: Some(u64::MAX),
+                rate_limit: no_rate_limit(),
+                request_id: None,
+            })),
+            _ => probe(&base_url, req),
+        }
+    }
+}
+
+fn probe(_: &str, req: Request) -> Result<Response, Error> {
+    {
         let url = req.params.first().cloned().unwrap_or_default();
         let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -126,12 +206,7 @@ impl client::Guest for Probe {
             document: None,
             files: vec![],
             typed: None,
-            rate_limit: RateLimitState {
-                limit: None,
-                remaining: None,
-                reset_at: None,
-                retry_after_seconds: None,
-            },
+            rate_limit: no_rate_limit(),
             request_id: None,
         })
     }
