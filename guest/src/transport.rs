@@ -116,7 +116,31 @@ fn from_code(code: ErrorCode) -> Error {
             Error::Timeout("the API did not answer in time".into())
         }
         ErrorCode::ConnectionWriteTimeout => Error::Timeout("sending the request timed out".into()),
+        ErrorCode::DestinationIpProhibited => {
+            Error::RefusedByHost("the host refused the API's address before any connection".into())
+        }
+        ErrorCode::TlsCertificateError => Error::Transport(
+            "the server's TLS certificate is not trusted: check the base URL, or give its CA to the host (--ca-cert)"
+                .into(),
+        ),
+        ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => {
+            Error::Transport("the TLS handshake with the API failed: check that the base URL speaks https".into())
+        }
+        ErrorCode::ConnectionRefused => {
+            Error::Transport("the connection was refused: nothing listens at the base URL".into())
+        }
+        ErrorCode::DnsError(_) | ErrorCode::DnsTimeout | ErrorCode::DestinationNotFound => {
+            Error::Transport("the API's host name could not be resolved: check the base URL and the network".into())
+        }
+        ErrorCode::HttpResponseIncomplete | ErrorCode::ConnectionTerminated => {
+            Error::Transport("the answer was cut short: the connection closed before its end".into())
+        }
+        ErrorCode::HttpProtocolError => Error::Transport("the server did not answer in HTTP".into()),
+        ErrorCode::HttpResponseHeaderSectionSize(_) | ErrorCode::HttpResponseHeaderSize(_) => {
+            Error::Transport("the answer's headers are too large".into())
+        }
+        ErrorCode::HttpResponseBodySize(_) => Error::Transport("the answer is larger than the host accepts".into()),
         ErrorCode::InternalError(Some(m)) => Error::Other(m),
-        other => Error::Transport(format!("{other:?}")),
+        other => Error::Transport(format!("{other:?}: check the base URL and the network")),
     }
 }

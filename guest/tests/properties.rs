@@ -86,8 +86,8 @@ proptest! {
                     let query: Vec<(String, String)> =
                         form_urlencoded::parse(pq.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
                     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                    prop_assert_eq!(get("context").as_deref(), Some(call.trace.context.trim()));
-                    prop_assert_eq!(get("recipient").as_deref(), Some(call.trace.recipient.trim()));
+                    prop_assert_eq!(get("context"), Some(call.trace.context.trim().to_owned()));
+                    prop_assert_eq!(get("recipient"), Some(call.trace.recipient.trim().to_owned()));
                 }
             }
             Err(Error::InvalidInput(items)) => {

@@ -56,9 +56,8 @@ pub fn not_a_component(bytes: &[u8]) -> Option<String> {
             "it is a core WebAssembly module, not a component: build the client with `--target wasm32-wasip2`".into(),
         );
     }
-    (!bytes.starts_with(b"\0asm")).then(|| {
-        "it is not WebAssembly (no `\\0asm` header): give the path of the client's `.wasm` component".into()
-    })
+    (!bytes.starts_with(b"\0asm"))
+        .then(|| "it is not WebAssembly (no `\\0asm` header): give the path of the client's `.wasm` component".into())
 }
 
 /// A name split into `package`, `interface` and `version`, for names of the
@@ -168,21 +167,34 @@ mod tests {
     #[test]
     fn the_contract_version_is_the_wit_packages() {
         let wit = include_str!("../../wit/world.wit");
-        assert!(wit.starts_with(&format!("package {PACKAGE}@{VERSION};")), "wit/world.wit");
+        assert!(
+            wit.starts_with(&format!("package {PACKAGE}@{VERSION};")),
+            "wit/world.wit"
+        );
     }
 
     #[test]
     fn a_client_of_this_contract_passes() {
-        let imports = ["api-entreprise:client/types@0.1.0", "wasi:http/types@0.2.12", "wasi:io/poll@0.2.0"];
+        let imports = [
+            "api-entreprise:client/types@0.1.0",
+            "wasi:http/types@0.2.12",
+            "wasi:io/poll@0.2.0",
+        ];
         assert_eq!(check_names(&imports, &CLIENT), Ok(()));
         // A patch or minor release of the same 0.1 track is compatible.
-        assert_eq!(check_names(&[], &["api-entreprise:client/catalogue@0.1.7", CLIENT[1], CLIENT[2]]), Ok(()));
+        assert_eq!(
+            check_names(&[], &["api-entreprise:client/catalogue@0.1.7", CLIENT[1], CLIENT[2]]),
+            Ok(())
+        );
     }
 
     #[test]
     fn each_mismatch_is_named() {
         let err = check_names(&[], &["wasi:http/incoming-handler@0.2.0"]).unwrap_err();
-        assert!(err.contains("not an API Entreprise client") && err.contains("incoming-handler"), "{err}");
+        assert!(
+            err.contains("not an API Entreprise client") && err.contains("incoming-handler"),
+            "{err}"
+        );
         let err = check_names(&[], &["api-entreprise:client/client@1.0.0"]).unwrap_err();
         assert!(err.contains("@1.0.0") && err.contains("@0.1.x"), "{err}");
         let err = check_names(&[], &["api-entreprise:client/client@0.2.0"]).unwrap_err();
@@ -190,7 +202,10 @@ mod tests {
         let err = check_names(&[], &CLIENT[..2]).unwrap_err();
         assert!(err.contains("interface(s) client "), "{err}");
         let err = check_names(&["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"], &CLIENT).unwrap_err();
-        assert!(err.contains("wasi:filesystem/preopens@0.2.0, wasi:sockets/tcp@0.2.0"), "{err}");
+        assert!(
+            err.contains("wasi:filesystem/preopens@0.2.0, wasi:sockets/tcp@0.2.0"),
+            "{err}"
+        );
         let err = check_names(&["wasi:http/types@0.3.0"], &CLIENT).unwrap_err();
         assert!(err.contains("wasi:http/types@0.3.0"), "{err}");
         let err = check_names(&["env"], &CLIENT).unwrap_err();
@@ -199,7 +214,11 @@ mod tests {
 
     #[test]
     fn what_is_not_a_component_is_named() {
-        assert!(not_a_component(b"\0asm\x01\0\0\0").unwrap().contains("core WebAssembly module"));
+        assert!(
+            not_a_component(b"\0asm\x01\0\0\0")
+                .unwrap()
+                .contains("core WebAssembly module")
+        );
         assert!(not_a_component(b"<html>").unwrap().contains("not WebAssembly"));
         assert_eq!(not_a_component(b"\0asm\x0d\0\x01\0"), None);
     }

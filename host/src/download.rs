@@ -102,9 +102,10 @@ pub(crate) async fn download(
         between_bytes_timeout: Some(timeout),
     };
     let fetch = async {
-        let response = sender.send(request, options).await.map_err(|e| {
-            DownloadError::Transport(e.refusal.unwrap_or_else(|| e.code.to_string()))
-        })?;
+        let response = sender
+            .send(request, options)
+            .await
+            .map_err(|e| DownloadError::Transport(e.refusal.unwrap_or_else(|| e.code.to_string())))?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let hint = match status {

@@ -159,10 +159,7 @@ impl fmt::Display for ClientError {
             E::RefusedByHost(m) => return write!(f, "refused by the host's policy: {m}"),
             E::QuotaExceeded(m) => return write!(f, "{m}"),
             E::Transport(m) => {
-                return write!(
-                    f,
-                    "the connection to the API failed: {m}; check the base URL and the network"
-                );
+                return write!(f, "the connection to the API failed: {m}");
             }
             E::Other(m) => return write!(f, "{m}"),
             E::BadRequest(_) => ("the API found the request malformed", "report it with the request id"),

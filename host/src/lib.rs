@@ -52,7 +52,7 @@ pub mod policy;
 pub mod quota;
 mod retry;
 mod runtime;
-mod sender;
+pub mod sender;
 mod token;
 
 pub use circuit::CircuitConfig;
@@ -61,9 +61,10 @@ pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};
 pub use retry::RetryPolicy;
 pub use runtime::{
-    ComponentOrigin, ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, PRODUCTION_BASE_URL,
-    QUOTA_MARGIN, Runtime, RuntimeBuilder,
+    ComponentOrigin, ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, POOL_SLOTS,
+    PRODUCTION_BASE_URL, QUOTA_MARGIN, Runtime, RuntimeBuilder,
 };
+pub use sender::Sender;
 pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};
 
 /// The contract's types (`api-entreprise:client/types@0.1.0`).

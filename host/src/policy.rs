@@ -339,9 +339,7 @@ impl WasiHttpHooks for CallHooks {
             }
             let response = match sender.send(req, options).await {
                 Ok(response) => response,
-                Err(SendError {
-                    refusal: Some(why), ..
-                }) => return Err(refuse(&slot, Refusal::Authority(why))),
+                Err(SendError { refusal: Some(why), .. }) => return Err(refuse(&slot, Refusal::Authority(why))),
                 Err(SendError { code, .. }) => {
                     if matches!(
                         code,

@@ -45,6 +45,9 @@ const REDIS_PREFIX: &str = "api-entreprise:quota:";
 /// Memory a call's instance may use.
 const MEMORY_LIMIT: usize = 64 << 20;
 
+/// How many calls may hold an instance at once with the pooling allocator.
+pub const POOL_SLOTS: u32 = 1000;
+
 /// Where the component comes from.
 #[derive(Debug, Clone, Default)]
 pub enum ComponentSource {
@@ -74,6 +77,8 @@ pub struct RuntimeBuilder {
     document_timeout: Duration,
     document_hosts: Vec<String>,
     extra_ca: Vec<u8>,
+    token_rate_limit: Option<u32>,
+    pooling: bool,
 }
 
 impl RuntimeBuilder {
@@ -99,7 +104,26 @@ impl RuntimeBuilder {
                 .map(|h| (*h).to_owned())
                 .collect(),
             extra_ca: Vec::new(),
+            token_rate_limit: None,
+            pooling: true,
         }
+    }
+
+    /// Takes each call's instance from a pool reserved at start (the
+    /// default) or maps it afresh (`false`: less memory reserved up front,
+    /// slower calls). The pool serves [`POOL_SLOTS`] calls at once; more
+    /// wait for a slot.
+    pub fn pooling(mut self, pooling: bool) -> Self {
+        self.pooling = pooling;
+        self
+    }
+
+    /// The token's own limit per minute, for every endpoint group, when API
+    /// Entreprise gave it one (`rate_limit_per_minute`), instead of the
+    /// catalogue's group limits.
+    pub fn token_rate_limit(mut self, per_minute: u32) -> Self {
+        self.token_rate_limit = Some(per_minute);
+        self
     }
 
     /// Also trusts the CA certificate(s) in `pem` (PEM text), beside the
@@ -220,6 +244,17 @@ impl RuntimeBuilder {
         let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if self.pooling {
+            // Instances come from a pool of slots reserved once, instead of
+            // fresh mappings for every call's store.
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(POOL_SLOTS)
+                .total_core_instances(POOL_SLOTS * 4)
+                .total_memories(POOL_SLOTS * 2)
+                .total_tables(POOL_SLOTS * 4)
+                .max_memory_size(MEMORY_LIMIT);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config).map_err(engine_err)?;
 
         let (path, bytes) = match &self.component {
@@ -295,7 +330,9 @@ impl RuntimeBuilder {
             quota_margin: self.quota_margin,
             retry: self.retry,
             token_scope: String::new(),
+            token_rate_limit: self.token_rate_limit,
             origin,
+            slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
         };
         runtime.token_scope = match runtime.token_claims() {
             Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
@@ -445,7 +482,10 @@ pub struct Runtime {
     /// The per-token groups are per token: hosts sharing a Redis with other
     /// tokens count apart. The token's `jti` (an id, not a secret) names it.
     token_scope: String,
+    token_rate_limit: Option<u32>,
     origin: ComponentOrigin,
+    /// One permit per pool slot: a call past the pool's size waits.
+    slots: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -518,12 +558,18 @@ impl Runtime {
         };
         let limits = CallLimits {
             ceiling,
-            group: endpoint.filter(|e| e.rate_limit.limit > 0).map(|e| QuotaKey {
-                name: format!("group {}{}", e.rate_limit.name, self.token_scope),
-                spec: QuotaSpec {
-                    limit: e.rate_limit.limit,
-                    window: Duration::from_secs(e.rate_limit.period_seconds.into()) + self.quota_margin,
-                },
+            group: endpoint.filter(|e| e.rate_limit.limit > 0).map(|e| {
+                let (limit, period) = match self.token_rate_limit {
+                    Some(per_minute) => (per_minute, 60),
+                    None => (e.rate_limit.limit, e.rate_limit.period_seconds),
+                };
+                QuotaKey {
+                    name: format!("group {}{}", e.rate_limit.name, self.token_scope),
+                    spec: QuotaSpec {
+                        limit,
+                        window: Duration::from_secs(period.into()) + self.quota_margin,
+                    },
+                }
             }),
             free: endpoint.is_some_and(|e| e.kind == types::EndpointKind::Health),
         };
@@ -553,7 +599,14 @@ impl Runtime {
     /// not at all): never with the token, only from the document hosts,
     /// within the document timeout, up to [`crate::download::MAX_DOCUMENT_BYTES`].
     pub async fn download(&self, url: &str, dest: &Path) -> Result<crate::Downloaded, crate::DownloadError> {
-        crate::download::download(&self.policy.sender, &self.document_hosts, url, dest, self.document_timeout).await
+        crate::download::download(
+            &self.policy.sender,
+            &self.document_hosts,
+            url,
+            dest,
+            self.document_timeout,
+        )
+        .await
     }
 
     /// The sans-IO face: validates `request` and builds the HTTP request a
@@ -588,6 +641,22 @@ impl Runtime {
         .await
     }
 
+    /// Instantiates the component in a fresh store and drops it: what every
+    /// call pays before its own work. Returns how long that took.
+    pub async fn instantiation_cost(&self) -> Result<Duration, CallError> {
+        let started = Instant::now();
+        self.with_instance(CallLimits::local(self.json_timeout), async |_, _| Ok(Ok(())))
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    /// The sender every request of this runtime goes through (pooled
+    /// connections, the extra CA, the DNS guard), for a caller's own
+    /// requests beside the component's, such as the sans-IO face's.
+    pub fn sender(&self) -> &crate::Sender {
+        &self.policy.sender
+    }
+
     /// Runs `f` against a fresh instance in a fresh store, under the call's
     /// ceiling. A refusal by the policy replaces the guest's generic message.
     async fn with_instance<R>(
@@ -595,6 +664,13 @@ impl Runtime {
         limits: CallLimits,
         f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, CallError> {
+        // A pool slot first (held until the store is gone, below), within
+        // the call's time.
+        let _slot = match tokio::time::timeout(limits.ceiling, self.slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(CallError::Trap("the runtime is shutting down".into())),
+            Err(_) => return Err(CallError::Deadline(limits.ceiling)),
+        };
         let state = CallState {
             // An empty environment, no arguments, no preopens, no network but
             // through wasi:http.

@@ -97,17 +97,19 @@ impl Sender {
         Ok(Self { client })
     }
 
-    /// Sends `req` (an absolute URI) and waits for the answer's head within
-    /// the options' first-byte timeout; the body then fails if it stalls for
+    /// Sends `req` (an absolute URI) and waits for the answer's head
+    /// (connecting included) within the options' first-byte timeout; the body then fails if it stalls for
     /// longer than the between-bytes timeout.
     pub async fn send(&self, req: Request<WasiBody>, options: RequestOptions) -> Result<Response<WasiBody>, SendError> {
+        // Connecting (bounded by the connector's own timeout) and waiting
+        // for the head share the first-byte budget: the call's deadline is
+        // only a little longer, and a silent server must show as a timeout.
         let first_byte = options.first_byte_timeout.unwrap_or(IDLE_TIMEOUT);
-        let connect = options.connect_timeout.unwrap_or(IDLE_TIMEOUT);
         let between_bytes = options
             .between_bytes_timeout
             .unwrap_or(IDLE_TIMEOUT)
             .max(Duration::from_millis(1));
-        let response = tokio::time::timeout(connect + first_byte, self.client.request(req))
+        let response = tokio::time::timeout(first_byte, self.client.request(req))
             .await
             .map_err(|_| HttpError::ConnectionReadTimeout)?
             .map_err(classify)?;
@@ -127,15 +129,12 @@ fn classify(error: hyper_util::client::legacy::Error) -> SendError {
             };
         }
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return match tls {
-                rustls::Error::InvalidCertificate(_) => HttpError::TlsCertificateError,
-                rustls::Error::AlertReceived(_) => HttpError::TlsAlertReceived {
-                    alert_id: None,
-                    alert_message: Some(tls.to_string()),
-                },
-                _ => HttpError::TlsProtocolError,
-            }
-            .into();
+            return tls_error(tls).into();
+        }
+        if err.is::<rustls::pki_types::InvalidDnsNameError>() {
+            // An https host that is neither a DNS name nor an IP address
+            // (such as `127.1`): no certificate can match it.
+            return HttpError::HttpRequestUriInvalid.into();
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             match io.kind() {
@@ -158,16 +157,33 @@ fn classify(error: hyper_util::client::legacy::Error) -> SendError {
                 return HttpError::ConnectionReadTimeout.into();
             }
         }
-        source = err.source();
+        // An io::Error's `source()` skips the error it wraps: step into it.
+        source = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
-    if error.is_connect() {
+    if error.is_connect() && format!("{error:?}").contains("dns error") {
         HttpError::DnsError {
             rcode: None,
             info_code: None,
         }
         .into()
+    } else if error.is_connect() {
+        HttpError::DestinationUnavailable.into()
     } else {
         HttpError::InternalError(Some(error.to_string())).into()
+    }
+}
+
+fn tls_error(error: &rustls::Error) -> HttpError {
+    match error {
+        rustls::Error::InvalidCertificate(_) => HttpError::TlsCertificateError,
+        rustls::Error::AlertReceived(_) => HttpError::TlsAlertReceived {
+            alert_id: None,
+            alert_message: Some(error.to_string()),
+        },
+        _ => HttpError::TlsProtocolError,
     }
 }
 
@@ -200,10 +216,19 @@ impl Body for BetweenBytes {
                 this.timer.as_mut().reset(next);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) if e.is_incomplete_message() => {
-                Poll::Ready(Some(Err(HttpError::HttpResponseIncomplete)))
+            Poll::Ready(Some(Err(e))) => {
+                // A body cut short shows as an incomplete message or an
+                // end of file before the announced length.
+                let eof = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+                let error = if e.is_incomplete_message() || eof {
+                    HttpError::HttpResponseIncomplete
+                } else {
+                    HttpError::Hyper(e)
+                };
+                Poll::Ready(Some(Err(error)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::Hyper(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 ready!(this.timer.as_mut().poll(cx));
@@ -310,6 +335,26 @@ pub fn is_public(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_guarded_resolver_refuses_a_name_resolving_to_loopback() {
+        use tower_service::Service;
+        let name: Name = "localhost".parse().unwrap();
+        let error = GuardedResolver { public_only: true }
+            .call(name.clone())
+            .await
+            .unwrap_err();
+        let refused = error.get_ref().and_then(|e| e.downcast_ref::<NonPublic>()).unwrap();
+        assert!(refused.to_string().starts_with("localhost resolves to "), "{refused}");
+        assert!(!is_public(refused.ip));
+        // The sandbox's mode lets it through.
+        let addrs: Vec<_> = GuardedResolver { public_only: false }
+            .call(name)
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    }
 
     #[test]
     fn only_public_addresses_pass() {

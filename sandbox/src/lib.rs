@@ -28,8 +28,8 @@
 //! ```
 
 pub mod fixtures;
-mod tls;
 pub mod routes;
+mod tls;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap};

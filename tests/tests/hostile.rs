@@ -26,7 +26,10 @@ async fn probe_runtime(sandbox: &api_entreprise_sandbox::Sandbox) -> Runtime {
 /// After any hostile call, the same runtime still serves a normal one.
 async fn still_serves(runtime: &Runtime, sandbox: &api_entreprise_sandbox::Sandbox) {
     let url = format!("{}/pings", sandbox.base_url());
-    let r = runtime.call(&request("probe", &[&url])).await.expect("the next call works");
+    let r = runtime
+        .call(&request("probe", &[&url]))
+        .await
+        .expect("the next call works");
     assert_eq!(r.status, 200);
 }
 
@@ -47,7 +50,9 @@ async fn a_component_that_allocates_without_end_hits_the_memory_cap() {
     let sandbox = sandbox().await;
     let runtime = probe_runtime(&sandbox).await;
     let error = runtime.call(&request("hog", &[])).await.unwrap_err();
-    let CallError::Trap(why) = &error else { panic!("{error:?}") };
+    let CallError::Trap(why) = &error else {
+        panic!("{error:?}")
+    };
     assert!(why.contains("memory"), "{why}");
     assert!(error.to_string().starts_with("the client component failed"), "{error}");
     still_serves(&runtime, &sandbox).await;
@@ -109,7 +114,10 @@ async fn foreign_components_are_refused_with_what_is_wrong() {
     assert!(why.contains("not WebAssembly"), "{why}");
 
     let why = refused(component_file("empty", "(component)")).await;
-    assert!(why.contains("not an API Entreprise client: it exports nothing"), "{why}");
+    assert!(
+        why.contains("not an API Entreprise client: it exports nothing"),
+        "{why}"
+    );
 
     let why = refused(component_file(
         "v1",
@@ -259,9 +267,18 @@ async fn each_malformed_answer_is_a_typed_error_in_time() {
             "truncated body",
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"data\":".to_vec(),
         ),
-        ("invalid JSON", answer_200("application/json", b"{\"data\": {\"siren\": ")),
-        ("invalid UTF-8", answer_200("application/json", b"{\"data\": \"\xff\xfe\"}")),
-        ("wrong content type", answer_200("text/html", b"<html><body>Bienvenue</body></html>")),
+        (
+            "invalid JSON",
+            answer_200("application/json", b"{\"data\": {\"siren\": "),
+        ),
+        (
+            "invalid UTF-8",
+            answer_200("application/json", b"{\"data\": \"\xff\xfe\"}"),
+        ),
+        (
+            "wrong content type",
+            answer_200("text/html", b"<html><body>Bienvenue</body></html>"),
+        ),
         (
             "a 200 carrying an error body",
             answer_200(

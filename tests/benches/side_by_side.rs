@@ -1,0 +1,285 @@
+//! Side by side, in one run, against the loopback sandbox:
+//!
+//! (a) a native Rust client doing the same work: the client crate compiled
+//!     natively (validation, request building, parsing into the same
+//!     records), sending over the host's own pooled sender;
+//! (b) the component through the host (a fresh instance per call, the
+//!     policy, the quotas).
+//!
+//! At concurrency 1, 8, 32 and 128, over plain HTTP and over TLS:
+//! throughput, p50 and p99 latency and the ratio b/a. Then the cost of an
+//! instantiation, a cold start compiling versus loading from the cache, and
+//! the guest's size.
+//!
+//! `cargo bench -p api-entreprise-tests --bench side_by_side`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use api_entreprise::{Runtime, RuntimeBuilder, Sender, Token, types};
+use api_entreprise_guest::codec::{self, Call};
+use api_entreprise_guest::validate::Trace;
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+use http_body_util::{BodyExt, Empty, Limited};
+use wasmtime_wasi_http::RequestOptions;
+
+const LEVELS: [usize; 4] = [1, 8, 32, 128];
+const SIREN: &str = "552049447";
+const UNLIMITED: u32 = 100_000_000;
+
+fn requests_at(concurrency: usize) -> usize {
+    300 + 60 * concurrency
+}
+
+fn trace() -> Trace {
+    Trace {
+        context: "aides publiques".into(),
+        recipient: "13002526500013".into(),
+        object: "dossier 42".into(),
+        user_id: None,
+    }
+}
+
+/// The native client: the same crate the component is built from.
+struct Native {
+    sender: Sender,
+    base: String,
+}
+
+impl Native {
+    async fn call(&self) -> Result<(), String> {
+        let call = Call {
+            endpoint: "insee_unites_legales".into(),
+            version: None,
+            params: vec![SIREN.into()],
+            query: vec![],
+            trace: trace(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (endpoint, prepared) = codec::prepare(&self.base, &call, now).map_err(|e| format!("{e:?}"))?;
+        let mut request = http::Request::get(prepared.url());
+        for (name, value) in &prepared.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header(http::header::AUTHORIZATION, format!("Bearer {DEFAULT_TOKEN}"))
+            .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
+            .unwrap();
+        let timeout = Some(Duration::from_millis(prepared.timeout_ms.into()));
+        let options = RequestOptions {
+            connect_timeout: timeout,
+            first_byte_timeout: timeout,
+            between_bytes_timeout: timeout,
+        };
+        let response = self
+            .sender
+            .send(request, options)
+            .await
+            .map_err(|e| format!("{:?}", e.code))?;
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = Limited::new(response.into_body(), 16 << 20)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let parsed = api_entreprise_guest::response::parse(endpoint, status, &headers, &body, now)
+            .map_err(|e| format!("{e:?}"))?;
+        std::hint::black_box(parsed);
+        Ok(())
+    }
+}
+
+fn component_request() -> types::Request {
+    types::Request {
+        endpoint: "insee_unites_legales".into(),
+        version: None,
+        params: vec![SIREN.into()],
+        query: vec![],
+        trace: types::Trace {
+            context: "aides publiques".into(),
+            recipient: "13002526500013".into(),
+            object: "dossier 42".into(),
+            user_id: None,
+        },
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Native(&'a Native),
+    Component(&'a Runtime),
+}
+
+impl Path<'_> {
+    async fn call(self) -> Result<(), String> {
+        match self {
+            Path::Native(native) => native.call().await,
+            Path::Component(runtime) => runtime
+                .call(&component_request())
+                .await
+                .map(|r| {
+                    std::hint::black_box(r);
+                })
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+struct Figures {
+    throughput: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `total` calls from `concurrency` tasks; every call must succeed.
+async fn run(path: Path<'static>, concurrency: usize, total: usize) -> Figures {
+    // Warm the pool and the caches first.
+    for _ in 0..concurrency.min(16) {
+        path.call().await.expect("warm-up call");
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let next = Arc::clone(&next);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                path.call().await.expect("benchmark call");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let wall = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Figures {
+        throughput: total as f64 / wall.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+async fn runtime_for(sandbox: &Sandbox, cache: Option<&std::path::Path>) -> Runtime {
+    let mut builder = RuntimeBuilder::new(sandbox.base_url())
+        .token(Token::new(DEFAULT_TOKEN).unwrap())
+        .ip_quotas([format!("{UNLIMITED}/1m").parse().unwrap()])
+        .token_rate_limit(UNLIMITED);
+    if let Some(pem) = sandbox.ca_pem() {
+        builder = builder.extra_ca(pem.as_bytes().to_vec());
+    }
+    if let Some(dir) = cache {
+        builder = builder.cache_dir(dir);
+    }
+    builder.build().await.expect("runtime")
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; a filter is not supported.
+    let cache = std::env::temp_dir().join(format!("api-entreprise-bench-{}", std::process::id()));
+    println!(
+        "| transport | concurrency | native req/s | component req/s | ratio b/a | native p50 | component p50 | Δ p50 | native p99 | component p99 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for tls in [false, true] {
+        let sandbox = Sandbox::start(SandboxConfig {
+            tls,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandbox");
+        sandbox.set_rate_limit(Some(UNLIMITED));
+        let runtime: &'static Runtime = Box::leak(Box::new(runtime_for(&sandbox, Some(&cache)).await));
+        let native: &'static Native = Box::leak(Box::new(Native {
+            sender: runtime.sender().clone(),
+            base: sandbox.base_url(),
+        }));
+        for concurrency in LEVELS {
+            let total = requests_at(concurrency);
+            let a = run(Path::Native(native), concurrency, total).await;
+            let b = run(Path::Component(runtime), concurrency, total).await;
+            println!(
+                "| {} | {concurrency} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {} |",
+                if tls { "TLS" } else { "HTTP" },
+                a.throughput,
+                b.throughput,
+                b.throughput / a.throughput,
+                micros(a.p50),
+                micros(b.p50),
+                micros(b.p50.saturating_sub(a.p50)),
+                micros(a.p99),
+                micros(b.p99),
+            );
+        }
+        if tls {
+            println!(
+                "\nTLS: {} connections accepted and {} handshakes for all of the above ({} calls)",
+                sandbox.connections(),
+                sandbox.handshakes(),
+                LEVELS
+                    .iter()
+                    .map(|&c| 2 * requests_at(c) + 2 * c.min(16))
+                    .sum::<usize>()
+            );
+        }
+    }
+
+    // Instantiation: a fresh instance in a fresh store, as every call makes.
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let runtime = runtime_for(&sandbox, Some(&cache)).await;
+    let mut costs = Vec::new();
+    for _ in 0..2000 {
+        costs.push(runtime.instantiation_cost().await.unwrap());
+    }
+    costs.sort();
+    println!(
+        "\ninstantiation (fresh store + instance + drop): p50 {}, p99 {}",
+        micros(costs[costs.len() / 2]),
+        micros(costs[costs.len() * 99 / 100])
+    );
+
+    // Start: compiling versus loading the compiled form from the cache.
+    let mut compiled = Vec::new();
+    let mut cached = Vec::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(&cache);
+        let t = Instant::now();
+        let r = runtime_for(&sandbox, Some(&cache)).await;
+        compiled.push(t.elapsed());
+        assert_eq!(r.component_origin(), api_entreprise::ComponentOrigin::Compiled);
+        let t = Instant::now();
+        let r = runtime_for(&sandbox, Some(&cache)).await;
+        cached.push(t.elapsed());
+        assert_eq!(r.component_origin(), api_entreprise::ComponentOrigin::Cached);
+    }
+    compiled.sort();
+    cached.sort();
+    println!(
+        "start (RuntimeBuilder::build, median of 3): compiling {:.1} ms, from the cache {:.1} ms ({:.0}× faster)",
+        compiled[1].as_secs_f64() * 1e3,
+        cached[1].as_secs_f64() * 1e3,
+        compiled[1].as_secs_f64() / cached[1].as_secs_f64()
+    );
+    println!("guest component: {} bytes", api_entreprise::DEFAULT_COMPONENT.len());
+    let _ = std::fs::remove_dir_all(&cache);
+}
