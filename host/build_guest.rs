@@ -39,7 +39,8 @@ pub fn build_guest(workspace: &Path, manifest_dir: &str, artifact: &str) -> Path
         status.success(),
         "building {manifest_dir} for wasm32-wasip2 failed (see the errors above); if the target is missing, run `scripts/setup`"
     );
-    for watched in [manifest_dir.to_owned(), "wit".to_owned()] {
+    // The root manifest holds the guest's profile (opt-level) and the lock.
+    for watched in [manifest_dir, "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     target_dir.join("wasm32-wasip2/release").join(artifact)

@@ -45,6 +45,10 @@ const REDIS_PREFIX: &str = "api-entreprise:quota:";
 /// Memory a call's instance may use.
 const MEMORY_LIMIT: usize = 64 << 20;
 
+/// How much of a pooled slot's memory, table and stack stays mapped between
+/// calls.
+const KEEP_RESIDENT: usize = 64 << 10;
+
 /// How many calls may hold an instance at once with the pooling allocator.
 pub const POOL_SLOTS: u32 = 1000;
 
@@ -244,6 +248,10 @@ impl RuntimeBuilder {
         let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // `perf` names the component's functions when asked (BENCHMARKS.md).
+        if std::env::var_os("API_ENTREPRISE_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if self.pooling {
             // Instances come from a pool of slots reserved once, instead of
             // fresh mappings for every call's store.
@@ -252,7 +260,13 @@ impl RuntimeBuilder {
                 .total_core_instances(POOL_SLOTS * 4)
                 .total_memories(POOL_SLOTS * 2)
                 .total_tables(POOL_SLOTS * 4)
-                .max_memory_size(MEMORY_LIMIT);
+                .max_memory_size(MEMORY_LIMIT)
+                // A freed slot keeps its first pages mapped (zeroed in place)
+                // rather than returned to the kernel: the next call's instance
+                // then takes no page faults on them.
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT)
+                .async_stack_keep_resident(KEEP_RESIDENT);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&config).map_err(engine_err)?;

@@ -176,6 +176,10 @@ async fn run(path: Path<'static>, concurrency: usize, total: usize) -> Figures {
 }
 
 async fn runtime_for(sandbox: &Sandbox, cache: Option<&std::path::Path>) -> Runtime {
+    runtime_builder(sandbox, cache).build().await.expect("runtime")
+}
+
+fn runtime_builder(sandbox: &Sandbox, cache: Option<&std::path::Path>) -> RuntimeBuilder {
     let mut builder = RuntimeBuilder::new(sandbox.base_url())
         .token(Token::new(DEFAULT_TOKEN).unwrap())
         .ip_quotas([format!("{UNLIMITED}/1m").parse().unwrap()])
@@ -186,11 +190,11 @@ async fn runtime_for(sandbox: &Sandbox, cache: Option<&std::path::Path>) -> Runt
     if let Some(dir) = cache {
         builder = builder.cache_dir(dir);
     }
-    builder.build().await.expect("runtime")
+    builder
 }
 
 fn micros(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
 #[tokio::main]
@@ -201,7 +205,13 @@ async fn main() {
         "| transport | concurrency | native req/s | component req/s | ratio b/a | native p50 | component p50 | Δ p50 | native p99 | component p99 |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for tls in [false, true] {
+    // SIDE_BY_SIDE_QUICK=1 skips the throughput table (for profiling the rest).
+    let transports: &[bool] = if std::env::var_os("SIDE_BY_SIDE_QUICK").is_some() {
+        &[]
+    } else {
+        &[false, true]
+    };
+    for &tls in transports {
         let sandbox = Sandbox::start(SandboxConfig {
             tls,
             ..SandboxConfig::default()
@@ -244,18 +254,96 @@ async fn main() {
         }
     }
 
-    // Instantiation: a fresh instance in a fresh store, as every call makes.
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let runtime = runtime_for(&sandbox, Some(&cache)).await;
-    let mut costs = Vec::new();
-    for _ in 0..2000 {
-        costs.push(runtime.instantiation_cost().await.unwrap());
+    // SIDE_BY_SIDE_QUICK=call: only calls through the component, in a loop,
+    // for a profiler.
+    if std::env::var("SIDE_BY_SIDE_QUICK").as_deref() == Ok("call") {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        sandbox.set_rate_limit(Some(UNLIMITED));
+        let runtime = runtime_for(&sandbox, None).await;
+        let request = component_request();
+        for _ in 0..20_000 {
+            std::hint::black_box(runtime.call(&request).await.unwrap());
+        }
+        return;
     }
-    costs.sort();
+
+    // Instantiation: a fresh instance in a fresh store, as every call makes,
+    // from the pooling allocator (the default) and mapped afresh.
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let on_demand = runtime_builder(&sandbox, Some(&cache))
+        .pooling(false)
+        .build()
+        .await
+        .unwrap();
+    let runtime = runtime_for(&sandbox, Some(&cache)).await;
+    for (name, runtime) in [("pooling allocator", &runtime), ("on-demand allocator", &on_demand)] {
+        let mut costs = Vec::new();
+        for _ in 0..2000 {
+            costs.push(runtime.instantiation_cost().await.unwrap());
+        }
+        costs.sort();
+        println!(
+            "\ninstantiation (fresh store + instance + drop), {name}: p50 {}, p99 {}",
+            micros(costs[costs.len() / 2]),
+            micros(costs[costs.len() * 99 / 100])
+        );
+    }
+
+    // Where the component's time goes: its two pure phases, each in a fresh
+    // instance, next to the same code compiled natively.
+    let call = Call {
+        endpoint: "insee_unites_legales".into(),
+        version: None,
+        params: vec![SIREN.into()],
+        query: vec![],
+        trace: trace(),
+    };
+    let base = sandbox.base_url();
+    let (status, headers, body) = {
+        let prepared = codec::prepare(&base, &call, 0).unwrap().1;
+        let (status, headers, body) = api_entreprise_tests::raw_get(&prepared.url(), Some(DEFAULT_TOKEN)).await;
+        (status, headers, body)
+    };
+    let request = component_request();
+    let n = 2000u32;
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed() / n
+    };
+    let native_prepare = time(&mut || {
+        std::hint::black_box(codec::prepare(&base, &call, 0).unwrap());
+    });
+    let native_parse = time(&mut || {
+        std::hint::black_box(codec::parse("insee_unites_legales", 4, status, &headers, &body, 0).unwrap());
+    });
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(runtime.prepare(&request).await.unwrap());
+    }
+    let component_prepare = t.elapsed() / n;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            runtime
+                .parse("insee_unites_legales", 4, status, &headers, &body)
+                .await
+                .unwrap(),
+        );
+    }
+    let component_parse = t.elapsed() / n;
     println!(
-        "\ninstantiation (fresh store + instance + drop): p50 {}, p99 {}",
-        micros(costs[costs.len() / 2]),
-        micros(costs[costs.len() * 99 / 100])
+        "prepare (validate + build): native {}, component {} (instantiation included)",
+        micros(native_prepare),
+        micros(component_prepare)
+    );
+    println!(
+        "parse ({} bytes of answer): native {}, component {} (instantiation included)",
+        body.len(),
+        micros(native_parse),
+        micros(component_parse)
     );
 
     // Start: compiling versus loading the compiled form from the cache.

@@ -46,29 +46,27 @@ impl catalogue::Guest for Probe {
 }
 
 fn endpoint(id: &str, path: &str) -> Endpoint {
-    {
-        Endpoint {
-            id: id.into(),
-            version: 1,
-            title: "hostile probe".into(),
-            provider: "tests".into(),
-            path: path.into(),
-            params: vec![],
-            query: vec![],
-            kind: EndpointKind::Json,
-            timeout_ms: 60_000,
-            rate_limit: RateLimitGroup {
-                name: "probe".into(),
-                limit: 1,
-                period_seconds: 60,
-            },
-            scopes: vec![],
-            deprecated: false,
-            replaced_by: None,
-            maintenance_window: None,
-            needs_trace: false,
-            requires_user_id: false,
-        }
+    Endpoint {
+        id: id.into(),
+        version: 1,
+        title: "hostile probe".into(),
+        provider: "tests".into(),
+        path: path.into(),
+        params: vec![],
+        query: vec![],
+        kind: EndpointKind::Json,
+        timeout_ms: 60_000,
+        rate_limit: RateLimitGroup {
+            name: "probe".into(),
+            limit: 1,
+            period_seconds: 60,
+        },
+        scopes: vec![],
+        deprecated: false,
+        replaced_by: None,
+        maintenance_window: None,
+        needs_trace: false,
+        requires_user_id: false,
     }
 }
 
@@ -101,7 +99,7 @@ fn no_rate_limit() -> RateLimitState {
 }
 
 impl client::Guest for Probe {
-    fn call(base_url: String, req: Request) -> Result<Response, Error> {
+    fn call(_: String, req: Request) -> Result<Response, Error> {
         match req.endpoint.as_str() {
             "spin" => {
                 let mut n = 0u64;
@@ -142,74 +140,74 @@ impl client::Guest for Probe {
                 rate_limit: no_rate_limit(),
                 request_id: None,
             })),
-            _ => probe(&base_url, req),
+            _ => probe(req),
         }
     }
 }
 
-fn probe(_: &str, req: Request) -> Result<Response, Error> {
-    {
-        let url = req.params.first().cloned().unwrap_or_default();
-        let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+/// The generated `Error` is large; this mirrors the exported `call`'s type.
+#[allow(clippy::result_large_err)]
+fn probe(req: Request) -> Result<Response, Error> {
+    let url = req.params.first().cloned().unwrap_or_default();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
 
-        let headers = Fields::new();
-        let set_authorization = match headers.append("authorization", b"Bearer forged-by-the-guest") {
-            Ok(()) => "accepted".to_owned(),
-            Err(e) => format!("{e:?}"),
-        };
-        let from_list = match Fields::from_list(&[("Authorization".into(), b"Bearer forged".to_vec())]) {
-            Ok(_) => "accepted".to_owned(),
-            Err(e) => format!("{e:?}"),
-        };
-        let request = OutgoingRequest::new(headers);
-        let _ = request.set_method(&Method::Get);
-        let _ = request.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }));
-        let _ = request.set_authority(Some(authority));
-        let _ = request.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
-        let pending = outgoing_handler::handle(request, None).map_err(from_code)?;
-        pending.subscribe().block();
-        let response = pending.get().unwrap().unwrap().map_err(from_code)?;
-        let status = response.status();
-        let seen_headers: Vec<(String, String)> = response
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-            .collect();
-        let body = response.consume().unwrap();
-        let stream = body.stream().unwrap();
-        let mut bytes = Vec::new();
-        loop {
-            match stream.blocking_read(65536) {
-                Ok(chunk) => bytes.extend(chunk),
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(Error::Transport(e.to_debug_string()));
-                }
+    let headers = Fields::new();
+    let set_authorization = match headers.append("authorization", b"Bearer forged-by-the-guest") {
+        Ok(()) => "accepted".to_owned(),
+        Err(e) => format!("{e:?}"),
+    };
+    let from_list = match Fields::from_list(&[("Authorization".into(), b"Bearer forged".to_vec())]) {
+        Ok(_) => "accepted".to_owned(),
+        Err(e) => format!("{e:?}"),
+    };
+    let request = OutgoingRequest::new(headers);
+    let _ = request.set_method(&Method::Get);
+    let _ = request.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
+    let pending = outgoing_handler::handle(request, None).map_err(from_code)?;
+    pending.subscribe().block();
+    let response = pending.get().unwrap().unwrap().map_err(from_code)?;
+    let status = response.status();
+    let seen_headers: Vec<(String, String)> = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let body = response.consume().unwrap();
+    let stream = body.stream().unwrap();
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(65536) {
+            Ok(chunk) => bytes.extend(chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(Error::Transport(e.to_debug_string()));
             }
         }
-        let report = serde_json::json!({
-            "set_authorization": set_authorization,
-            "authorization_from_list": from_list,
-            "status": status,
-            "headers": seen_headers,
-            "body": String::from_utf8_lossy(&bytes),
-            "env": std::env::vars().collect::<Vec<_>>(),
-            "args": std::env::args().collect::<Vec<_>>(),
-        });
-        Ok(Response {
-            status,
-            data: report.to_string(),
-            links: "{}".into(),
-            meta: "{}".into(),
-            document: None,
-            files: vec![],
-            typed: None,
-            rate_limit: no_rate_limit(),
-            request_id: None,
-        })
     }
+    let report = serde_json::json!({
+        "set_authorization": set_authorization,
+        "authorization_from_list": from_list,
+        "status": status,
+        "headers": seen_headers,
+        "body": String::from_utf8_lossy(&bytes),
+        "env": std::env::vars().collect::<Vec<_>>(),
+        "args": std::env::args().collect::<Vec<_>>(),
+    });
+    Ok(Response {
+        status,
+        data: report.to_string(),
+        links: "{}".into(),
+        meta: "{}".into(),
+        document: None,
+        files: vec![],
+        typed: None,
+        rate_limit: no_rate_limit(),
+        request_id: None,
+    })
 }
 
 // Native builds (clippy) export nothing: WIT export names are not native symbols.
