@@ -91,6 +91,9 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// Whether it carried the sandbox's token.
     pub authorized: bool,
+    /// The HTTP version it came in (`HTTP/1.1`, `HTTP/2.0`).
+    #[serde(default)]
+    pub version: String,
     /// The status the sandbox answered.
     pub status: u16,
 }
@@ -346,6 +349,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         query,
         headers,
         authorized,
+        version: format!("{:?}", req.version()),
         status: answer.status().as_u16(),
     });
     answer

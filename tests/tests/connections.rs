@@ -37,6 +37,12 @@ async fn many_calls_over_tls_use_one_connection_and_one_handshake() {
     }
     assert_eq!(sandbox.received(), 20);
     assert_eq!((sandbox.connections(), sandbox.handshakes()), (1, 1));
+    // The sandbox offers HTTP/2 by ALPN, as the real API's front does.
+    assert!(
+        sandbox.requests().iter().all(|r| r.version == "HTTP/2.0"),
+        "{:?}",
+        sandbox.requests()[0]
+    );
 }
 
 #[tokio::test]
@@ -50,6 +56,7 @@ async fn many_calls_over_http_use_one_connection() {
             .unwrap();
     }
     assert_eq!((sandbox.received(), sandbox.connections()), (20, 1));
+    assert!(sandbox.requests().iter().all(|r| r.version == "HTTP/1.1"));
 }
 
 #[tokio::test]

@@ -45,6 +45,28 @@ async fn a_component_that_loops_forever_is_interrupted_at_the_deadline() {
     still_serves(&runtime, &sandbox).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_spinning_call_does_not_hold_up_the_others() {
+    let sandbox = sandbox().await;
+    let runtime = std::sync::Arc::new(probe_runtime(&sandbox).await);
+    let spinning = {
+        let runtime = std::sync::Arc::clone(&runtime);
+        tokio::spawn(async move { runtime.call(&request("spin", &[])).await })
+    };
+    // Even on one worker thread, the epoch makes the spinning guest yield
+    // every millisecond, so the other call and the sandbox get their turns.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    still_serves(&runtime, &sandbox).await;
+    assert!(
+        started.elapsed() < CEILING / 2,
+        "a normal call waited {:?}",
+        started.elapsed()
+    );
+    assert!(!spinning.is_finished(), "the spinning call was still running");
+    assert!(matches!(spinning.await.unwrap(), Err(CallError::Deadline(_))));
+}
+
 #[tokio::test]
 async fn a_component_that_allocates_without_end_hits_the_memory_cap() {
     let sandbox = sandbox().await;
