@@ -41,6 +41,17 @@ fn trace() -> Trace {
     }
 }
 
+/// The call both paths make, as the native client describes it.
+fn sirene_call() -> Call {
+    Call {
+        endpoint: "insee_unites_legales".into(),
+        version: None,
+        params: vec![SIREN.into()],
+        query: vec![],
+        trace: trace(),
+    }
+}
+
 /// The native client: the same crate the component is built from.
 struct Native {
     sender: Sender,
@@ -49,13 +60,7 @@ struct Native {
 
 impl Native {
     async fn call(&self) -> Result<(), String> {
-        let call = Call {
-            endpoint: "insee_unites_legales".into(),
-            version: None,
-            params: vec![SIREN.into()],
-            query: vec![],
-            trace: trace(),
-        };
+        let call = sirene_call();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -99,18 +104,7 @@ impl Native {
 }
 
 fn component_request() -> types::Request {
-    types::Request {
-        endpoint: "insee_unites_legales".into(),
-        version: None,
-        params: vec![SIREN.into()],
-        query: vec![],
-        trace: types::Trace {
-            context: "aides publiques".into(),
-            recipient: "13002526500013".into(),
-            object: "dossier 42".into(),
-            user_id: None,
-        },
-    }
+    api_entreprise_tests::request("insee_unites_legales", &[SIREN])
 }
 
 #[derive(Clone, Copy)]
@@ -291,13 +285,7 @@ async fn main() {
 
     // Where the component's time goes: its two pure phases, each in a fresh
     // instance, next to the same code compiled natively.
-    let call = Call {
-        endpoint: "insee_unites_legales".into(),
-        version: None,
-        params: vec![SIREN.into()],
-        query: vec![],
-        trace: trace(),
-    };
+    let call = sirene_call();
     let base = sandbox.base_url();
     let (status, headers, body) = {
         let prepared = codec::prepare(&base, &call, 0).unwrap().1;

@@ -87,6 +87,19 @@ async fn a_bad_extra_ca_is_a_configuration_error() {
     assert!(error.to_string().contains("CERTIFICATE"), "{error}");
 }
 
+/// One Sirene call to `base_url`, trusting the sandbox's CA; it must fail.
+async fn failed_call(base_url: &str, sandbox: &Sandbox) -> CallError {
+    RuntimeBuilder::new(base_url)
+        .token(Token::new(DEFAULT_TOKEN).unwrap())
+        .extra_ca(sandbox.ca_pem().unwrap().as_bytes().to_vec())
+        .build()
+        .await
+        .unwrap()
+        .call(&request("insee_unites_legales", &["552049447"]))
+        .await
+        .unwrap_err()
+}
+
 /// The machine's host name, when the system resolves it to a loopback or
 /// private address (Debian lists it in /etc/hosts as 127.0.x.1).
 fn local_host_name() -> Option<String> {
@@ -112,16 +125,7 @@ async fn a_production_name_resolving_to_a_private_address_is_refused_before_conn
         eprintln!("skipped: this machine's host name does not resolve to a private address");
         return;
     };
-    let runtime = RuntimeBuilder::new(format!("https://{name}:{port}"))
-        .token(Token::new(DEFAULT_TOKEN).unwrap())
-        .extra_ca(sandbox.ca_pem().unwrap().as_bytes().to_vec())
-        .build()
-        .await
-        .unwrap();
-    let error = runtime
-        .call(&request("insee_unites_legales", &["552049447"]))
-        .await
-        .unwrap_err();
+    let error = failed_call(&format!("https://{name}:{port}"), &sandbox).await;
     let CallError::Client(e) = &error else {
         panic!("{error:?}")
     };
@@ -142,15 +146,7 @@ async fn numeric_host_tricks_are_refused_before_connecting() {
     // Shorthand and decimal forms of 127.0.0.1: not IP literals to the URL
     // parser, not DNS names to TLS.
     for name in ["127.1", "2130706433", "0x7f000001"] {
-        let runtime = RuntimeBuilder::new(format!("https://{name}:{port}"))
-            .token(Token::new(DEFAULT_TOKEN).unwrap())
-            .build()
-            .await
-            .unwrap();
-        let error = runtime
-            .call(&request("insee_unites_legales", &["552049447"]))
-            .await
-            .unwrap_err();
+        let error = failed_call(&format!("https://{name}:{port}"), &sandbox).await;
         assert!(matches!(&error, CallError::Client(_)), "{name}: {error:?}");
     }
     assert_eq!(sandbox.connections(), 0, "nothing connected");
