@@ -249,30 +249,16 @@ impl RuntimeBuilder {
         }
         let sender = self.sender(&api)?;
         let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        // `perf` names the component's functions when asked (BENCHMARKS.md).
-        if std::env::var_os("API_ENTREPRISE_PERFMAP").is_some() {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        if self.pooling {
-            // Instances come from a pool of slots reserved once, instead of
-            // fresh mappings for every call's store.
-            let mut pool = wasmtime::PoolingAllocationConfig::default();
-            pool.total_component_instances(POOL_SLOTS)
-                .total_core_instances(POOL_SLOTS * 4)
-                .total_memories(POOL_SLOTS * 2)
-                .total_tables(POOL_SLOTS * 4)
-                .max_memory_size(MEMORY_LIMIT)
-                // A freed slot keeps its first pages mapped (zeroed in place)
-                // rather than returned to the kernel: the next call's instance
-                // then takes no page faults on them.
-                .linear_memory_keep_resident(KEEP_RESIDENT)
-                .table_keep_resident(KEEP_RESIDENT)
-                .async_stack_keep_resident(KEEP_RESIDENT);
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        }
-        let engine = Engine::new(&config).map_err(engine_err)?;
+        let engine = match Engine::new(&engine_config(self.pooling)) {
+            Ok(engine) => engine,
+            // A host whose address space is capped cannot reserve the pool:
+            // it still runs, mapping each instance afresh.
+            Err(e) if self.pooling => {
+                tracing::warn!(target: "api_entreprise::runtime", "no instance pool ({e:#}); instances are mapped per call");
+                Engine::new(&engine_config(false)).map_err(engine_err)?
+            }
+            Err(e) => return Err(engine_err(e)),
+        };
 
         let (path, bytes) = match &self.component {
             ComponentSource::BuiltIn => (
@@ -368,6 +354,37 @@ impl RuntimeBuilder {
             })?;
         Ok(runtime)
     }
+}
+
+/// The engine's configuration: epochs for deadlines, and the pooling
+/// allocator unless `pooling` is off.
+fn engine_config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // `perf` names the component's functions when asked (BENCHMARKS.md).
+    if std::env::var_os("API_ENTREPRISE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    if pooling {
+        // Instances come from a pool of slots reserved once, instead of
+        // fresh mappings for every call's store. A client has one linear
+        // memory; each slot reserves address space (wasmtime's 4 GiB
+        // guard region), not RAM.
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_SLOTS)
+            .total_core_instances(POOL_SLOTS * 4)
+            .total_memories(POOL_SLOTS)
+            .total_tables(POOL_SLOTS * 4)
+            .max_memory_size(MEMORY_LIMIT)
+            // A freed slot keeps its first pages mapped (zeroed in place)
+            // rather than returned to the kernel: the next call's instance
+            // then takes no page faults on them.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .async_stack_keep_resident(KEEP_RESIDENT);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
 }
 
 /// Where a runtime's compiled component came from.

@@ -254,3 +254,26 @@ async fn processes_share_one_quota_through_redis() {
     assert_eq!(succeeded, 3, "three processes had a slot, the others were refused");
     assert_eq!(sandbox.received(), 3, "the refused ones sent nothing");
 }
+
+#[test]
+fn a_host_that_cannot_reserve_the_instance_pool_still_runs() {
+    // 32 GiB of address space: far too little for the pool's reservation
+    // (a 4 GiB region per slot), enough for instances mapped one by one.
+    let bin = env!("CARGO_BIN_EXE_api-entreprise");
+    let out = Command::new("bash")
+        .args(["-c", "ulimit -v 33554432 && exec \"$0\" \"$@\"", bin, "call"])
+        .args(["insee_unites_legales", "552049447"])
+        .args(TRACE)
+        .env_remove("API_ENTREPRISE_TOKEN")
+        .env_remove("API_ENTREPRISE_BASE_URL")
+        .env(
+            "API_ENTREPRISE_CACHE_DIR",
+            std::env::temp_dir().join("api-entreprise-cli-ulimit-cache"),
+        )
+        .output()
+        .expect("running api-entreprise under ulimit");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("SOCIETE NATIONALE SNCF"), "{stdout}");
+    assert!(stderr.contains("no instance pool"), "{stderr}");
+}
