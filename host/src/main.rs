@@ -79,7 +79,7 @@ struct HostArgs {
     )]
     retries: u32,
     /// Also trust the CA certificate(s) in this PEM file (a corporate
-    /// proxy's, or `sandbox --tls`'s), beside the web's usual roots.
+    /// proxy's, or `sandbox --tls-ca-out`'s), beside the web's usual roots.
     #[arg(long, global = true, env = "API_ENTREPRISE_CA_CERT", value_name = "PEM")]
     ca_cert: Option<PathBuf>,
 }
