@@ -111,7 +111,7 @@ impl Circuits {
             api.cooldown = if api.open_until.is_some() {
                 (api.cooldown * 2).min(MAX_COOLDOWN)
             } else {
-                config.ban_cooldown
+                config.ban_cooldown.min(MAX_COOLDOWN)
             };
             api.open_until = Some(now + api.cooldown);
             tracing::warn!(target: "api_entreprise::circuit", cooldown = ?api.cooldown, "the API does not answer: circuit open");

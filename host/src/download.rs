@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, header};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
 use wasmtime_wasi_http::RequestOptions;
 
 use crate::policy::Authority;
@@ -94,7 +93,7 @@ pub(crate) async fn download(
             header::USER_AGENT,
             concat!("api-entreprise-rs/", env!("CARGO_PKG_VERSION")),
         )
-        .body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync())
+        .body(crate::sender::empty_body())
         .map_err(|e| bad(&e.to_string()))?;
     let options = RequestOptions {
         connect_timeout: Some(timeout),

@@ -313,16 +313,11 @@ async fn connect(host: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Optio
         .ip_quotas(quotas)
         .component(component)
         .retry(RetryPolicy {
-            max_attempts: host.retries + 1,
+            max_attempts: host.retries.saturating_add(1),
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
         });
-    if let Some(dir) = host.cache_dir.clone().or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|base| base.join("api-entreprise"))
-    }) {
+    if let Some(dir) = host.cache_dir.clone().or_else(|| xdg_dir("XDG_CACHE_HOME", ".cache")) {
         builder = builder.cache_dir(dir);
     }
     if let Some(url) = &host.redis_url {
@@ -345,11 +340,16 @@ fn state_dir(host: &HostArgs) -> anyhow::Result<PathBuf> {
     if let Some(dir) = &host.state_dir {
         return Ok(dir.clone());
     }
-    let base = std::env::var_os("XDG_STATE_HOME")
+    xdg_dir("XDG_STATE_HOME", ".local/state").context("no state directory: set --state-dir or API_ENTREPRISE_STATE_DIR")
+}
+
+/// `$VAR/api-entreprise`, else `~/HOME_RELATIVE/api-entreprise` (the XDG
+/// base directories).
+fn xdg_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(var)
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .context("no state directory: set --state-dir or API_ENTREPRISE_STATE_DIR")?;
-    Ok(base.join("api-entreprise"))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_relative)))?;
+    Some(base.join("api-entreprise"))
 }
 
 async fn call(host: &HostArgs, args: CallArgs) -> anyhow::Result<ExitCode> {

@@ -288,11 +288,14 @@ impl WasiHttpHooks for CallHooks {
             let code = refuse(&self.refusal, refusal);
             return Box::new(async move { Err(code) });
         }
-        let probe_url = format!(
-            "{}://{}/pings",
-            req.uri().scheme_str().unwrap_or("https"),
-            req.uri().authority().map(|a| a.as_str()).unwrap_or_default()
-        );
+        // Only after a cool-down: the free health route of the same authority.
+        let probe_url = (api_verdict == Verdict::Probe).then(|| {
+            format!(
+                "{}://{}/pings",
+                req.uri().scheme_str().unwrap_or("https"),
+                req.uri().authority().map(|a| a.as_str()).unwrap_or_default()
+            )
+        });
         let headers = req.headers_mut();
         headers.remove(header::AUTHORIZATION);
         if let Some(token) = &self.policy.token {
@@ -308,7 +311,9 @@ impl WasiHttpHooks for CallHooks {
         Box::new(async move {
             // After a cool-down, a free health route tells whether the API
             // answers again before a request that costs quota goes.
-            if api_verdict == Verdict::Probe && !probe(&sender, &probe_url, options).await {
+            if let Some(url) = &probe_url
+                && !probe(&sender, url, options).await
+            {
                 circuits.api_silent();
                 let retry_after = match circuits.api() {
                     Verdict::Open(d) => d,
@@ -355,11 +360,7 @@ impl WasiHttpHooks for CallHooks {
             circuits.api_answered();
             if let Some(provider) = &provider {
                 let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok()?.trim().parse().ok())
-                    .map(Duration::from_secs);
+                let retry_after = header_number(response.headers(), "retry-after").map(Duration::from_secs);
                 circuits.provider_answered(
                     provider,
                     matches!(status, 502..=504),
@@ -391,20 +392,21 @@ impl WasiHttpHooks for CallHooks {
 
 /// Whether the API answers its free health route at all (any status).
 async fn probe(sender: &Sender, url: &str, options: RequestOptions) -> bool {
-    let Ok(request) = Request::get(url).body(
-        http_body_util::Empty::<bytes::Bytes>::new()
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    ) else {
+    let Ok(request) = Request::get(url).body(crate::sender::empty_body()) else {
         return false;
     };
     sender.send(request, options).await.is_ok()
 }
 
+/// A header holding a whole number (`Retry-After` in seconds, `RateLimit-*`).
+fn header_number(headers: &http::HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
 /// Tightens the group's state from the server's `RateLimit-*` headers, and
 /// closes it until `Retry-After` on a 429 (never retried before then).
 async fn learn(quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    let number = |name: &str| header_number(headers, name);
     if let (Some(remaining), Some(reset)) = (number("ratelimit-remaining"), number("ratelimit-reset")) {
         quotas
             .observe(group, u32::try_from(remaining).unwrap_or(u32::MAX), reset)

@@ -38,7 +38,7 @@ impl RetryPolicy {
         // Full jitter over an exponential ceiling (AWS's "full jitter").
         let ceiling = self
             .base_delay
-            .saturating_mul(1 << (attempt - 2).min(16))
+            .saturating_mul(1 << attempt.saturating_sub(2).min(16))
             .min(self.max_delay);
         let backoff = ceiling.mul_f64(rand::random::<f64>());
         let delay = backoff.max(asked);

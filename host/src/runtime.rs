@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -477,7 +477,7 @@ pub(crate) struct CallState {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: CallHooks,
-    limits: StoreLimits,
+    memory: MemoryCap,
 }
 
 impl WasiView for CallState {
@@ -723,15 +723,10 @@ impl Runtime {
                 free: limits.free,
                 refusal: Arc::default(),
             },
-            // Past the cap the guest traps (rather than seeing an allocation
-            // fail), so the caller learns why.
-            limits: StoreLimitsBuilder::new()
-                .memory_size(MEMORY_LIMIT)
-                .trap_on_grow_failure(true)
-                .build(),
+            memory: MemoryCap::default(),
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.memory);
         // Yield to the executor at every epoch tick, so that the deadline
         // below also interrupts a guest that never waits on I/O.
         store.epoch_deadline_async_yield_and_update(1);
@@ -740,6 +735,7 @@ impl Runtime {
             f(&mut store, &client).await
         };
         let outcome = tokio::time::timeout(limits.ceiling + DEADLINE_SLACK, run).await;
+        let memory_exhausted = store.data().memory.exhausted;
         let refusal = store
             .data()
             .hooks
@@ -749,14 +745,11 @@ impl Runtime {
             .take();
         match (outcome, refusal) {
             (Err(_), _) => Err(CallError::Deadline(limits.ceiling)),
-            (Ok(Err(trap)), _) => {
-                let chain = format!("{trap:#}");
-                Err(CallError::Trap(if chain.contains("growing memory") {
-                    format!("it used more than its {} MiB of memory ({chain})", MEMORY_LIMIT >> 20)
-                } else {
-                    chain
-                }))
-            }
+            (Ok(Err(trap)), _) if memory_exhausted => Err(CallError::Trap(format!(
+                "it used more than its {} MiB of memory ({trap:#})",
+                MEMORY_LIMIT >> 20
+            ))),
+            (Ok(Err(trap)), _) => Err(CallError::Trap(format!("{trap:#}"))),
             (Ok(Ok(_)), Some(crate::policy::Refusal::Quota { quota, retry_after })) => {
                 Err(CallError::RateLimited { quota, retry_after })
             }
@@ -770,6 +763,27 @@ impl Runtime {
             ))),
             (Ok(Ok(Err(error))), _) => Err(CallError::Client(ClientError(error))),
         }
+    }
+}
+
+/// Caps a call's memory at [`MEMORY_LIMIT`]. Past it the guest traps
+/// (rather than seeing an allocation fail), and the host remembers why.
+#[derive(Default)]
+struct MemoryCap {
+    exhausted: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MEMORY_LIMIT {
+            self.exhausted = true;
+            wasmtime::bail!("the component asked for {desired} bytes of memory");
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
     }
 }
 

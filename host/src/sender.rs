@@ -98,8 +98,8 @@ impl Sender {
     }
 
     /// Sends `req` (an absolute URI) and waits for the answer's head
-    /// (connecting included) within the options' first-byte timeout; the body then fails if it stalls for
-    /// longer than the between-bytes timeout.
+    /// (connecting included) within the options' first-byte timeout; the
+    /// body then fails if it stalls for longer than the between-bytes timeout.
     pub async fn send(&self, req: Request<WasiBody>, options: RequestOptions) -> Result<Response<WasiBody>, SendError> {
         // Connecting (bounded by the connector's own timeout) and waiting
         // for the head share the first-byte budget: the call's deadline is
@@ -117,6 +117,13 @@ impl Sender {
     }
 }
 
+/// An empty request body, for the GETs the host sends itself.
+pub fn empty_body() -> WasiBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 /// Maps the client's error to the `wasi:http` code the guest sees, keeping
 /// the host's reason for a refusal.
 fn classify(error: hyper_util::client::legacy::Error) -> SendError {
@@ -127,6 +134,13 @@ fn classify(error: hyper_util::client::legacy::Error) -> SendError {
                 code: HttpError::DestinationIpProhibited,
                 refusal: Some(refused.to_string()),
             };
+        }
+        if err.is::<Unresolved>() {
+            return HttpError::DnsError {
+                rcode: None,
+                info_code: None,
+            }
+            .into();
         }
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return tls_error(tls).into();
@@ -163,13 +177,7 @@ fn classify(error: hyper_util::client::legacy::Error) -> SendError {
             None => err.source(),
         };
     }
-    if error.is_connect() && format!("{error:?}").contains("dns error") {
-        HttpError::DnsError {
-            rcode: None,
-            info_code: None,
-        }
-        .into()
-    } else if error.is_connect() {
+    if error.is_connect() {
         HttpError::DestinationUnavailable.into()
     } else {
         HttpError::InternalError(Some(error.to_string())).into()
@@ -266,6 +274,21 @@ impl std::fmt::Display for NonPublic {
 
 impl std::error::Error for NonPublic {}
 
+/// A host name the system resolver could not resolve.
+#[derive(Debug)]
+struct Unresolved {
+    name: String,
+    cause: std::io::Error,
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} could not be resolved: {}", self.name, self.cause)
+    }
+}
+
+impl std::error::Error for Unresolved {}
+
 /// Resolves host names through the system, refusing non-public addresses
 /// when asked to.
 #[derive(Clone, Debug)]
@@ -285,7 +308,14 @@ impl tower_service::Service<Name> for GuardedResolver {
     fn call(&mut self, name: Name) -> Self::Future {
         let public_only = self.public_only;
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|cause| {
+                    let kind = cause.kind();
+                    let name = name.as_str().to_owned();
+                    std::io::Error::new(kind, Unresolved { name, cause })
+                })?
+                .collect();
             if public_only && let Some(addr) = addrs.iter().find(|a| !is_public(a.ip())) {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,

