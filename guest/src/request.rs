@@ -88,11 +88,12 @@ pub fn build(
     }
     let mut q = form_urlencoded::Serializer::new(String::new());
     if endpoint.needs_trace {
-        q.append_pair("context", &trace.context)
+        // Whitespace around a trace field is never meant (a pasted value).
+        q.append_pair("context", trace.context.trim())
             .append_pair("recipient", trace.recipient.trim())
-            .append_pair("object", &trace.object);
+            .append_pair("object", trace.object.trim());
         if let Some(user_id) = &trace.user_id {
-            q.append_pair("user_id", user_id);
+            q.append_pair("user_id", user_id.trim());
         }
     }
     for (name, value) in query {

@@ -115,9 +115,21 @@ fn is_month(value: &str) -> bool {
     all_digits(value, 2) && matches!(value.parse::<u8>(), Ok(1..=12))
 }
 
-impl ParamKind {
+/// The server's rules for each kind of path value.
+pub trait ParamRule: Copy {
     /// The server's code for a bad value of this kind.
-    pub fn code(self) -> &'static str {
+    fn code(self) -> &'static str;
+    /// Checks `value`, giving the server's code when it is wrong. Years are
+    /// checked against `year`, the current one.
+    fn check(self, value: &str, year: i32) -> Result<(), &'static str>;
+    /// Whether `value` has the form of this kind (years: 4 digits).
+    fn accepts(self, value: &str) -> bool;
+    /// What a value of this kind looks like, for messages.
+    fn expected(self) -> &'static str;
+}
+
+impl ParamRule for ParamKind {
+    fn code(self) -> &'static str {
         match self {
             ParamKind::Siren => "00301",
             ParamKind::Siret => "00302",
@@ -131,9 +143,7 @@ impl ParamKind {
         }
     }
 
-    /// Checks `value`, giving the server's code when it is wrong. Years are
-    /// checked against `year`, the current one.
-    pub fn check(self, value: &str, year: i32) -> Result<(), &'static str> {
+    fn check(self, value: &str, year: i32) -> Result<(), &'static str> {
         let year_in = |range: std::ops::RangeInclusive<i32>| value.parse::<i32>().is_ok_and(|y| range.contains(&y));
         match self {
             ParamKind::Year if all_digits(value, 4) && !year_in(1900..=year) => Err("00307"),
@@ -144,8 +154,7 @@ impl ParamKind {
         }
     }
 
-    /// Whether `value` has the form of this kind (years: 4 digits).
-    pub fn accepts(self, value: &str) -> bool {
+    fn accepts(self, value: &str) -> bool {
         match self {
             ParamKind::Siren => is_siren(value),
             ParamKind::Siret => is_siret(value),

@@ -88,6 +88,7 @@ proptest! {
                     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
                     prop_assert_eq!(get("context"), Some(call.trace.context.trim().to_owned()));
                     prop_assert_eq!(get("recipient"), Some(call.trace.recipient.trim().to_owned()));
+                    prop_assert_eq!(get("object"), Some(call.trace.object.trim().to_owned()));
                 }
             }
             Err(Error::InvalidInput(items)) => {

@@ -157,17 +157,6 @@ impl Circuits {
     }
 }
 
-/// The provider of a data path: its first segment after the version
-/// (`/v3/insee/…` → `insee`); `None` for the unversioned routes.
-pub(crate) fn provider_of(path: &str) -> Option<&str> {
-    let mut segments = path.split('/').skip(1);
-    let version = segments.next()?;
-    let is_version = version
-        .strip_prefix('v')
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    is_version.then(|| segments.next()).flatten()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,13 +195,5 @@ mod tests {
         assert_eq!(c.provider_at("urssaf", t0), Err(Duration::from_secs(600)));
         c.provider_answered_at("urssaf", false, None, t0);
         assert!(c.provider_at("urssaf", t0).is_ok());
-    }
-
-    #[test]
-    fn providers_come_from_the_path() {
-        assert_eq!(provider_of("/v3/insee/sirene/unites_legales/1"), Some("insee"));
-        assert_eq!(provider_of("/privileges"), None);
-        assert_eq!(provider_of("/ping/insee"), None);
-        assert_eq!(provider_of("/vx/insee"), None);
     }
 }

@@ -32,17 +32,9 @@ pub enum ConfigError {
         /// Why it failed.
         reason: String,
     },
-    /// The quota state file could not be read.
-    #[error("the quota state {path}: {reason}")]
-    State {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The shared quota store could not be reached.
-    #[error("{0}; check --redis-url")]
-    Redis(String),
+    /// The quota store (state file or Redis) could not be opened.
+    #[error(transparent)]
+    QuotaStore(#[from] crate::quota::QuotaStoreError),
     /// The extra CA certificate.
     #[error("the extra CA certificate: {0}; give a PEM file with one or more CERTIFICATE blocks")]
     Ca(String),

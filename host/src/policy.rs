@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_entreprise_catalogue as catalogue;
 use http::uri::Scheme;
 use http::{HeaderName, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
@@ -13,8 +14,8 @@ use wasmtime_wasi_http::{
 };
 
 use crate::ConfigError;
-use crate::circuit::{Circuits, Verdict, provider_of};
-use crate::quota::{QuotaKey, Quotas};
+use crate::circuit::{Circuits, Verdict};
+use crate::quota::{QuotaKey, QuotaSpec, Quotas};
 use crate::sender::{SendError, Sender};
 use crate::token::Token;
 
@@ -85,7 +86,9 @@ impl std::fmt::Display for Authority {
     }
 }
 
-/// What every outgoing request of every call is held to.
+/// What every outgoing request of every call is held to. Every decision is
+/// taken from the request the host sees leave (its path) and the host's own
+/// catalogue, never from what the component says of its endpoints.
 #[derive(Debug)]
 pub struct OutboundPolicy {
     pub(crate) api: Authority,
@@ -96,6 +99,56 @@ pub struct OutboundPolicy {
     pub(crate) circuits: Arc<Circuits>,
     /// The pooled connections every request goes through.
     pub(crate) sender: Sender,
+    /// The longest any phase of a JSON request may wait.
+    pub(crate) json_timeout: Duration,
+    /// The longest any phase of a document request may wait.
+    pub(crate) document_timeout: Duration,
+    /// How much wider than its period each group's window is kept.
+    pub(crate) quota_margin: Duration,
+    /// The per-token groups are per token: hosts sharing a Redis with other
+    /// tokens count apart. The token's `jti` (an id, not a secret) names it.
+    pub(crate) token_scope: String,
+    /// The token's own limit per minute, for every known group, when it has one.
+    pub(crate) token_rate_limit: Option<u32>,
+}
+
+impl OutboundPolicy {
+    /// Every quota a request to `path` counts against: none for the health
+    /// routes; otherwise every per-IP quota, and the per-token group of the
+    /// path's route in the host's catalogue (a conservative one for a path
+    /// the catalogue does not know). Also the group's name, if any.
+    fn quota_keys(&self, path: &str) -> (Vec<QuotaKey>, Option<String>) {
+        if catalogue::is_free(path) {
+            return (Vec::new(), None);
+        }
+        let mut keys = self.ip_quotas.clone();
+        let group = catalogue::group_of(path).map(|group| {
+            let (limit, period) = match self.token_rate_limit {
+                Some(per_minute) if group != catalogue::UNKNOWN_ROUTE => (per_minute, 60),
+                _ => (group.limit, group.period_seconds),
+            };
+            QuotaKey {
+                name: format!("group {}{}", group.name, self.token_scope),
+                spec: QuotaSpec {
+                    limit,
+                    window: Duration::from_secs(period.into()) + self.quota_margin,
+                },
+            }
+        });
+        let name = group.as_ref().map(|g| g.name.clone());
+        keys.extend(group);
+        (keys, name)
+    }
+
+    /// The longest any phase of a request to `path` may wait: the
+    /// documents' timeout only for a document route of the host's catalogue.
+    fn timeout_of(&self, path: &str) -> Duration {
+        if catalogue::is_document(path) {
+            self.document_timeout
+        } else {
+            self.json_timeout
+        }
+    }
 }
 
 /// The trace fields every data call must carry, whatever the component did:
@@ -176,29 +229,14 @@ pub(crate) struct CallHooks {
     pub ceiling: Duration,
     /// When the whole call must be over, waiting for a quota slot included.
     pub deadline: tokio::time::Instant,
-    /// The per-token group of the call's endpoint, if it has one.
-    pub group: Option<QuotaKey>,
-    /// Health routes cost no quota.
-    pub free: bool,
     /// Set when the policy refused a request of this call (also from the
     /// send future, hence shared).
     pub refusal: Arc<std::sync::Mutex<Option<Refusal>>>,
+    /// The path of the last request the call sent, as the host saw it.
+    pub sent_path: Option<String>,
 }
 
 impl CallHooks {
-    /// Every quota a request of this call counts against.
-    fn quota_keys(&self) -> Vec<QuotaKey> {
-        if self.free {
-            return Vec::new();
-        }
-        self.policy
-            .ip_quotas
-            .iter()
-            .cloned()
-            .chain(self.group.clone())
-            .collect()
-    }
-
     fn admit(&self, req: &Request<WasiBody>) -> Result<(), Refusal> {
         let target = Authority::of_uri(req.uri()).map_err(|why| Refusal::Authority(format!("the URL {why}")))?;
         if target != self.policy.api {
@@ -213,9 +251,12 @@ impl CallHooks {
         Ok(())
     }
 
-    fn clamp(&self, asked: Option<RequestOptions>) -> RequestOptions {
+    /// The timeouts the guest asked for, never past the call's ceiling nor
+    /// the timeout of the path's class.
+    fn clamp(&self, asked: Option<RequestOptions>, path: &str) -> RequestOptions {
         let asked = asked.unwrap_or_default();
-        let clamp = |d: Option<Duration>| Some(d.map_or(self.ceiling, |d| d.min(self.ceiling)));
+        let ceiling = self.ceiling.min(self.policy.timeout_of(path));
+        let clamp = |d: Option<Duration>| Some(d.map_or(ceiling, |d| d.min(ceiling)));
         RequestOptions {
             connect_timeout: clamp(asked.connect_timeout),
             first_byte_timeout: clamp(asked.first_byte_timeout),
@@ -268,8 +309,10 @@ impl WasiHttpHooks for CallHooks {
             let code = refuse(&self.refusal, refusal);
             return Box::new(async move { Err(code) });
         }
+        let path = req.uri().path().to_owned();
+        self.sent_path = Some(path.clone());
         let circuits = Arc::clone(&self.policy.circuits);
-        let provider = provider_of(req.uri().path()).map(str::to_owned);
+        let provider = catalogue::provider_of(&path).map(str::to_owned);
         let api_verdict = circuits.api();
         let open = match (api_verdict, &provider) {
             (Verdict::Open(retry_after), _) => Some(Refusal::Circuit {
@@ -301,10 +344,9 @@ impl WasiHttpHooks for CallHooks {
         if let Some(token) = &self.policy.token {
             headers.insert(header::AUTHORIZATION, token.bearer());
         }
-        let options = self.clamp(options);
-        let keys = self.quota_keys();
+        let options = self.clamp(options, &path);
+        let (keys, group) = self.policy.quota_keys(&path);
         let quotas = Arc::clone(&self.policy.quotas);
-        let group = self.group.as_ref().map(|g| g.name.clone());
         let deadline = self.deadline;
         let slot = Arc::clone(&self.refusal);
         let sender = self.policy.sender.clone();

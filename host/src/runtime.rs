@@ -16,6 +16,7 @@ use crate::policy::{Authority, CallHooks, OutboundPolicy};
 use crate::quota::{QuotaKey, QuotaSpec, Quotas, SystemClock};
 use crate::token::Token;
 use crate::types;
+use api_entreprise_catalogue as catalogue;
 
 /// The component built into this binary, used unless another is given.
 pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(env!("API_ENTREPRISE_DEFAULT_COMPONENT"));
@@ -291,21 +292,23 @@ impl RuntimeBuilder {
             (Some(quotas), _) => quotas,
             (None, _) if self.redis_url.is_some() => {
                 let url = self.redis_url.as_deref().unwrap_or_default();
-                Arc::new(Quotas::redis(url, REDIS_PREFIX).await.map_err(ConfigError::Redis)?)
+                Arc::new(Quotas::redis(url, REDIS_PREFIX).await?)
             }
-            (None, Some(file)) => {
-                Arc::new(
-                    Quotas::persistent(file.clone(), Box::new(SystemClock)).map_err(|e| ConfigError::State {
-                        path: file.clone(),
-                        reason: e.to_string(),
-                    })?,
-                )
-            }
+            (None, Some(file)) => Arc::new(Quotas::persistent(file.clone(), Box::new(SystemClock))?),
             (None, None) => Arc::new(Quotas::new()),
+        };
+        let token_scope = match self.token.as_ref().map(Token::claims) {
+            Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
+            _ => String::new(),
         };
         let policy = Arc::new(OutboundPolicy {
             api,
             token: self.token,
+            json_timeout: self.json_timeout,
+            document_timeout: self.document_timeout,
+            quota_margin: self.quota_margin,
+            token_scope,
+            token_rate_limit: self.token_rate_limit,
             ip_quotas: self
                 .ip_quotas
                 .iter()
@@ -330,18 +333,12 @@ impl RuntimeBuilder {
             document_hosts,
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
-            quota_margin: self.quota_margin,
             retry: self.retry,
-            token_scope: String::new(),
-            token_rate_limit: self.token_rate_limit,
             origin,
             slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
         };
-        runtime.token_scope = match runtime.token_claims() {
-            Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
-            _ => String::new(),
-        };
-        // The catalogue is read once: it sets each call's time ceiling.
+        // The component's catalogue is a description (for `endpoints`),
+        // compared with the host's own, never trusted for a policy.
         runtime.endpoints = runtime
             .with_instance(CallLimits::local(runtime.json_timeout), async |store, client| {
                 let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
@@ -352,6 +349,7 @@ impl RuntimeBuilder {
                 path,
                 reason: format!("listing its endpoints failed: {e}"),
             })?;
+        compare_catalogues(&runtime.endpoints);
         Ok(runtime)
     }
 }
@@ -511,12 +509,7 @@ pub struct Runtime {
     document_hosts: Vec<Authority>,
     json_timeout: Duration,
     document_timeout: Duration,
-    quota_margin: Duration,
     retry: crate::RetryPolicy,
-    /// The per-token groups are per token: hosts sharing a Redis with other
-    /// tokens count apart. The token's `jti` (an id, not a secret) names it.
-    token_scope: String,
-    token_rate_limit: Option<u32>,
     origin: ComponentOrigin,
     /// One permit per pool slot: a call past the pool's size waits.
     slots: tokio::sync::Semaphore,
@@ -585,28 +578,15 @@ impl Runtime {
 
     async fn call_once(&self, request: &types::Request) -> Result<types::Response, CallError> {
         let started = Instant::now();
-        let endpoint = self.resolve(&request.endpoint, request.version);
+        // The call's ceiling comes from the host's own catalogue; each
+        // request it sends is clamped again by its path (policy.rs).
+        let endpoint = catalogue::find(&request.endpoint, request.version);
         let ceiling = match endpoint.map(|e| e.kind) {
-            Some(types::EndpointKind::Document) => self.document_timeout,
+            Some(catalogue::Kind::Document) => self.document_timeout,
             _ => self.json_timeout,
         };
-        let limits = CallLimits {
-            ceiling,
-            group: endpoint.filter(|e| e.rate_limit.limit > 0).map(|e| {
-                let (limit, period) = match self.token_rate_limit {
-                    Some(per_minute) => (per_minute, 60),
-                    None => (e.rate_limit.limit, e.rate_limit.period_seconds),
-                };
-                QuotaKey {
-                    name: format!("group {}{}", e.rate_limit.name, self.token_scope),
-                    spec: QuotaSpec {
-                        limit,
-                        window: Duration::from_secs(period.into()) + self.quota_margin,
-                    },
-                }
-            }),
-            free: endpoint.is_some_and(|e| e.kind == types::EndpointKind::Health),
-        };
+        let limits = CallLimits::new(ceiling);
+        let sent_path = Arc::clone(&limits.sent_path);
         let base_url = self.base_url.clone();
         let result = self
             .with_instance(limits, async |store, client| {
@@ -617,9 +597,14 @@ impl Runtime {
             })
             .await;
         // A maintenance window says when it ends (`meta.retry_in`, parsed by
-        // the component): the provider's circuit stays open until then.
-        if let (Err(CallError::Client(ClientError(types::Error::Maintenance(api)))), Some(e)) = (&result, endpoint)
-            && let (Some(provider), Some(seconds)) = (crate::circuit::provider_of(&e.path), api.retry_after_seconds)
+        // the component): the circuit of the provider whose path the host
+        // saw leave stays open until then (at most the longest cool-down).
+        let sent_path = sent_path.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Err(CallError::Client(ClientError(types::Error::Maintenance(api)))) = &result
+            && let (Some(provider), Some(seconds)) = (
+                sent_path.as_deref().and_then(catalogue::provider_of),
+                api.retry_after_seconds,
+            )
         {
             self.policy
                 .circuits
@@ -719,9 +704,8 @@ impl Runtime {
                 policy: Arc::clone(&self.policy),
                 ceiling: limits.ceiling,
                 deadline: tokio::time::Instant::now() + limits.ceiling,
-                group: limits.group,
-                free: limits.free,
                 refusal: Arc::default(),
+                sent_path: None,
             },
             memory: MemoryCap::default(),
         };
@@ -736,6 +720,7 @@ impl Runtime {
         };
         let outcome = tokio::time::timeout(limits.ceiling + DEADLINE_SLACK, run).await;
         let memory_exhausted = store.data().memory.exhausted;
+        *limits.sent_path.lock().unwrap_or_else(|p| p.into_inner()) = store.data().hooks.sent_path.clone();
         let refusal = store
             .data()
             .hooks
@@ -787,29 +772,103 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// What bounds one call: its time ceiling and the quotas it counts against.
+/// What bounds one call, and what the host saw it send.
 struct CallLimits {
+    /// The call's time ceiling.
     ceiling: Duration,
-    group: Option<QuotaKey>,
-    free: bool,
+    /// The path of the last request the call sent, filled in after it.
+    sent_path: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl CallLimits {
-    /// For calls that send nothing (the catalogue, the sans-IO codec).
-    fn local(ceiling: Duration) -> Self {
+    fn new(ceiling: Duration) -> Self {
         Self {
             ceiling,
-            group: None,
-            free: true,
+            sent_path: Arc::default(),
         }
     }
+
+    /// For calls that should send nothing (the catalogue, the sans-IO
+    /// codec); a request they send anyway is held to the same policy.
+    fn local(ceiling: Duration) -> Self {
+        Self::new(ceiling)
+    }
+}
+
+/// Logs where the component's description of its endpoints differs from
+/// the host's catalogue (a newer or a hostile component): the host's is
+/// the one every policy uses.
+fn compare_catalogues(described: &[types::Endpoint]) {
+    let differences: Vec<String> = described
+        .iter()
+        .filter_map(|e| {
+            let why = match catalogue::find(&e.id, Some(e.version)) {
+                None => "unknown to the host".to_owned(),
+                Some(ours) => {
+                    let mut why = Vec::new();
+                    if ours.path != e.path {
+                        why.push(format!("path {} for {}", e.path, ours.path));
+                    }
+                    if !same_kind(ours.kind, e.kind) {
+                        why.push(format!("kind {:?} for {:?}", e.kind, ours.kind));
+                    }
+                    if (ours.group.name, ours.group.limit, ours.group.period_seconds)
+                        != (
+                            e.rate_limit.name.as_str(),
+                            e.rate_limit.limit,
+                            e.rate_limit.period_seconds,
+                        )
+                    {
+                        why.push(format!(
+                            "group {} {}/{}s for {} {}/{}s",
+                            e.rate_limit.name,
+                            e.rate_limit.limit,
+                            e.rate_limit.period_seconds,
+                            ours.group.name,
+                            ours.group.limit,
+                            ours.group.period_seconds
+                        ));
+                    }
+                    if why.is_empty() {
+                        return None;
+                    }
+                    why.join(", ")
+                }
+            };
+            Some(format!("{} v{}: {why}", e.id, e.version))
+        })
+        .collect();
+    if !differences.is_empty() {
+        tracing::warn!(
+            target: "api_entreprise::contract",
+            count = differences.len(),
+            "the component describes {} endpoint(s) differently from the host's catalogue, whose quotas and timeouts apply: {}",
+            differences.len(),
+            differences.join("; ")
+        );
+    }
+}
+
+/// Whether the catalogue's kind and the component's are the same.
+fn same_kind(ours: catalogue::Kind, theirs: types::EndpointKind) -> bool {
+    use catalogue::Kind;
+    use types::EndpointKind as Wit;
+    matches!(
+        (ours, theirs),
+        (Kind::Json, Wit::Json)
+            | (Kind::Document, Wit::Document)
+            | (Kind::JsonWithLinks, Wit::JsonWithLinks)
+            | (Kind::Collection, Wit::Collection)
+            | (Kind::Health, Wit::Health)
+            | (Kind::Privileges, Wit::Privileges)
+    )
 }
 
 /// One line per call in the audit trail: who asked what, for what, and what
 /// came back. Never the token.
 fn audit(
     request: &types::Request,
-    endpoint: Option<&types::Endpoint>,
+    endpoint: Option<&catalogue::Endpoint>,
     result: &Result<types::Response, CallError>,
     latency: Duration,
 ) {

@@ -277,3 +277,68 @@ fn a_host_that_cannot_reserve_the_instance_pool_still_runs() {
     assert!(stdout.contains("SOCIETE NATIONALE SNCF"), "{stdout}");
     assert!(stderr.contains("no instance pool"), "{stderr}");
 }
+
+/// Eight processes with one state directory share its quota: the state file
+/// is read, decided and written under one lock, so no process counts alone
+/// and none overwrites another's decision.
+#[tokio::test]
+async fn processes_on_one_machine_share_the_quota_file() {
+    use api_entreprise_sandbox::{Sandbox, SandboxConfig};
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let state = std::env::temp_dir().join(format!("api-entreprise-shared-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let base_url = sandbox.base_url();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (base_url, state) = (base_url.clone(), state.clone());
+            std::thread::spawn(move || {
+                let global = ["--ip-quota", "10/5s", "--state-dir", state.to_str().unwrap()];
+                // Calls for 12 s, a little apart after a refusal: more than
+                // two windows' worth, from every process at once.
+                let (started, mut succeeded) = (std::time::Instant::now(), 0);
+                while started.elapsed() < std::time::Duration::from_secs(12) {
+                    if unite_legale_against(&base_url, &global)
+                        .output()
+                        .unwrap()
+                        .status
+                        .success()
+                    {
+                        succeeded += 1;
+                    } else {
+                        std::thread::sleep(std::time::Duration::from_millis(250));
+                    }
+                }
+                succeeded
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    for worker in workers {
+        succeeded += tokio::task::spawn_blocking(move || worker.join().unwrap())
+            .await
+            .unwrap();
+    }
+    let mut times: Vec<u64> = sandbox.requests().iter().map(|r| r.at_unix_ms).collect();
+    times.sort_unstable();
+    let worst = (0..times.len())
+        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < 5_000).count())
+        .max()
+        .unwrap_or(0);
+    println!("{succeeded} calls from 8 processes; the worst 5 s window at the sandbox held {worst} of 10");
+    assert_eq!(
+        times.len(),
+        succeeded,
+        "every process that succeeded sent one request, the others none"
+    );
+    assert!(
+        worst <= 10,
+        "a 5 s window held {worst} arrivals: the processes counted apart"
+    );
+    assert!(
+        succeeded > 20,
+        "only {succeeded} calls: the processes took slots across windows"
+    );
+    let file = std::fs::read(state.join("quotas.json")).expect("the state file is there");
+    serde_json::from_slice::<serde_json::Value>(&file).expect("the state file is readable afterwards");
+    std::fs::remove_dir_all(&state).unwrap();
+}

@@ -405,8 +405,8 @@ fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: b
     if !authorized {
         return unauthorized();
     }
-    let (limit, remaining, reset) = count(shared, route);
-    let mut res = checked_answer(shared, route, &values, query, remaining);
+    let (limit, remaining, reset) = count(shared, &route);
+    let mut res = checked_answer(shared, &route, &values, query, remaining);
     let h = res.headers_mut();
     h.insert("ratelimit-limit", HeaderValue::from(limit));
     h.insert("ratelimit-remaining", HeaderValue::from(remaining.unwrap_or(0)));
@@ -498,7 +498,7 @@ fn health(shared: &Shared, path: &str) -> Answer {
         None => json!({ "provider": provider, "status": "ok", "last_update": now, "last_ok_status": now }),
     };
     if path == "/pings" {
-        let mut providers: Vec<&str> = routes::ROUTES.iter().map(routes::Route::provider).collect();
+        let mut providers: Vec<&str> = routes::all().map(|r| r.provider()).collect();
         providers.sort_unstable();
         providers.dedup();
         return json_answer(
@@ -615,7 +615,7 @@ fn checked_answer(
         return error_answer(StatusCode::SERVICE_UNAVAILABLE, vec![err]);
     }
     let by_name: BTreeMap<String, String> = values.iter().chain(query).cloned().collect();
-    match fixtures::find(route.operation, &by_name) {
+    match fixtures::find(&route.operation, &by_name) {
         Some(fixture) => {
             let mut payload = fixture.payload.clone();
             for host in FILE_HOSTS {

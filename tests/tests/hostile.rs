@@ -100,15 +100,18 @@ async fn absurd_results_reach_the_caller_without_harming_the_host() {
     // nor trusts it for its own policies.
     let r = runtime.call(&request("garbage", &[])).await.unwrap();
     assert_eq!((r.status, r.request_id.map(|id| id.len())), (0, Some(4 << 20)));
-    // A maintenance of `insee` "ending" in u64::MAX seconds: nothing
-    // overflows, and the provider's circuit opens for the longest cool-down
-    // (12 h) at most.
-    let error = runtime.call(&request("garbage-maintenance", &[])).await.unwrap_err();
-    assert!(matches!(error, CallError::Client(_)), "{error:?}");
+    // A maintenance "ending" in u64::MAX seconds, claimed after a request to
+    // an `insee` path: nothing overflows, and the provider's circuit (named
+    // by the path the host saw) opens for the longest cool-down (12 h) at most.
     let insee = format!(
         "{}/v3/insee/sirene/unites_legales/552049447?context=a&recipient=13002526500013&object=b",
         sandbox.base_url()
     );
+    let error = runtime
+        .call(&request("garbage-maintenance", &[&insee]))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CallError::Client(_)), "{error:?}");
     let error = runtime.call(&request("probe", &[&insee])).await.unwrap_err();
     let CallError::CircuitOpen { retry_after, .. } = error else {
         panic!("{error:?}")

@@ -10,9 +10,14 @@
 //! - `hog` allocates memory without end;
 //! - `garbage` returns a well-typed but absurd answer (status 0, data that is
 //!   not JSON, a 4 MiB request id, extreme rate-limit numbers);
-//! - `garbage-maintenance` claims a maintenance that ends in `u64::MAX`
-//!   seconds, for a route whose provider is `insee`;
-//! - `panic` panics.
+//! - `garbage-maintenance` sends like `probe`, then claims a maintenance
+//!   that ends in `u64::MAX` seconds;
+//! - `panic` panics;
+//! - any other endpoint id (`pings`, say) sends like `probe`: the component
+//!   asks for one endpoint and sends another's path.
+//!
+//! Its catalogue lies: every endpoint is a free health route with a
+//! rate-limit of 0, to try to dodge the host's quotas.
 
 wit_bindgen::generate!({
     world: "api-entreprise",
@@ -54,11 +59,11 @@ fn endpoint(id: &str, path: &str) -> Endpoint {
         path: path.into(),
         params: vec![],
         query: vec![],
-        kind: EndpointKind::Json,
+        kind: EndpointKind::Health,
         timeout_ms: 60_000,
         rate_limit: RateLimitGroup {
             name: "probe".into(),
-            limit: 1,
+            limit: 0,
             period_seconds: 60,
         },
         scopes: vec![],
@@ -130,19 +135,24 @@ impl client::Guest for Probe {
                 },
                 request_id: Some("x".repeat(4 << 20)),
             }),
-            "garbage-maintenance" => Err(Error::Maintenance(api_entreprise::client::types::ApiError {
-                status: 503,
-                errors: vec![],
-                text: None,
-                provider: Some("insee".into()),
-                retryable: true,
-                retry_after_seconds: Some(u64::MAX),
-                rate_limit: no_rate_limit(),
-                request_id: None,
-            })),
+            "garbage-maintenance" => Err(probe(req).map_or_else(|e| e, |_| maintenance_forever())),
             _ => probe(req),
         }
     }
+}
+
+/// A maintenance that "ends" in `u64::MAX` seconds.
+fn maintenance_forever() -> Error {
+    Error::Maintenance(api_entreprise::client::types::ApiError {
+        status: 503,
+        errors: vec![],
+        text: None,
+        provider: Some("insee".into()),
+        retryable: true,
+        retry_after_seconds: Some(u64::MAX),
+        rate_limit: no_rate_limit(),
+        request_id: None,
+    })
 }
 
 /// The generated `Error` is large; this mirrors the exported `call`'s type.

@@ -1,0 +1,132 @@
+//! Quotas in a file that every process of one machine shares.
+//!
+//! Each decision takes an exclusive OS lock (`flock`) on a lock file beside
+//! the state, reads the state afresh, decides, writes the new state to a
+//! temporary file of its own and renames it over the old one, then lets the
+//! lock go: two processes never decide on the same state, and a crash
+//! leaves the old state or the new one, never half of one.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::windows::Windows;
+use super::{BoxFuture, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, Wait};
+
+/// The windows in a file shared by the processes of one machine.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    file: PathBuf,
+}
+
+impl FileStore {
+    /// The store in `file` (created on the first decision). Fails now when
+    /// the file exists and is not a quota state, rather than reset it.
+    pub fn open(file: PathBuf) -> Result<Self, QuotaStoreError> {
+        let store = Self { file };
+        store.locked(|_| ())?;
+        Ok(store)
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// Runs `decide` on the current state under the lock, then saves it.
+    fn locked<R>(&self, decide: impl FnOnce(&mut Windows) -> R) -> Result<R, QuotaStoreError> {
+        let error = |reason: &str, source: std::io::Error| QuotaStoreError::File {
+            path: self.file.clone(),
+            reason: format!("{reason}: {source}"),
+            source: Some(source),
+        };
+        let dir = self
+            .file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| error("creating its folder", e))?;
+        let lock = lock_file(&self.file).map_err(|e| error("opening its lock file", e))?;
+        lock.lock().map_err(|e| error("locking it", e))?;
+        let mut windows = match std::fs::read(&self.file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| QuotaStoreError::File {
+                path: self.file.clone(),
+                reason: format!("it is not a quota state ({e}); move it away to start afresh"),
+                source: None,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Windows::default(),
+            Err(e) => return Err(error("reading it", e)),
+        };
+        let result = decide(&mut windows);
+        let bytes = serde_json::to_vec(&windows).map_err(|e| error("encoding it", std::io::Error::other(e)))?;
+        // A temporary name of this decision's own, in the same folder (so the
+        // rename is atomic), never one that another process also writes.
+        let mut partial = tempfile::NamedTempFile::new_in(dir).map_err(|e| error("writing it", e))?;
+        partial.write_all(&bytes).map_err(|e| error("writing it", e))?;
+        partial
+            .persist(&self.file)
+            .map_err(|e| error("replacing it", e.error))?;
+        drop(lock);
+        Ok(result)
+    }
+
+    /// Runs [`Self::locked`] off the async executor: the lock may wait.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        decide: impl FnOnce(&mut Windows) -> R + Send + 'static,
+    ) -> Result<R, QuotaStoreError> {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.locked(decide)).await {
+            Ok(result) => result,
+            Err(e) => Err(QuotaStoreError::File {
+                path: self.file.clone(),
+                reason: format!("the decision did not finish: {e}"),
+                source: None,
+            }),
+        }
+    }
+}
+
+/// The lock file beside `state` (`quotas.json.lock`): locked, never renamed,
+/// so that every process locks the same file.
+fn lock_file(state: &Path) -> std::io::Result<File> {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(name))
+}
+
+impl QuotaStore for FileStore {
+    fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Wait>> {
+        let owned = keys.to_vec();
+        Box::pin(async move {
+            match self.blocking(move |windows| windows.acquire(&owned, now)).await {
+                Ok(decision) => decision,
+                // Nothing leaves that was not counted.
+                Err(e) => {
+                    tracing::error!(target: "api_entreprise::quota", "{e}");
+                    Err(Wait {
+                        quota: format!("kept in {}, which could not be used ({e})", self.file.display()),
+                        retry_after: Duration::from_secs(1),
+                    })
+                }
+            }
+        })
+    }
+
+    fn server_said<'a>(&'a self, name: &'a str, word: ServerWord, now: Millis) -> BoxFuture<'a, ()> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            if let Err(e) = self
+                .blocking(move |windows| windows.server_said(&name, word, now))
+                .await
+            {
+                tracing::error!(target: "api_entreprise::quota", "the server's word was not saved: {e}");
+            }
+        })
+    }
+}

@@ -1,0 +1,18 @@
+-- The server's word on a quota, on the Redis server's clock.
+-- KEYS[1]: the quota. ARGV: remaining, reset (Unix ms; with close, the wait
+-- in ms), and 1 to close it (a 429) or 0 to tighten it (RateLimit-*).
+-- A word can only tighten the state within the same reset, never loosen it.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local key = KEYS[1] .. ':server'
+local remaining, reset, close = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+if close then reset = now + reset end
+if reset <= now then return 0 end
+local h = redis.call('HMGET', key, 'remaining', 'reset')
+if h[2] and tonumber(h[2]) > now then
+  if close then reset = math.max(reset, tonumber(h[2]))
+  elseif tonumber(h[2]) == reset then remaining = math.min(remaining, tonumber(h[1])) end
+end
+redis.call('HSET', key, 'remaining', remaining, 'reset', reset)
+redis.call('PEXPIREAT', key, reset + 1000)
+return 1

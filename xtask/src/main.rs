@@ -1,0 +1,277 @@
+//! The project's own tasks, as rust-analyzer's `xtask` does them:
+//!
+//! - `cargo xtask codegen`: writes `catalogue/src/generated.rs` from the
+//!   official files in `spec/` and the hand-written `spec/overlay.yaml`;
+//! - `cargo xtask codegen --check`: fails when that file is not what the
+//!   generator would write (CI runs it).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Deserialize;
+use serde_yaml::Value;
+
+const GENERATED: &str = "catalogue/src/generated.rs";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["codegen"] => codegen(false),
+        ["codegen", "--check"] => codegen(true),
+        _ => bail!("usage: cargo xtask codegen [--check]"),
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ is in the workspace")
+        .to_owned()
+}
+
+fn codegen(check: bool) -> Result<()> {
+    let root = root();
+    let text = format(&root, &generate(&root.join("spec"))?)?;
+    let path = root.join(GENERATED);
+    if check {
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        ensure!(
+            current == text,
+            "{GENERATED} is stale: spec/ changed since it was generated; run `cargo xtask codegen` and commit the result"
+        );
+        eprintln!("{GENERATED} is up to date");
+    } else {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {GENERATED}");
+    }
+    Ok(())
+}
+
+/// The hand-written part (`spec/overlay.yaml`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overlay {
+    param_kinds: BTreeMap<String, String>,
+    query: BTreeMap<String, QueryRule>,
+    endpoints: BTreeMap<String, Extra>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRule {
+    description: String,
+    #[serde(default)]
+    values: Vec<String>,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Extra {
+    provider: String,
+    kind: String,
+    timeout_ms: u32,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    typed: Option<String>,
+    #[serde(default)]
+    user_id: bool,
+    replaced_by: Option<String>,
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// `siret-or-rna` → `SiretOrRna`.
+fn variant(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The Rust source of the data endpoints, unformatted.
+fn generate(spec: &Path) -> Result<String> {
+    let openapi: Value = read_yaml(&spec.join("openapi-entreprise.yaml"))?;
+    let throttle: Value = read_yaml(&spec.join("throttle.yml"))?;
+    let authorizations: Value = read_yaml(&spec.join("authorizations.yml"))?;
+    let overlay: Overlay = read_yaml(&spec.join("overlay.yaml"))?;
+
+    // Operation (v3 name, for every version) -> (group name, limit, period).
+    let mut groups: BTreeMap<String, (String, u64, u64)> = BTreeMap::new();
+    for (name, group) in throttle["shared"].as_mapping().context("throttle.yml: no `shared`")? {
+        let name = name.as_str().context("throttle.yml: a group name")?;
+        let operations = group["endpoints"]
+            .as_sequence()
+            .context("throttle.yml: a group's endpoints")?;
+        // A `by_single_endpoint` group counts each of its endpoints alone.
+        let single = group["throttle_type"] == "by_single_endpoint" && operations.len() > 1;
+        for op in operations {
+            let op = op.as_str().context("throttle.yml: an endpoint")?;
+            let id = op.strip_prefix("api_entreprise_v3_").unwrap_or(op);
+            let group_name = if single {
+                format!("{name}/{id}")
+            } else {
+                name.to_owned()
+            };
+            let limit = group["limit"].as_u64().context("throttle.yml: a limit")?;
+            let period = group["period"].as_u64().context("throttle.yml: a period")?;
+            groups.insert(id.to_owned(), (group_name, limit, period));
+        }
+    }
+    let scopes_of = |id: &str| -> Result<Vec<String>> {
+        let shared = authorizations["shared"]
+            .as_mapping()
+            .context("authorizations.yml: no `shared`")?;
+        let found: Vec<&Value> = shared
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str()
+                    .and_then(|k| k.strip_prefix("api_entreprise/v3_and_more/"))
+                    .is_some_and(|k| k.replace('/', "_") == id)
+            })
+            .map(|(_, v)| v)
+            .collect();
+        ensure!(
+            found.len() == 1,
+            "authorizations.yml has {} entries for {id}",
+            found.len()
+        );
+        Ok(found[0]
+            .as_sequence()
+            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    };
+
+    let mut rows = Vec::new();
+    for (path, item) in openapi["paths"].as_mapping().context("the spec has no paths")? {
+        let path = path.as_str().context("a path")?;
+        if path == "/privileges" {
+            continue;
+        }
+        let get = &item["get"];
+        let op = get["responses"]
+            .as_mapping()
+            .and_then(|r| r.values().find_map(|r| r["x-operationId"].as_str()))
+            .with_context(|| format!("{path} has no x-operationId"))?;
+        let (version, id) = op
+            .strip_prefix("api_entreprise_v")
+            .and_then(|rest| rest.split_once('_'))
+            .with_context(|| format!("{op}: not api_entreprise_vN_…"))?;
+        let version: u8 = version.parse().with_context(|| format!("{op}: its version"))?;
+        ensure!(
+            path.starts_with(&format!("/v{version}/")),
+            "{op}: {path} is not in /v{version}/"
+        );
+        let extra = overlay.endpoints.get(id).with_context(|| {
+            format!("{id} is in the spec but not in spec/overlay.yaml: add its provider, kind and timeout")
+        })?;
+        let (group, limit, period) = groups
+            .get(id)
+            .with_context(|| format!("{id} is in no group of throttle.yml"))?
+            .clone();
+        let params = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                let kind = extra
+                    .params
+                    .get(name)
+                    .or_else(|| overlay.param_kinds.get(name))
+                    .with_context(|| format!("{op}: no kind for the path parameter `{name}` in spec/overlay.yaml"))?;
+                Ok(format!("({name:?}, ParamKind::{})", variant(kind)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut query = Vec::new();
+        for p in get["parameters"].as_sequence().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default();
+            if p["in"] != "query" || ["recipient", "context", "object"].contains(&name) {
+                continue;
+            }
+            let rule = overlay
+                .query
+                .get(name)
+                .with_context(|| format!("{op}: no rule for the query parameter `{name}` in spec/overlay.yaml"))?;
+            query.push(format!(
+                "QueryParam {{ name: {name:?}, description: {:?}, values: &{:?}, min: {:?}, max: {:?} }}",
+                rule.description, rule.values, rule.min, rule.max
+            ));
+        }
+        let maintenance = match &get["x-maintenances"] {
+            Value::Null => "None".to_owned(),
+            m => format!(
+                "Some(\"{}-{}\")",
+                m["from_hour"].as_str().context("x-maintenances.from_hour")?,
+                m["to_hour"].as_str().context("x-maintenances.to_hour")?
+            ),
+        };
+        let typed = extra.typed.as_deref().map_or("None".to_owned(), variant);
+        let row = format!(
+            "Endpoint {{ id: {id:?}, version: {version}, title: {title:?}, provider: {provider:?}, path: {path:?}, \
+             params: &[{params}], query: &[{query}], kind: Kind::{kind}, timeout_ms: {timeout}, \
+             group: Group {{ name: {group:?}, limit: {limit}, period_seconds: {period} }}, scopes: &{scopes:?}, \
+             deprecated: {deprecated}, replaced_by: {replaced_by:?}, maintenance: {maintenance}, needs_trace: true, \
+             requires_user_id: {user_id}, typed: Typed::{typed} }},",
+            title = get["summary"]
+                .as_str()
+                .with_context(|| format!("{op} has no summary"))?,
+            provider = extra.provider,
+            params = params.join(", "),
+            query = query.join(", "),
+            kind = variant(&extra.kind),
+            timeout = extra.timeout_ms,
+            scopes = scopes_of(id)?,
+            deprecated = get["deprecated"].as_bool().unwrap_or(false),
+            replaced_by = extra.replaced_by,
+            user_id = extra.user_id,
+        );
+        rows.push(((id.to_owned(), version), row));
+    }
+    for id in overlay.endpoints.keys() {
+        ensure!(
+            rows.iter().any(|((i, _), _)| i == id),
+            "spec/overlay.yaml describes {id}, which the spec does not have"
+        );
+    }
+    rows.sort();
+    let mut out = String::from(
+        "//! Generated by `cargo xtask codegen` from spec/ (the official spec, throttle.yml,\n\
+         //! authorizations.yml) and spec/overlay.yaml. Do not edit: change those and\n\
+         //! run the generator again.\n\n\
+         use crate::{Endpoint, Group, Kind, ParamKind, QueryParam, Typed};\n\n\
+         /// Every data endpoint of the spec, sorted by id then version.\n\
+         pub const DATA_ENDPOINTS: &[Endpoint] = &[\n",
+    );
+    for (_, row) in rows {
+        writeln!(out, "{row}")?;
+    }
+    out.push_str("];\n");
+    Ok(out)
+}
+
+/// Formats `source` with the workspace's rustfmt settings.
+fn format(root: &Path, source: &str) -> Result<String> {
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout"])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting rustfmt (rustup component add rustfmt)")?;
+    std::io::Write::write_all(&mut child.stdin.take().context("rustfmt's stdin")?, source.as_bytes())?;
+    let output = child.wait_with_output()?;
+    ensure!(output.status.success(), "rustfmt failed on the generated code");
+    Ok(String::from_utf8(output.stdout)?)
+}
