@@ -175,6 +175,7 @@ async fn runtime_for(sandbox: &Sandbox, cache: Option<&std::path::Path>) -> Runt
 
 fn runtime_builder(sandbox: &Sandbox, cache: Option<&std::path::Path>) -> RuntimeBuilder {
     let mut builder = RuntimeBuilder::new(sandbox.base_url())
+        .component(api_entreprise_tests::client_component())
         .token(Token::new(DEFAULT_TOKEN).unwrap())
         .ip_quotas([format!("{UNLIMITED}/1m").parse().unwrap()])
         .token_rate_limit(UNLIMITED);
@@ -353,6 +354,6 @@ async fn main() {
         cached[1].as_secs_f64() * 1e3,
         compiled[1].as_secs_f64() / cached[1].as_secs_f64()
     );
-    println!("guest component: {} bytes", api_entreprise::DEFAULT_COMPONENT.len());
+    println!("guest component: {} bytes", api_entreprise_component::CLIENT.len());
     let _ = std::fs::remove_dir_all(&cache);
 }

@@ -34,9 +34,14 @@ pub fn reference_dir() -> Option<PathBuf> {
     None
 }
 
-/// The hostile probe component built by this crate's build script.
+/// The hostile probe component, as a file an administrator would give.
 pub fn probe_component() -> ComponentSource {
-    ComponentSource::File(PathBuf::from(env!("PROBE_COMPONENT")))
+    ComponentSource::File(PathBuf::from(api_entreprise_component::PROBE_PATH))
+}
+
+/// The client component built from `guest/`.
+pub fn client_component() -> ComponentSource {
+    ComponentSource::Bytes(api_entreprise_component::CLIENT.into())
 }
 
 /// A sandbox accepting [`DEFAULT_TOKEN`].
@@ -48,7 +53,9 @@ pub async fn sandbox() -> Sandbox {
 
 /// A runtime builder for the real component against `sandbox`, with its token.
 pub fn builder(sandbox: &Sandbox) -> RuntimeBuilder {
-    RuntimeBuilder::new(sandbox.base_url()).token(Token::new(DEFAULT_TOKEN).unwrap())
+    RuntimeBuilder::new(sandbox.base_url())
+        .component(client_component())
+        .token(Token::new(DEFAULT_TOKEN).unwrap())
 }
 
 /// The real component in the real host against `sandbox`.

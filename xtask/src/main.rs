@@ -275,3 +275,67 @@ fn format(root: &Path, source: &str) -> Result<String> {
     ensure!(output.status.success(), "rustfmt failed on the generated code");
     Ok(String::from_utf8(output.stdout)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_catalogue_is_what_spec_gives() {
+        let root = root();
+        let fresh = format(&root, &generate(&root.join("spec")).unwrap()).unwrap();
+        let committed = std::fs::read_to_string(root.join(GENERATED)).unwrap();
+        assert!(fresh == committed, "{GENERATED} is stale: run `cargo xtask codegen`");
+    }
+
+    #[test]
+    fn a_limit_changed_in_throttle_yml_changes_the_generated_table() {
+        let spec = root().join("spec");
+        let copy = tempfile::tempdir().unwrap();
+        for file in ["openapi-entreprise.yaml", "authorizations.yml", "overlay.yaml"] {
+            std::fs::copy(spec.join(file), copy.path().join(file)).unwrap();
+        }
+        let throttle = std::fs::read_to_string(spec.join("throttle.yml")).unwrap();
+        let (head, tail) = throttle.split_once("  high_latency_documents:").unwrap();
+        let tail = tail.replacen("limit: 5", "limit: 4", 1);
+        std::fs::write(
+            copy.path().join("throttle.yml"),
+            format!("{head}  high_latency_documents:{tail}"),
+        )
+        .unwrap();
+        let row = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.contains("\"dgfip_attestations_fiscales\""))
+                .map(str::to_owned)
+                .collect()
+        };
+        let before = row(&generate(&spec).unwrap());
+        let after = row(&generate(copy.path()).unwrap());
+        assert_eq!(before.len(), 2, "v3 and v4");
+        for (before, after) in before.iter().zip(&after) {
+            assert!(before.contains("limit: 5, period_seconds: 60"), "{before}");
+            assert!(after.contains("limit: 4, period_seconds: 60"), "{after}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_missing_from_the_overlay_is_named() {
+        let spec = root().join("spec");
+        let copy = tempfile::tempdir().unwrap();
+        for file in ["openapi-entreprise.yaml", "authorizations.yml", "throttle.yml"] {
+            std::fs::copy(spec.join(file), copy.path().join(file)).unwrap();
+        }
+        let overlay = std::fs::read_to_string(spec.join("overlay.yaml")).unwrap();
+        let overlay: String = overlay
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("dgddi_eori:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(copy.path().join("overlay.yaml"), overlay).unwrap();
+        let error = generate(copy.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("dgddi_eori") && error.contains("overlay.yaml"),
+            "{error}"
+        );
+    }
+}

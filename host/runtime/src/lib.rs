@@ -9,7 +9,8 @@
 //! To embed it:
 //!
 //! 1. Build a [`Runtime`] with a [`RuntimeBuilder`]: the API base URL, the
-//!    [`Token`], optionally a component file and a quota.
+//!    [`Token`], the component (the bytes of the `api-entreprise-component`
+//!    crate, or a `.wasm` file an administrator gives), optionally quotas.
 //! 2. Describe a call with [`types::Request`]: the endpoint id, its path
 //!    values and the [`types::Trace`].
 //! 3. `runtime.call(&request).await` gives a [`types::Response`] (the raw
@@ -17,9 +18,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use api_entreprise::{RuntimeBuilder, Token, types};
+//! use api_entreprise::{ComponentSource, RuntimeBuilder, Token, types};
 //!
 //! let runtime = RuntimeBuilder::new("https://entreprise.api.gouv.fr")
+//!     .component(ComponentSource::File("api_entreprise_guest.wasm".into()))
 //!     .token(Token::new(std::env::var("API_ENTREPRISE_TOKEN")?)?)
 //!     .build()
 //!     .await?;
@@ -61,8 +63,8 @@ pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};
 pub use retry::RetryPolicy;
 pub use runtime::{
-    ComponentOrigin, ComponentSource, DEFAULT_COMPONENT, DOCUMENT_TIMEOUT, JSON_TIMEOUT, POOL_SLOTS,
-    PRODUCTION_BASE_URL, QUOTA_MARGIN, Runtime, RuntimeBuilder,
+    ComponentOrigin, ComponentSource, DOCUMENT_TIMEOUT, JSON_TIMEOUT, POOL_SLOTS, PRODUCTION_BASE_URL, QUOTA_MARGIN,
+    Runtime, RuntimeBuilder,
 };
 pub use sender::Sender;
 pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};

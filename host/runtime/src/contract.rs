@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn the_contract_version_is_the_wit_packages() {
-        let wit = include_str!("../../wit/world.wit");
+        let wit = include_str!("../../../wit/world.wit");
         assert!(
             wit.starts_with(&format!("package {PACKAGE}@{VERSION};")),
             "wit/world.wit"

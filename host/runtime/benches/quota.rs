@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use api_entreprise::Quotas;
 use api_entreprise::quota::{QuotaKey, QuotaSpec};
 
-#[path = "../../tests/src/redis_server.rs"]
+#[path = "../../../tests/src/redis_server.rs"]
 mod redis_server;
 
 fn keys() -> Vec<QuotaKey> {

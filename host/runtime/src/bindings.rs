@@ -5,7 +5,7 @@
 
 wasmtime::component::bindgen!({
     world: "api-entreprise",
-    path: "../wit",
+    path: "../../wit",
     exports: { default: async },
     require_store_data_send: true,
     with: {

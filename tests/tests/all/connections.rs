@@ -16,7 +16,9 @@ async fn tls_sandbox() -> Sandbox {
 }
 
 fn builder(sandbox: &Sandbox) -> RuntimeBuilder {
-    RuntimeBuilder::new(sandbox.base_url()).token(Token::new(DEFAULT_TOKEN).unwrap())
+    RuntimeBuilder::new(sandbox.base_url())
+        .component(api_entreprise_tests::client_component())
+        .token(Token::new(DEFAULT_TOKEN).unwrap())
 }
 
 #[tokio::test]
@@ -90,6 +92,7 @@ async fn a_bad_extra_ca_is_a_configuration_error() {
 /// One Sirene call to `base_url`, trusting the sandbox's CA; it must fail.
 async fn failed_call(base_url: &str, sandbox: &Sandbox) -> CallError {
     RuntimeBuilder::new(base_url)
+        .component(api_entreprise_tests::client_component())
         .token(Token::new(DEFAULT_TOKEN).unwrap())
         .extra_ca(sandbox.ca_pem().unwrap().as_bytes().to_vec())
         .build()

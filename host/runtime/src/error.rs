@@ -24,6 +24,11 @@ pub enum ConfigError {
     /// The quota.
     #[error("the quota {0:?} is not of the form N/DURATION, such as 2000/10m, 1000/1m or 5/30s")]
     Quota(String),
+    /// No component was given to the builder.
+    #[error(
+        "no client component given: pass RuntimeBuilder::component the bytes of api-entreprise-component or a .wasm file"
+    )]
+    NoComponent,
     /// The component could not be read or compiled.
     #[error("loading the component {path}: {reason}")]
     Component {

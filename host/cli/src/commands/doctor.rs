@@ -2,9 +2,57 @@
 //! a checklist in which each failed line says what to do.
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::bail;
 use api_entreprise::{Runtime, TOKEN_LIFETIME_DAYS, types};
+
+use crate::settings::{HostArgs, connect};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The trace's context for the test call.
+    #[arg(long, default_value = "test de bout en bout")]
+    context: String,
+    /// The SIRET of the public body the test call is for [default in the
+    /// sandbox: 13002526500013].
+    #[arg(long)]
+    recipient: Option<String>,
+    /// The trace's object for the test call.
+    #[arg(long, default_value = "api-entreprise doctor")]
+    object: String,
+    /// The endpoint of the test call.
+    #[arg(long, default_value = "insee_unites_legales")]
+    endpoint: String,
+    /// The path values of the test call.
+    #[arg(long = "value", default_value = "552049447")]
+    values: Vec<String>,
+}
+
+pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let (runtime, sandbox) = connect(settings, false).await?;
+    let recipient = match (args.recipient, &sandbox) {
+        (Some(r), _) => r,
+        (None, Some(_)) => "13002526500013".to_owned(),
+        (None, None) => bail!("give --recipient: the SIRET of the public body the test call is for"),
+    };
+    let trace = types::Trace {
+        context: args.context,
+        recipient,
+        object: args.object,
+        user_id: None,
+    };
+    let ok = run(
+        &runtime,
+        &trace,
+        &args.endpoint,
+        args.values,
+        &mut std::io::stdout().lock(),
+    )
+    .await?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
 
 const DAY: i64 = 86_400;
 
@@ -100,7 +148,7 @@ fn request(endpoint: &str, params: Vec<String>, trace: &types::Trace) -> types::
 }
 
 /// Runs every check, prints the checklist, and says whether none failed.
-pub async fn run(
+async fn run(
     runtime: &Runtime,
     trace: &types::Trace,
     test_endpoint: &str,

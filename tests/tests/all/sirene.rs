@@ -251,6 +251,7 @@ async fn a_slow_answer_hits_the_clamped_timeout_whatever_the_guest_asks() {
 async fn a_wrong_token_maps_to_unauthorized_with_its_code() {
     let sandbox = sandbox().await;
     let runtime = RuntimeBuilder::new(sandbox.base_url())
+        .component(api_entreprise_tests::client_component())
         .token(Token::new("not-the-sandbox-token").unwrap())
         .build()
         .await

@@ -231,6 +231,7 @@ fn answer_200(content_type: &str, body: &[u8]) -> Vec<u8> {
 /// The real component against `base`, one Sirene call, which must fail.
 async fn call_against(base: &str) -> CallError {
     let runtime = RuntimeBuilder::new(base)
+        .component(api_entreprise_tests::client_component())
         .timeouts(CEILING, CEILING)
         .build()
         .await

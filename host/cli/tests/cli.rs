@@ -230,7 +230,7 @@ async fn a_restarted_command_does_not_spend_the_window_again() {
     std::fs::remove_dir_all(&state).unwrap();
 }
 
-#[path = "../../tests/src/redis_server.rs"]
+#[path = "../../../tests/src/redis_server.rs"]
 mod redis_server;
 
 /// Several processes share one quota through a real Redis: what one spent,

@@ -18,9 +18,6 @@ use crate::token::Token;
 use crate::types;
 use api_entreprise_catalogue as catalogue;
 
-/// The component built into this binary, used unless another is given.
-pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(env!("API_ENTREPRISE_DEFAULT_COMPONENT"));
-
 /// The production API.
 pub const PRODUCTION_BASE_URL: &str = "https://entreprise.api.gouv.fr";
 
@@ -57,11 +54,10 @@ const KEEP_RESIDENT: usize = 64 << 10;
 pub const POOL_SLOTS: u32 = 1000;
 
 /// Where the component comes from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum ComponentSource {
-    /// The one built into this binary.
-    #[default]
-    BuiltIn,
+    /// Its bytes, such as those the `api-entreprise-component` crate builds.
+    Bytes(std::borrow::Cow<'static, [u8]>),
     /// A `.wasm` file, read at start-up (so the client can be upgraded
     /// without rebuilding the host).
     File(PathBuf),
@@ -70,7 +66,7 @@ pub enum ComponentSource {
 /// Configures a [`Runtime`].
 #[derive(Debug, Clone)]
 pub struct RuntimeBuilder {
-    component: ComponentSource,
+    component: Option<ComponentSource>,
     base_url: String,
     token: Option<Token>,
     ip_quotas: Vec<QuotaSpec>,
@@ -90,11 +86,11 @@ pub struct RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
-    /// A runtime for the API at `base_url`, with the built-in component,
-    /// no token, and the source document's per-IP quota.
+    /// A runtime for the API at `base_url`, with no token and the source
+    /// document's per-IP quota. Give it a component with [`Self::component`].
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
-            component: ComponentSource::BuiltIn,
+            component: None,
             base_url: base_url.into(),
             token: None,
             ip_quotas: QuotaSpec::DEFAULT_IP.to_vec(),
@@ -151,7 +147,7 @@ impl RuntimeBuilder {
 
     /// Loads the component from `source`.
     pub fn component(mut self, source: ComponentSource) -> Self {
-        self.component = source;
+        self.component = Some(source);
         self
     }
 
@@ -262,11 +258,9 @@ impl RuntimeBuilder {
         };
 
         let (path, bytes) = match &self.component {
-            ComponentSource::BuiltIn => (
-                PathBuf::from("<built-in>"),
-                Ok(std::borrow::Cow::Borrowed(DEFAULT_COMPONENT)),
-            ),
-            ComponentSource::File(path) => (path.clone(), std::fs::read(path).map(std::borrow::Cow::Owned)),
+            None => return Err(ConfigError::NoComponent),
+            Some(ComponentSource::Bytes(bytes)) => (PathBuf::from("<bytes>"), Ok(bytes.clone())),
+            Some(ComponentSource::File(path)) => (path.clone(), std::fs::read(path).map(std::borrow::Cow::Owned)),
         };
         let component_err = |e: wasmtime::Error| ConfigError::Component {
             path: path.clone(),

@@ -1,0 +1,49 @@
+//! `api-entreprise sandbox`: the simulated API on loopback until stopped.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The only token it accepts.
+    #[arg(long, default_value = DEFAULT_TOKEN)]
+    token: String,
+    /// Serve HTTPS with a certificate generated at start, and write the
+    /// CA that signed it to this file (give it to `--ca-cert`).
+    #[arg(long, value_name = "PEM")]
+    tls_ca_out: Option<PathBuf>,
+}
+
+pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        port,
+        token,
+        tls_ca_out,
+    } = args;
+    let sandbox = Sandbox::start(SandboxConfig {
+        addr: ([127, 0, 0, 1], port).into(),
+        token,
+        tls: tls_ca_out.is_some(),
+    })
+    .await
+    .with_context(|| format!("starting the sandbox on 127.0.0.1:{port}"))?;
+    if let (Some(path), Some(pem)) = (&tls_ca_out, sandbox.ca_pem()) {
+        std::fs::write(path, pem).with_context(|| format!("writing the sandbox's CA to {}", path.display()))?;
+        println!("its CA certificate: {} (pass it to --ca-cert)", path.display());
+    }
+    println!("sandbox listening on {}", sandbox.base_url());
+    println!("requests it received: {}/__sandbox/requests", sandbox.base_url());
+    std::io::stdout().flush()?;
+    tokio::select! {
+        () = sandbox.wait() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

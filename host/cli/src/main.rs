@@ -1,0 +1,74 @@
+//! `api-entreprise`: call API Entreprise through the sandboxed client
+//! component, list its endpoints, download a document, check a set-up, or
+//! run the offline sandbox. Each command lives in `commands/`; the settings
+//! every command shares are resolved once, in `settings.rs`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod settings;
+mod summary;
+
+/// Call API Entreprise (entreprise.api.gouv.fr) through a sandboxed
+/// WebAssembly client. With no token, calls go to a built-in offline sandbox.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    settings: settings::HostArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the endpoints the client component supports.
+    Endpoints(commands::endpoints::Args),
+    /// Call one endpoint.
+    Call(commands::call::Args),
+    /// Download a document link from an answer (never with the token).
+    Download(commands::download::Args),
+    /// The first end-to-end test: the token's expiry, its privileges, the
+    /// providers' health and one test call, as a checklist.
+    Doctor(commands::doctor::Args),
+    /// Run the simulated API Entreprise on loopback until stopped.
+    Sandbox(commands::sandbox::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("API_ENTREPRISE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = &cli.settings;
+    match cli.command {
+        Command::Endpoints(args) => commands::endpoints::exec(settings, args).await,
+        Command::Call(args) => commands::call::exec(settings, args).await,
+        Command::Download(args) => commands::download::exec(settings, args).await,
+        Command::Doctor(args) => commands::doctor::exec(settings, args).await,
+        Command::Sandbox(args) => commands::sandbox::exec(args).await,
+    }
+}

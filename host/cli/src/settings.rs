@@ -1,0 +1,139 @@
+//! The settings every command shares, from flags and the environment, and
+//! the runtime they build: with no token, against a built-in sandbox.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use api_entreprise::{ComponentSource, QuotaSpec, RetryPolicy, Runtime, RuntimeBuilder, Token};
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    /// The client component (.wasm) to load instead of the built-in one.
+    #[arg(long, global = true, env = "API_ENTREPRISE_COMPONENT", value_name = "PATH")]
+    component: Option<PathBuf>,
+    /// The API base URL [default: https://entreprise.api.gouv.fr with a token,
+    /// the built-in sandbox without].
+    #[arg(long, global = true, env = "API_ENTREPRISE_BASE_URL", value_name = "URL")]
+    base_url: Option<String>,
+    /// The API token (a JWT from the dashboard). Prefer the environment
+    /// variable: a flag shows in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_TOKEN",
+        hide_env_values = true,
+        value_name = "JWT"
+    )]
+    token: Option<String>,
+    /// A per-IP quota, never exceeded: N requests in any DURATION. Repeat it
+    /// (or separate with commas) to apply several at once.
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_IP_QUOTA",
+        value_delimiter = ',',
+        default_value = "2000/10m,1000/1m",
+        value_name = "N/DURATION"
+    )]
+    ip_quota: Vec<String>,
+    /// Where the quota state is kept across runs, shared by every process
+    /// that uses the same directory [default: $XDG_STATE_HOME/api-entreprise,
+    /// else ~/.local/state/api-entreprise; the built-in sandbox keeps none].
+    #[arg(long, global = true, env = "API_ENTREPRISE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Share the quotas with every host using this Redis server
+    /// (redis://host:port/db), instead of keeping them in the state directory.
+    #[arg(long, global = true, env = "API_ENTREPRISE_REDIS_URL", value_name = "URL")]
+    redis_url: Option<String>,
+    /// Where the compiled component is kept between runs [default:
+    /// $XDG_CACHE_HOME/api-entreprise, else ~/.cache/api-entreprise].
+    #[arg(long, global = true, env = "API_ENTREPRISE_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Retry transient failures up to N times, one after the other, with
+    /// exponential backoff (each retry counts against the quotas).
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_RETRIES",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    retries: u32,
+    /// Also trust the CA certificate(s) in this PEM file (a corporate
+    /// proxy's, or `sandbox --tls-ca-out`'s), beside the web's usual roots.
+    #[arg(long, global = true, env = "API_ENTREPRISE_CA_CERT", value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// Builds the runtime; with no token, against a built-in sandbox started
+/// here (kept alive by the returned handle). `quiet` leaves out the line
+/// that says the sandbox is used.
+pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Option<Sandbox>)> {
+    let quotas = settings
+        .ip_quota
+        .iter()
+        .map(|q| q.parse::<QuotaSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (base_url, token, sandbox) = match (&settings.token, &settings.base_url) {
+        (Some(token), base) => (
+            base.clone()
+                .unwrap_or_else(|| api_entreprise::PRODUCTION_BASE_URL.to_owned()),
+            Token::new(token.as_str())?,
+            None,
+        ),
+        (None, Some(base)) => bail!(
+            "no token for {base}: set API_ENTREPRISE_TOKEN (or unset API_ENTREPRISE_BASE_URL to use the built-in sandbox)"
+        ),
+        (None, None) => {
+            let sandbox = Sandbox::start(SandboxConfig::default())
+                .await
+                .context("starting the built-in sandbox on loopback")?;
+            if !quiet {
+                eprintln!(
+                    "no API_ENTREPRISE_TOKEN set: using the built-in sandbox at {} (fictional staging data)",
+                    sandbox.base_url()
+                );
+            }
+            (sandbox.base_url(), Token::new(DEFAULT_TOKEN)?, Some(sandbox))
+        }
+    };
+    let component = match &settings.component {
+        Some(path) => ComponentSource::File(path.clone()),
+        None => ComponentSource::Bytes(api_entreprise_component::CLIENT.into()),
+    };
+    let mut builder = RuntimeBuilder::new(base_url)
+        .token(token)
+        .ip_quotas(quotas)
+        .component(component)
+        .retry(RetryPolicy {
+            max_attempts: settings.retries.saturating_add(1),
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        });
+    if let Some(dir) = settings.cache_dir.clone().or_else(|| project_dir(dirs::cache_dir())) {
+        builder = builder.cache_dir(dir);
+    }
+    if let Some(url) = &settings.redis_url {
+        builder = builder.redis(url.clone());
+    } else if sandbox.is_none() {
+        let dir = settings
+            .state_dir
+            .clone()
+            .or_else(|| project_dir(dirs::state_dir()))
+            .context("no state directory: set --state-dir or API_ENTREPRISE_STATE_DIR")?;
+        builder = builder.state_file(dir.join("quotas.json"));
+    }
+    if let Some(path) = &settings.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;
+        builder = builder.extra_ca(pem);
+    }
+    let runtime = builder.build().await?;
+    Ok((runtime, sandbox))
+}
+
+/// This program's folder inside an XDG base directory.
+fn project_dir(base: Option<PathBuf>) -> Option<PathBuf> {
+    base.map(|b| b.join("api-entreprise"))
+}

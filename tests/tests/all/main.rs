@@ -1,0 +1,13 @@
+//! Every end-to-end test in one binary (wasmtime is linked once), a module
+//! per topic: the real component in the real host against the sandbox on
+//! loopback, sharing the harness in `tests/src/`.
+
+mod catalogue;
+mod circuits;
+mod connections;
+mod documents;
+mod hostile;
+mod quotas;
+mod retries;
+mod shared_quota;
+mod sirene;
