@@ -1,6 +1,7 @@
 //! The one send through `wasi:http/outgoing-handler`: a bodiless GET (no
-//! `.body()` on it, see WASM-STACK.md pitfall 8), the timeouts of the
-//! endpoint's kind, and a bounded read of the answer.
+//! `.body()` on it: a client that opens and writes a body it does not need
+//! saw intermittent "connection reset" on plain GETs, as wstd 0.6's did), the
+//! timeouts of the endpoint's kind, and a bounded read of the answer.
 
 use crate::error::Error;
 use crate::request::HttpRequest;
