@@ -5,6 +5,21 @@ use crate::catalogue::Endpoint;
 use crate::error::Error;
 use crate::validate::Trace;
 
+/// What a path segment must encode: the URL standard's path-segment set
+/// (controls, space, `"#<>?\`{}`, `/`, `%`).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%');
+
 /// Names the product and its version to the API's operators.
 pub const USER_AGENT: &str = concat!("api-entreprise-rs/", env!("CARGO_PKG_VERSION"), " (wasm component)");
 
@@ -79,10 +94,11 @@ pub fn build(
     let base = BaseUrl::parse(base)?;
     let mut path = endpoint.path.to_owned();
     for ((name, _), value) in endpoint.params.iter().zip(params) {
-        // Each segment is encoded; a provider name keeps its slashes.
+        // Each segment is percent-encoded as a path segment (a space is
+        // `%20`, not the form encoding's `+`); a provider name keeps its slashes.
         let encoded: Vec<String> = value
             .split('/')
-            .map(|segment| form_urlencoded::byte_serialize(segment.as_bytes()).collect())
+            .map(|segment| percent_encoding::utf8_percent_encode(segment, PATH_SEGMENT).to_string())
             .collect();
         path = path.replace(&format!("{{{name}}}"), &encoded.join("/"));
     }
@@ -145,6 +161,13 @@ mod tests {
         let e = find("ping", None).unwrap();
         let r = build("https://x.fr", e, &["insee/sirene".into()], &[], &Trace::default()).unwrap();
         assert_eq!(r.url(), "https://x.fr/ping/insee/sirene");
+    }
+
+    #[test]
+    fn path_values_are_percent_encoded_as_path_segments_not_as_a_form() {
+        let e = find("ping", None).unwrap();
+        let r = build("https://x.fr", e, &["a b+c?d#e%f".into()], &[], &Trace::default()).unwrap();
+        assert_eq!(r.url(), "https://x.fr/ping/a%20b+c%3Fd%23e%25f");
     }
 
     #[test]

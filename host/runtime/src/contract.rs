@@ -6,8 +6,11 @@
 //! is not a component, implements another contract or another major version
 //! of ours, or imports more than the host offers.
 
+use api_entreprise_catalogue as catalogue;
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use crate::types;
 
 /// The contract's package.
 pub const PACKAGE: &str = "api-entreprise:client";
@@ -48,16 +51,56 @@ pub const OFFERED_IMPORTS: &[&str] = &[
 /// is not a component.
 const CORE_MODULE_PREAMBLE: [u8; 8] = *b"\0asm\x01\0\0\0";
 
+/// Why the host refuses to run a component: each case names what is wrong
+/// and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The file is not WebAssembly at all.
+    #[error("it is not WebAssembly (no `\\0asm` header): give the path of the client's `.wasm` component")]
+    NotWasm,
+    /// A core module, not a component.
+    #[error("it is a core WebAssembly module, not a component: build the client with `--target wasm32-wasip2`")]
+    CoreModule,
+    /// A component of another contract (its exports listed).
+    #[error(
+        "it is not an API Entreprise client: it exports {exports}, not the interfaces {} of {PACKAGE}@{VERSION}",
+        EXPORTS.join(", ")
+    )]
+    NotAClient {
+        /// What it exports instead, or `nothing`.
+        exports: String,
+    },
+    /// A client of another version track of the contract.
+    #[error(
+        "it implements {PACKAGE}@{theirs}, and this host runs {PACKAGE}@{ours}.x components: use the client \
+         built with this host (the default) or a host built for {theirs}"
+    )]
+    OtherVersion {
+        /// Its version, or `with no version`.
+        theirs: String,
+        /// The host's track (`0.1`).
+        ours: String,
+    },
+    /// Some of the interfaces the host calls are missing.
+    #[error("it does not export the interface(s) {} of {PACKAGE}@{VERSION}", .0.join(", "))]
+    MissingExports(Vec<String>),
+    /// It imports what the host does not offer.
+    #[error(
+        "it imports {}, which this host does not offer: a client reaches the API through wasi:http only \
+         (no files, no sockets, no other host functions)",
+        .0.join(", ")
+    )]
+    ExtraImports(Vec<String>),
+}
+
 /// Explains why `bytes` are not a component at all, if that is the case:
 /// a clearer message than the parser's.
-pub fn not_a_component(bytes: &[u8]) -> Option<String> {
+pub fn not_a_component(bytes: &[u8]) -> Option<Refusal> {
     if bytes.starts_with(&CORE_MODULE_PREAMBLE) {
-        return Some(
-            "it is a core WebAssembly module, not a component: build the client with `--target wasm32-wasip2`".into(),
-        );
+        return Some(Refusal::CoreModule);
     }
-    (!bytes.starts_with(b"\0asm"))
-        .then(|| "it is not WebAssembly (no `\\0asm` header): give the path of the client's `.wasm` component".into())
+    (!bytes.starts_with(b"\0asm")).then_some(Refusal::NotWasm)
 }
 
 /// A name split into `package`, `interface` and `version`, for names of the
@@ -71,20 +114,28 @@ fn split(name: &str) -> Option<(&str, &str, Option<&str>)> {
     Some((package, interface, version))
 }
 
-/// The part of a version that must match for two versions to be compatible
-/// (semver: the major, or for `0.x` the minor too).
-fn compatibility_track(version: &str) -> String {
-    let mut parts = version.split('.');
-    let major = parts.next().unwrap_or_default();
-    match major {
-        "0" => format!("0.{}", parts.next().unwrap_or_default()),
-        _ => major.to_owned(),
-    }
+/// The versions compatible with `version` (semver: the same major, or for
+/// `0.x` the same minor too), and the track's name (`0.1`, `1`).
+fn track(version: &str) -> Option<(semver::VersionReq, String)> {
+    let v = semver::Version::parse(version).ok()?;
+    let name = if v.major == 0 {
+        format!("0.{}", v.minor)
+    } else {
+        v.major.to_string()
+    };
+    Some((semver::VersionReq::parse(&format!("^{name}")).ok()?, name))
+}
+
+/// Whether `version` (absent, or not semver: no) is on the track `req`.
+fn on_track(version: Option<&str>, req: &semver::VersionReq) -> bool {
+    version
+        .and_then(|v| semver::Version::parse(v).ok())
+        .is_some_and(|v| req.matches(&v))
 }
 
 /// Checks a component's imports and exports against what this host offers
 /// and calls, before anything of it runs.
-pub fn check(engine: &Engine, component: &Component) -> Result<(), String> {
+pub fn check(engine: &Engine, component: &Component) -> Result<(), Refusal> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     let imports: Vec<&str> = ty.imports(engine).map(|(name, _)| name).collect();
@@ -92,8 +143,14 @@ pub fn check(engine: &Engine, component: &Component) -> Result<(), String> {
 }
 
 /// [`check`] on the names alone.
-pub fn check_names(imports: &[&str], exports: &[&str]) -> Result<(), String> {
-    let ours = compatibility_track(VERSION);
+pub fn check_names(imports: &[&str], exports: &[&str]) -> Result<(), Refusal> {
+    // Both are this crate's own constants, checked by the tests below.
+    let (Some((ours_req, ours)), Some((wasi_req, _))) = (track(VERSION), track("0.2.0")) else {
+        return Err(Refusal::OtherVersion {
+            theirs: "any version".into(),
+            ours: VERSION.into(),
+        });
+    };
     let exported: Vec<(&str, Option<&str>)> = exports
         .iter()
         .filter_map(|name| split(name))
@@ -101,57 +158,114 @@ pub fn check_names(imports: &[&str], exports: &[&str]) -> Result<(), String> {
         .map(|(_, interface, version)| (interface, version))
         .collect();
     if exported.is_empty() {
-        let listed = if exports.is_empty() {
+        let exports = if exports.is_empty() {
             "nothing".to_owned()
         } else {
             exports.join(", ")
         };
-        return Err(format!(
-            "it is not an API Entreprise client: it exports {listed}, not the interfaces {} of {PACKAGE}@{VERSION}",
-            EXPORTS.join(", ")
-        ));
+        return Err(Refusal::NotAClient { exports });
     }
-    if let Some((_, version)) = exported
-        .iter()
-        .find(|(_, v)| v.is_none_or(|v| compatibility_track(v) != ours))
-    {
-        let theirs = version.unwrap_or("with no version");
-        return Err(format!(
-            "it implements {PACKAGE}@{theirs}, and this host runs {PACKAGE}@{ours}.x components: use the client \
-             built with this host (the default) or a host built for {theirs}"
-        ));
+    if let Some((_, version)) = exported.iter().find(|(_, v)| !on_track(*v, &ours_req)) {
+        return Err(Refusal::OtherVersion {
+            theirs: version.unwrap_or("with no version").to_owned(),
+            ours,
+        });
     }
-    let missing: Vec<&str> = EXPORTS
+    let missing: Vec<String> = EXPORTS
         .into_iter()
         .filter(|want| !exported.iter().any(|(interface, _)| interface == want))
+        .map(str::to_owned)
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "it does not export the interface(s) {} of {PACKAGE}@{VERSION}",
-            missing.join(", ")
-        ));
+        return Err(Refusal::MissingExports(missing));
     }
-    let extra: Vec<&str> = imports
+    let extra: Vec<String> = imports
         .iter()
         .copied()
         .filter(|name| match split(name) {
             // Its own contract's types (any compatible version).
-            Some((PACKAGE, _, version)) => version.is_none_or(|v| compatibility_track(v) != ours),
+            Some((PACKAGE, _, version)) => !on_track(version, &ours_req),
             Some((package, interface, version)) => {
                 let offered = OFFERED_IMPORTS.contains(&format!("{package}/{interface}").as_str());
-                !offered || version.is_none_or(|v| compatibility_track(v) != "0.2")
+                !offered || !on_track(version, &wasi_req)
             }
             None => true,
         })
+        .map(str::to_owned)
         .collect();
     if !extra.is_empty() {
-        return Err(format!(
-            "it imports {}, which this host does not offer: a client reaches the API through wasi:http only \
-             (no files, no sockets, no other host functions)",
-            extra.join(", ")
-        ));
+        return Err(Refusal::ExtraImports(extra));
     }
     Ok(())
+}
+
+/// Logs where the component's description of its endpoints differs from
+/// the host's catalogue (a newer or a hostile component): the host's is
+/// the one every policy uses.
+pub(crate) fn compare_catalogues(described: &[types::Endpoint]) {
+    let differences: Vec<String> = described
+        .iter()
+        .filter_map(|e| {
+            let why = match catalogue::find(&e.id, Some(e.version)) {
+                None => "unknown to the host".to_owned(),
+                Some(ours) => {
+                    let mut why = Vec::new();
+                    if ours.path != e.path {
+                        why.push(format!("path {} for {}", e.path, ours.path));
+                    }
+                    if !same_kind(ours.kind, e.kind) {
+                        why.push(format!("kind {:?} for {:?}", e.kind, ours.kind));
+                    }
+                    if (ours.group.name, ours.group.limit, ours.group.period_seconds)
+                        != (
+                            e.rate_limit.name.as_str(),
+                            e.rate_limit.limit,
+                            e.rate_limit.period_seconds,
+                        )
+                    {
+                        why.push(format!(
+                            "group {} {}/{}s for {} {}/{}s",
+                            e.rate_limit.name,
+                            e.rate_limit.limit,
+                            e.rate_limit.period_seconds,
+                            ours.group.name,
+                            ours.group.limit,
+                            ours.group.period_seconds
+                        ));
+                    }
+                    if why.is_empty() {
+                        return None;
+                    }
+                    why.join(", ")
+                }
+            };
+            Some(format!("{} v{}: {why}", e.id, e.version))
+        })
+        .collect();
+    if !differences.is_empty() {
+        tracing::warn!(
+            target: "api_entreprise::contract",
+            count = differences.len(),
+            "the component describes {} endpoint(s) differently from the host's catalogue, whose quotas and timeouts apply: {}",
+            differences.len(),
+            differences.join("; ")
+        );
+    }
+}
+
+/// Whether the catalogue's kind and the component's are the same.
+fn same_kind(ours: catalogue::Kind, theirs: types::EndpointKind) -> bool {
+    use catalogue::Kind;
+    use types::EndpointKind as Wit;
+    matches!(
+        (ours, theirs),
+        (Kind::Json, Wit::Json)
+            | (Kind::Document, Wit::Document)
+            | (Kind::JsonWithLinks, Wit::JsonWithLinks)
+            | (Kind::Collection, Wit::Collection)
+            | (Kind::Health, Wit::Health)
+            | (Kind::Privileges, Wit::Privileges)
+    )
 }
 
 #[cfg(test)]
@@ -190,25 +304,35 @@ mod tests {
 
     #[test]
     fn each_mismatch_is_named() {
-        let err = check_names(&[], &["wasi:http/incoming-handler@0.2.0"]).unwrap_err();
+        let err = check_names(&[], &["wasi:http/incoming-handler@0.2.0"])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("not an API Entreprise client") && err.contains("incoming-handler"),
             "{err}"
         );
-        let err = check_names(&[], &["api-entreprise:client/client@1.0.0"]).unwrap_err();
+        let err = check_names(&[], &["api-entreprise:client/client@1.0.0"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("@1.0.0") && err.contains("@0.1.x"), "{err}");
-        let err = check_names(&[], &["api-entreprise:client/client@0.2.0"]).unwrap_err();
+        let err = check_names(&[], &["api-entreprise:client/client@0.2.0"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("@0.2.0"), "{err}");
-        let err = check_names(&[], &CLIENT[..2]).unwrap_err();
+        let err = check_names(&[], &CLIENT[..2]).unwrap_err().to_string();
         assert!(err.contains("interface(s) client "), "{err}");
-        let err = check_names(&["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"], &CLIENT).unwrap_err();
+        let err = check_names(&["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"], &CLIENT)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("wasi:filesystem/preopens@0.2.0, wasi:sockets/tcp@0.2.0"),
             "{err}"
         );
-        let err = check_names(&["wasi:http/types@0.3.0"], &CLIENT).unwrap_err();
+        let err = check_names(&["wasi:http/types@0.3.0"], &CLIENT)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("wasi:http/types@0.3.0"), "{err}");
-        let err = check_names(&["env"], &CLIENT).unwrap_err();
+        let err = check_names(&["env"], &CLIENT).unwrap_err().to_string();
         assert!(err.contains("imports env,"), "{err}");
     }
 
@@ -217,9 +341,15 @@ mod tests {
         assert!(
             not_a_component(b"\0asm\x01\0\0\0")
                 .unwrap()
+                .to_string()
                 .contains("core WebAssembly module")
         );
-        assert!(not_a_component(b"<html>").unwrap().contains("not WebAssembly"));
+        assert!(
+            not_a_component(b"<html>")
+                .unwrap()
+                .to_string()
+                .contains("not WebAssembly")
+        );
         assert_eq!(not_a_component(b"\0asm\x0d\0\x01\0"), None);
     }
 }

@@ -135,7 +135,7 @@ pub(crate) async fn download(
     let (body, content_type) = tokio::time::timeout(timeout, fetch)
         .await
         .map_err(|_| DownloadError::Timeout(timeout))??;
-    write_whole(dest, &body).map_err(|source| DownloadError::Write {
+    crate::atomic::write(dest, &body).map_err(|source| DownloadError::Write {
         path: dest.to_owned(),
         source,
     })?;
@@ -144,13 +144,4 @@ pub(crate) async fn download(
         bytes: body.len() as u64,
         content_type,
     })
-}
-
-/// Writes beside `dest`, then renames: a reader never sees half a document.
-fn write_whole(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut partial = dest.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, dest)
 }

@@ -29,13 +29,23 @@ pub enum ConfigError {
         "no client component given: pass RuntimeBuilder::component the bytes of api-entreprise-component or a .wasm file"
     )]
     NoComponent,
-    /// The component could not be read or compiled.
+    /// The component could not be read or compiled (see [`ConfigError::Contract`]
+    /// for one the host refuses to run).
     #[error("loading the component {path}: {reason}")]
     Component {
         /// Where it was loaded from.
         path: PathBuf,
         /// Why it failed.
         reason: String,
+    },
+    /// The component's contract is not one this host runs: nothing of it ran.
+    #[error("loading the component {path}: {refusal}")]
+    Contract {
+        /// Where it was loaded from.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        refusal: crate::contract::Refusal,
     },
     /// The quota store (state file or Redis) could not be opened.
     #[error(transparent)]

@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+mod atomic;
 mod bindings;
 mod circuit;
 pub mod contract;

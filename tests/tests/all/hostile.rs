@@ -132,7 +132,7 @@ fn component_file(name: &str, wat: &str) -> ComponentSource {
 async fn refused(source: ComponentSource) -> String {
     let sandbox = sandbox().await;
     match builder(&sandbox).component(source).build().await {
-        Err(e @ ConfigError::Component { .. }) => e.to_string(),
+        Err(e @ ConfigError::Contract { .. }) => e.to_string(),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -7,7 +7,6 @@
 //! leaves the old state or the new one, never half of one.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,13 +59,9 @@ impl FileStore {
         };
         let result = decide(&mut windows);
         let bytes = serde_json::to_vec(&windows).map_err(|e| error("encoding it", std::io::Error::other(e)))?;
-        // A temporary name of this decision's own, in the same folder (so the
-        // rename is atomic), never one that another process also writes.
-        let mut partial = tempfile::NamedTempFile::new_in(dir).map_err(|e| error("writing it", e))?;
-        partial.write_all(&bytes).map_err(|e| error("writing it", e))?;
-        partial
-            .persist(&self.file)
-            .map_err(|e| error("replacing it", e.error))?;
+        // Written whole under the lock; the rename keeps a crash from
+        // leaving half a state.
+        crate::atomic::write(&self.file, &bytes).map_err(|e| error("writing it", e))?;
         drop(lock);
         Ok(result)
     }

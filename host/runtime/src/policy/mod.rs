@@ -1,0 +1,242 @@
+//! The outbound policy: what the component's requests may reach and what is
+//! added to them on the way out, applied in the `wasi:http` send hook before
+//! any connection is made. Every decision is taken from the request the
+//! host sees leave (its authority, its path) and the host's own catalogue,
+//! never from what the component says of its endpoints.
+//!
+//! One request goes through these steps, in this order, each in its file:
+//!
+//! 1. `admit`: the API's own authority, and the trace on a data request;
+//! 2. `circuit`: the API and the path's provider are not known to be down;
+//! 3. `auth` and `clamp`: the token, and timeouts no longer than the call's
+//!    ceiling and the path's class;
+//! 4. `quota`: a slot in every quota of the path, waited for up to the
+//!    call's deadline;
+//! 5. send, through the pooled [`Sender`];
+//! 6. `learn`: what the answer says of the API, the provider and the group;
+//! 7. hand the answer over, credentials scrubbed, its body bounded.
+
+mod admit;
+mod auth;
+mod circuit;
+mod clamp;
+mod learn;
+mod quota;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Limited};
+use wasmtime_wasi_http::{Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks};
+
+pub use admit::Authority;
+
+use crate::circuit::Circuits;
+use crate::quota::{QuotaKey, Quotas};
+use crate::sender::{SendError, Sender};
+use crate::token::Token;
+
+/// The largest answer body the host lets through to the guest.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// What every outgoing request of every call is held to.
+#[derive(Debug)]
+pub struct OutboundPolicy {
+    pub(crate) api: Authority,
+    pub(crate) token: Option<Token>,
+    /// The per-IP quotas, applied to every request but the health routes'.
+    pub(crate) ip_quotas: Vec<QuotaKey>,
+    pub(crate) quotas: Arc<Quotas>,
+    pub(crate) circuits: Arc<Circuits>,
+    /// The pooled connections every request goes through.
+    pub(crate) sender: Sender,
+    /// The longest any phase of a JSON request may wait.
+    pub(crate) json_timeout: Duration,
+    /// The longest any phase of a document request may wait.
+    pub(crate) document_timeout: Duration,
+    /// How much wider than its period each group's window is kept.
+    pub(crate) quota_margin: Duration,
+    /// The per-token groups are per token: hosts sharing a Redis with other
+    /// tokens count apart. The token's `jti` (an id, not a secret) names it.
+    pub(crate) token_scope: String,
+    /// The token's own limit per minute, for every known group, when it has one.
+    pub(crate) token_rate_limit: Option<u32>,
+}
+
+/// Why the host refused a request, for the caller's error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request went to an authority other than the API's.
+    Authority(String),
+    /// A data request without its trace fields (named).
+    Trace(String),
+    /// A circuit is open: the API is silent (maybe a ban) or a provider
+    /// keeps failing.
+    Circuit {
+        /// What does not answer.
+        what: String,
+        /// When the next attempt may go.
+        retry_after: Duration,
+    },
+    /// The quota had no slot; one frees up after this long.
+    Quota {
+        /// The quota, as `N/DURATION`.
+        quota: String,
+        /// When the oldest request in the window leaves it.
+        retry_after: Duration,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Authority(why) => write!(f, "{why}; nothing was sent"),
+            Refusal::Circuit { what, retry_after } => write!(
+                f,
+                "{what}; nothing was sent, try again in {:.0} s",
+                retry_after.as_secs_f64().ceil()
+            ),
+            Refusal::Trace(missing) => write!(
+                f,
+                "the component sent a data request without {missing}, which API Entreprise requires; nothing was sent"
+            ),
+            Refusal::Quota { quota, retry_after } => write!(
+                f,
+                "the quota {quota} has no slot before the call's deadline; nothing was sent (a slot frees in {:.1} s)",
+                retry_after.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl Refusal {
+    /// The `wasi:http` error code the component sees for it.
+    fn code(&self) -> HttpError {
+        match self {
+            Refusal::Authority(_) | Refusal::Trace(_) => HttpError::HttpRequestDenied,
+            Refusal::Quota { .. } => HttpError::ConnectionLimitReached,
+            Refusal::Circuit { .. } => HttpError::DestinationUnavailable,
+        }
+    }
+}
+
+/// Where a call's hooks and its send futures record a refusal, so that the
+/// caller is told why (the component only sees "denied").
+type RefusalSlot = Arc<Mutex<Option<Refusal>>>;
+
+/// Records `refusal` for the caller and gives the component its error code.
+fn refuse(slot: &RefusalSlot, refusal: Refusal) -> HttpError {
+    tracing::info!(target: "api_entreprise::policy", %refusal, "request refused");
+    let code = refusal.code();
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(refusal);
+    code
+}
+
+/// The hooks of one call: the shared policy plus the call's own limits.
+pub(crate) struct CallHooks {
+    pub policy: Arc<OutboundPolicy>,
+    /// No phase of a request may wait longer than this, whatever the guest asks.
+    pub ceiling: Duration,
+    /// When the whole call must be over, waiting for a quota slot included.
+    pub deadline: tokio::time::Instant,
+    /// Set when the policy refused a request of this call (also from the
+    /// send future, hence shared).
+    pub refusal: RefusalSlot,
+    /// The path of the last request the call sent, as the host saw it.
+    pub sent_path: Option<String>,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for CallHooks {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        auth::forbidden_headers()
+    }
+
+    fn is_supported_scheme(&mut self, scheme: &Scheme) -> bool {
+        *scheme == Scheme::HTTPS || (*scheme == Scheme::HTTP && !self.policy.api.is_https())
+    }
+
+    fn send_request(
+        &mut self,
+        mut req: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _io: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        let slot = Arc::clone(&self.refusal);
+        if let Err(refusal) = admit::admit(&self.policy.api, req.uri()) {
+            let code = refuse(&slot, refusal);
+            return Box::new(async move { Err(code) });
+        }
+        let path = req.uri().path().to_owned();
+        self.sent_path = Some(path.clone());
+        let passage = match circuit::check(&self.policy.circuits, &req) {
+            Ok(passage) => passage,
+            Err(refusal) => {
+                let code = refuse(&slot, refusal);
+                return Box::new(async move { Err(code) });
+            }
+        };
+        auth::authorize(req.headers_mut(), self.policy.token.as_ref());
+        let options = clamp::clamp(&self.policy, self.ceiling, options, &path);
+        let (keys, group) = quota::keys(&self.policy, &path);
+        let policy = Arc::clone(&self.policy);
+        let deadline = self.deadline;
+        Box::new(async move {
+            if let circuit::Passage::ProbeFirst(url) = &passage {
+                circuit::probe(&policy.circuits, &policy.sender, url, options)
+                    .await
+                    .map_err(|r| refuse(&slot, r))?;
+            }
+            quota::take(&policy.quotas, &keys, deadline)
+                .await
+                .map_err(|r| refuse(&slot, r))?;
+            let response = match policy.sender.send(req, options).await {
+                Ok(response) => response,
+                Err(SendError { refusal: Some(why), .. }) => return Err(refuse(&slot, Refusal::Authority(why))),
+                Err(SendError { code, .. }) => {
+                    if matches!(
+                        code,
+                        HttpError::ConnectionTimeout
+                            | HttpError::ConnectionReadTimeout
+                            | HttpError::HttpResponseTimeout
+                    ) {
+                        policy.circuits.api_silent();
+                    }
+                    return Err(code);
+                }
+            };
+            let status = response.status().as_u16();
+            learn::circuits(&policy.circuits, &path, status, response.headers());
+            if let Some(group) = &group {
+                learn::quotas(&policy.quotas, group, status, response.headers()).await;
+            }
+            let (mut parts, body) = response.into_parts();
+            auth::scrub(&mut parts.headers);
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .map_err(|e| match e.downcast::<HttpError>() {
+                    Ok(e) => *e,
+                    Err(_) => HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES as u64)),
+                })
+                .boxed_unsync();
+            // The pool drives the connection: nothing is left for the guest to wait on.
+            let io = async { Ok(()) };
+            Ok((
+                Response::from_parts(parts, body),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}

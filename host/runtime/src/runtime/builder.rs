@@ -1,0 +1,317 @@
+//! Configures a [`Runtime`] and builds it: the policy, the engine, the
+//! checked and pre-instantiated component.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use super::cache::load_component;
+use super::engine::{POOL_SLOTS, engine_config, spawn_epoch_ticker};
+use super::linker::{CallState, add_wasi_to_linker};
+use super::{CallLimits, DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
+use crate::bindings::ApiEntreprisePre;
+use crate::error::ConfigError;
+use crate::policy::{Authority, OutboundPolicy};
+use crate::quota::{QuotaKey, QuotaSpec, Quotas, SystemClock};
+use crate::token::Token;
+
+/// Where the quotas live in a shared Redis.
+const REDIS_PREFIX: &str = "api-entreprise:quota:";
+
+/// Where the component comes from.
+#[derive(Debug, Clone)]
+pub enum ComponentSource {
+    /// Its bytes, such as those the `api-entreprise-component` crate builds.
+    Bytes(std::borrow::Cow<'static, [u8]>),
+    /// A `.wasm` file, read at start-up (so the client can be upgraded
+    /// without rebuilding the host).
+    File(PathBuf),
+}
+
+/// Configures a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    component: Option<ComponentSource>,
+    base_url: String,
+    token: Option<Token>,
+    ip_quotas: Vec<QuotaSpec>,
+    quotas: Option<Arc<Quotas>>,
+    state_file: Option<PathBuf>,
+    redis_url: Option<String>,
+    quota_margin: Duration,
+    circuits: crate::CircuitConfig,
+    retry: crate::RetryPolicy,
+    cache_dir: Option<PathBuf>,
+    json_timeout: Duration,
+    document_timeout: Duration,
+    document_hosts: Vec<String>,
+    extra_ca: Vec<u8>,
+    token_rate_limit: Option<u32>,
+    pooling: bool,
+}
+
+impl RuntimeBuilder {
+    /// A runtime for the API at `base_url`, with no token and the source
+    /// document's per-IP quota. Give it a component with [`Self::component`].
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            component: None,
+            base_url: base_url.into(),
+            token: None,
+            ip_quotas: QuotaSpec::DEFAULT_IP.to_vec(),
+            quotas: None,
+            state_file: None,
+            redis_url: None,
+            quota_margin: QUOTA_MARGIN,
+            circuits: crate::CircuitConfig::default(),
+            retry: crate::RetryPolicy::NONE,
+            cache_dir: None,
+            json_timeout: JSON_TIMEOUT,
+            document_timeout: DOCUMENT_TIMEOUT,
+            document_hosts: crate::download::DEFAULT_DOCUMENT_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
+            extra_ca: Vec::new(),
+            token_rate_limit: None,
+            pooling: true,
+        }
+    }
+
+    /// Takes each call's instance from a pool reserved at start (the
+    /// default) or maps it afresh (`false`: less memory reserved up front,
+    /// slower calls). The pool serves [`POOL_SLOTS`] calls at once; more
+    /// wait for a slot.
+    pub fn pooling(mut self, pooling: bool) -> Self {
+        self.pooling = pooling;
+        self
+    }
+
+    /// The token's own limit per minute, for every endpoint group, when API
+    /// Entreprise gave it one (`rate_limit_per_minute`), instead of the
+    /// catalogue's group limits.
+    pub fn token_rate_limit(mut self, per_minute: u32) -> Self {
+        self.token_rate_limit = Some(per_minute);
+        self
+    }
+
+    /// Also trusts the CA certificate(s) in `pem` (PEM text), beside the
+    /// web's usual roots: a corporate proxy's, or the sandbox's with TLS.
+    pub fn extra_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_ca = pem.into();
+        self
+    }
+
+    /// The hosts document links may be downloaded from (`https://host[:port]`),
+    /// instead of [`crate::download::DEFAULT_DOCUMENT_HOSTS`]. The API's own
+    /// authority is always one of them.
+    pub fn document_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.document_hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Loads the component from `source`.
+    pub fn component(mut self, source: ComponentSource) -> Self {
+        self.component = Some(source);
+        self
+    }
+
+    /// The token added to every request to the API (and to nothing else).
+    pub fn token(mut self, token: Token) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// The per-IP quotas, all applied at once and never exceeded, instead of
+    /// [`QuotaSpec::DEFAULT_IP`].
+    pub fn ip_quotas(mut self, quotas: impl IntoIterator<Item = QuotaSpec>) -> Self {
+        self.ip_quotas = quotas.into_iter().collect();
+        self
+    }
+
+    /// Keeps the quota state in `file`, so that a restart does not spend a
+    /// window's quota again.
+    pub fn state_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(file.into());
+        self
+    }
+
+    /// Keeps the quotas in the Redis server at `url`, shared by every host
+    /// that uses it (several hosts behind one egress IP), instead of in this
+    /// process and its state file.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Keeps the compiled component in `dir`, keyed by the engine's
+    /// configuration (wasmtime version included) and the component's bytes:
+    /// the first start compiles, later ones load the compiled form.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Retries transient failures (off by default).
+    pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// When the API's and the providers' circuits open, and for how long.
+    pub fn circuits(mut self, config: crate::CircuitConfig) -> Self {
+        self.circuits = config;
+        self
+    }
+
+    /// Widens every quota's window by `margin` (default [`QUOTA_MARGIN`]):
+    /// the server counts a request when it arrives, a little after it
+    /// leaves, and arrivals do not keep the order and spacing of departures.
+    pub fn quota_margin(mut self, margin: Duration) -> Self {
+        self.quota_margin = margin;
+        self
+    }
+
+    /// Shares `quotas` (their clock and state) instead of making new ones:
+    /// several runtimes in one process then count together.
+    pub fn quotas(mut self, quotas: Arc<Quotas>) -> Self {
+        self.quotas = Some(quotas);
+        self
+    }
+
+    /// Lowers the JSON and document timeouts; they can never be raised past
+    /// 5 s and 12 s.
+    pub fn timeouts(mut self, json: Duration, document: Duration) -> Self {
+        self.json_timeout = json.min(JSON_TIMEOUT);
+        self.document_timeout = document.min(DOCUMENT_TIMEOUT);
+        self
+    }
+
+    /// The pooled sender: the web's roots plus the extra CA; for a
+    /// production API, host names resolving to non-public addresses refused.
+    fn sender(&self, api: &Authority) -> Result<crate::sender::Sender, ConfigError> {
+        use rustls_pki_types::pem::PemObject;
+        let ca_err = |why: String| ConfigError::Ca(why);
+        let roots = rustls_pki_types::CertificateDer::pem_slice_iter(&self.extra_ca)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_err(format!("it is not PEM: {e}")))?;
+        if !self.extra_ca.is_empty() && roots.is_empty() {
+            return Err(ca_err("it holds no CERTIFICATE block".into()));
+        }
+        let connect_timeout = self.json_timeout.max(self.document_timeout);
+        crate::sender::Sender::new(&roots, !api.is_loopback(), connect_timeout).map_err(ca_err)
+    }
+
+    /// Compiles the component and prepares it for calls.
+    pub async fn build(self) -> Result<Runtime, ConfigError> {
+        let api = Authority::of_base_url(&self.base_url)?;
+        let mut document_hosts = vec![api.clone()];
+        for host in &self.document_hosts {
+            document_hosts.push(Authority::of_base_url(host)?);
+        }
+        let sender = self.sender(&api)?;
+        let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
+        let engine = match Engine::new(&engine_config(self.pooling)) {
+            Ok(engine) => engine,
+            // A host whose address space is capped cannot reserve the pool:
+            // it still runs, mapping each instance afresh.
+            Err(e) if self.pooling => {
+                tracing::warn!(target: "api_entreprise::runtime", "no instance pool ({e:#}); instances are mapped per call");
+                Engine::new(&engine_config(false)).map_err(engine_err)?
+            }
+            Err(e) => return Err(engine_err(e)),
+        };
+
+        let (path, bytes) = match &self.component {
+            None => return Err(ConfigError::NoComponent),
+            Some(ComponentSource::Bytes(bytes)) => (PathBuf::from("<bytes>"), Ok(bytes.clone())),
+            Some(ComponentSource::File(path)) => (path.clone(), std::fs::read(path).map(std::borrow::Cow::Owned)),
+        };
+        let component_err = |e: wasmtime::Error| ConfigError::Component {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        };
+        let bytes = bytes.map_err(|e| component_err(e.into()))?;
+        let refused = |refusal| ConfigError::Contract {
+            path: path.clone(),
+            refusal,
+        };
+        if let Some(refusal) = crate::contract::not_a_component(&bytes) {
+            return Err(refused(refusal));
+        }
+        let (component, origin) = load_component(&engine, &bytes, self.cache_dir.as_deref()).map_err(component_err)?;
+        crate::contract::check(&engine, &component).map_err(refused)?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        add_wasi_to_linker(&mut linker).map_err(engine_err)?;
+        let pre = linker.instantiate_pre(&component).map_err(component_err)?;
+        let pre = ApiEntreprisePre::new(pre).map_err(component_err)?;
+        spawn_epoch_ticker(&engine);
+
+        let quotas = match (self.quotas, &self.state_file) {
+            (Some(quotas), _) => quotas,
+            (None, _) if self.redis_url.is_some() => {
+                let url = self.redis_url.as_deref().unwrap_or_default();
+                Arc::new(Quotas::redis(url, REDIS_PREFIX).await?)
+            }
+            (None, Some(file)) => Arc::new(Quotas::persistent(file.clone(), Box::new(SystemClock))?),
+            (None, None) => Arc::new(Quotas::new()),
+        };
+        let token_scope = match self.token.as_ref().map(Token::claims) {
+            Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
+            _ => String::new(),
+        };
+        let policy = Arc::new(OutboundPolicy {
+            api,
+            token: self.token,
+            json_timeout: self.json_timeout,
+            document_timeout: self.document_timeout,
+            quota_margin: self.quota_margin,
+            token_scope,
+            token_rate_limit: self.token_rate_limit,
+            ip_quotas: self
+                .ip_quotas
+                .iter()
+                .map(|spec| QuotaKey {
+                    name: format!("ip {spec}"),
+                    spec: QuotaSpec {
+                        limit: spec.limit,
+                        window: spec.window + self.quota_margin,
+                    },
+                })
+                .collect(),
+            quotas,
+            circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
+            sender,
+        });
+        let mut runtime = Runtime {
+            engine,
+            pre,
+            policy,
+            base_url: self.base_url.trim_end_matches('/').to_owned(),
+            endpoints: Vec::new(),
+            document_hosts,
+            json_timeout: self.json_timeout,
+            document_timeout: self.document_timeout,
+            retry: self.retry,
+            origin,
+            slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
+        };
+        // The component's catalogue is a description (for `endpoints`),
+        // compared with the host's own, never trusted for a policy.
+        runtime.endpoints = runtime
+            .with_instance(CallLimits::local(runtime.json_timeout), async |store, client| {
+                let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
+                Ok(Ok(endpoints))
+            })
+            .await
+            .map_err(|e| ConfigError::Component {
+                path,
+                reason: format!("listing its endpoints failed: {e}"),
+            })?;
+        crate::contract::compare_catalogues(&runtime.endpoints);
+        Ok(runtime)
+    }
+}

@@ -1,0 +1,359 @@
+//! The runtime: loads the component, pre-instantiates it, and runs each call
+//! in a fresh store under the outbound policy and the call's deadline.
+//!
+//! `builder.rs` configures and builds it; `engine.rs` holds the engine, its
+//! instance pool, the epoch ticker and the memory cap; `cache.rs` keeps the
+//! compiled component between starts; `linker.rs` links what a component
+//! may import and holds one call's store.
+
+mod builder;
+mod cache;
+mod engine;
+mod linker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_entreprise_catalogue as catalogue;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+pub use builder::{ComponentSource, RuntimeBuilder};
+pub use cache::ComponentOrigin;
+pub use engine::POOL_SLOTS;
+
+use crate::bindings::{ApiEntreprise, ApiEntreprisePre};
+use crate::error::{CallError, ClientError};
+use crate::policy::{Authority, CallHooks, OutboundPolicy};
+use crate::token::Token;
+use crate::types;
+use engine::{MEMORY_LIMIT, MemoryCap};
+use linker::CallState;
+
+/// The production API.
+pub const PRODUCTION_BASE_URL: &str = "https://entreprise.api.gouv.fr";
+
+/// The longest a JSON call may take (the API's advice).
+pub const JSON_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a document call may take (the API's advice).
+pub const DOCUMENT_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// How long past its network ceiling a call may run (instantiation and
+/// parsing) before it is abandoned.
+const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+
+/// How much wider than configured each quota window is kept, so that the
+/// server, counting on arrival, never sees more than the quota in a window.
+pub const QUOTA_MARGIN: Duration = Duration::from_millis(500);
+
+/// Runs calls to API Entreprise through the client component.
+///
+/// Cheap to share: wrap it in an `Arc` and call from many tasks.
+pub struct Runtime {
+    engine: Engine,
+    pre: ApiEntreprisePre<CallState>,
+    policy: Arc<OutboundPolicy>,
+    base_url: String,
+    endpoints: Vec<types::Endpoint>,
+    document_hosts: Vec<Authority>,
+    json_timeout: Duration,
+    document_timeout: Duration,
+    retry: crate::RetryPolicy,
+    origin: ComponentOrigin,
+    /// One permit per pool slot: a call past the pool's size waits.
+    slots: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("base_url", &self.base_url)
+            .field("policy", &self.policy)
+            .field("endpoints", &self.endpoints.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Every version of every endpoint the component supports.
+    pub fn endpoints(&self) -> &[types::Endpoint] {
+        &self.endpoints
+    }
+
+    /// The endpoint a request would call: the given version, or the newest
+    /// non-deprecated one.
+    pub fn resolve(&self, id: &str, version: Option<u8>) -> Option<&types::Endpoint> {
+        let mut versions = self.endpoints.iter().filter(|e| e.id == id);
+        match version {
+            Some(v) => versions.find(|e| e.version == v),
+            None => {
+                let all: Vec<_> = versions.collect();
+                all.iter().rev().find(|e| !e.deprecated).or(all.last()).copied()
+            }
+        }
+    }
+
+    /// Whether the component was compiled at start or loaded from the cache.
+    pub fn component_origin(&self) -> ComponentOrigin {
+        self.origin
+    }
+
+    /// The token's claims, when a token is set and is a JWT.
+    pub fn token_claims(&self) -> Option<Result<crate::Claims, String>> {
+        self.policy.token.as_ref().map(Token::claims)
+    }
+
+    /// The API base URL calls go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Validates, sends and parses one call, retrying transient failures
+    /// one after the other when the runtime's [`crate::RetryPolicy`] says so.
+    pub async fn call(&self, request: &types::Request) -> Result<types::Response, CallError> {
+        let mut attempt = 1;
+        loop {
+            let result = self.call_once(request).await;
+            attempt += 1;
+            match result.as_ref().err().and_then(|e| self.retry.delay(attempt, e)) {
+                Some(delay) => {
+                    tracing::info!(target: "api_entreprise::retry", attempt, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return result,
+            }
+        }
+    }
+
+    async fn call_once(&self, request: &types::Request) -> Result<types::Response, CallError> {
+        let started = Instant::now();
+        // The call's ceiling comes from the host's own catalogue; each
+        // request it sends is clamped again by its path (policy.rs).
+        let endpoint = catalogue::find(&request.endpoint, request.version);
+        let ceiling = match endpoint.map(|e| e.kind) {
+            Some(catalogue::Kind::Document) => self.document_timeout,
+            _ => self.json_timeout,
+        };
+        let limits = CallLimits::new(ceiling);
+        let sent_path = Arc::clone(&limits.sent_path);
+        let base_url = self.base_url.clone();
+        let result = self
+            .with_instance(limits, async |store, client| {
+                client
+                    .api_entreprise_client_client()
+                    .call_call(store, &base_url, request)
+                    .await
+            })
+            .await;
+        // A maintenance window says when it ends (`meta.retry_in`, parsed by
+        // the component): the circuit of the provider whose path the host
+        // saw leave stays open until then (at most the longest cool-down).
+        let sent_path = sent_path.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Err(CallError::Client(ClientError(types::Error::Maintenance(api)))) = &result
+            && let (Some(provider), Some(seconds)) = (
+                sent_path.as_deref().and_then(catalogue::provider_of),
+                api.retry_after_seconds,
+            )
+        {
+            self.policy
+                .circuits
+                .provider_answered(provider, true, Some(Duration::from_secs(seconds)));
+        }
+        audit(request, endpoint, &result, started.elapsed());
+        result
+    }
+
+    /// Downloads a document link from an answer into `dest` (written whole or
+    /// not at all): never with the token, only from the document hosts,
+    /// within the document timeout, up to [`crate::download::MAX_DOCUMENT_BYTES`].
+    pub async fn download(&self, url: &str, dest: &Path) -> Result<crate::Downloaded, crate::DownloadError> {
+        crate::download::download(
+            &self.policy.sender,
+            &self.document_hosts,
+            url,
+            dest,
+            self.document_timeout,
+        )
+        .await
+    }
+
+    /// The sans-IO face: validates `request` and builds the HTTP request a
+    /// host with its own HTTP stack would send (it carries no token).
+    pub async fn prepare(&self, request: &types::Request) -> Result<types::HttpRequest, CallError> {
+        let base_url = self.base_url.clone();
+        self.with_instance(CallLimits::local(self.json_timeout), async |store, client| {
+            client
+                .api_entreprise_client_codec()
+                .call_prepare(store, &base_url, request)
+                .await
+        })
+        .await
+    }
+
+    /// The sans-IO face: parses an answer received by the caller's own HTTP
+    /// stack for `endpoint` in `version`.
+    pub async fn parse(
+        &self,
+        endpoint: &str,
+        version: u8,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<types::Response, CallError> {
+        self.with_instance(CallLimits::local(self.json_timeout), async |store, client| {
+            client
+                .api_entreprise_client_codec()
+                .call_parse(store, endpoint, version, status, headers, body)
+                .await
+        })
+        .await
+    }
+
+    /// Instantiates the component in a fresh store and drops it: what every
+    /// call pays before its own work. Returns how long that took.
+    pub async fn instantiation_cost(&self) -> Result<Duration, CallError> {
+        let started = Instant::now();
+        self.with_instance(CallLimits::local(self.json_timeout), async |_, _| Ok(Ok(())))
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    /// The sender every request of this runtime goes through (pooled
+    /// connections, the extra CA, the DNS guard), for a caller's own
+    /// requests beside the component's, such as the sans-IO face's.
+    pub fn sender(&self) -> &crate::Sender {
+        &self.policy.sender
+    }
+
+    /// Runs `f` against a fresh instance in a fresh store, under the call's
+    /// ceiling. A refusal by the policy replaces the guest's generic message.
+    async fn with_instance<R>(
+        &self,
+        limits: CallLimits,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, CallError> {
+        // A pool slot first (held until the store is gone, below), within
+        // the call's time.
+        let _slot = match tokio::time::timeout(limits.ceiling, self.slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(CallError::Trap("the runtime is shutting down".into())),
+            Err(_) => return Err(CallError::Deadline(limits.ceiling)),
+        };
+        let state = CallState {
+            // An empty environment, no arguments, no preopens, no network but
+            // through wasi:http.
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: CallHooks {
+                policy: Arc::clone(&self.policy),
+                ceiling: limits.ceiling,
+                deadline: tokio::time::Instant::now() + limits.ceiling,
+                refusal: Arc::default(),
+                sent_path: None,
+            },
+            memory: MemoryCap::default(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        // Yield to the executor at every epoch tick, so that the deadline
+        // below also interrupts a guest that never waits on I/O.
+        store.epoch_deadline_async_yield_and_update(1);
+        let run = async {
+            let client = self.pre.instantiate_async(&mut store).await?;
+            f(&mut store, &client).await
+        };
+        let outcome = tokio::time::timeout(limits.ceiling + DEADLINE_SLACK, run).await;
+        let memory_exhausted = store.data().memory.exhausted;
+        *limits.sent_path.lock().unwrap_or_else(|p| p.into_inner()) = store.data().hooks.sent_path.clone();
+        let refusal = store
+            .data()
+            .hooks
+            .refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match (outcome, refusal) {
+            (Err(_), _) => Err(CallError::Deadline(limits.ceiling)),
+            (Ok(Err(trap)), _) if memory_exhausted => Err(CallError::Trap(format!(
+                "it used more than its {} MiB of memory ({trap:#})",
+                MEMORY_LIMIT >> 20
+            ))),
+            (Ok(Err(trap)), _) => Err(CallError::Trap(format!("{trap:#}"))),
+            (Ok(Ok(_)), Some(crate::policy::Refusal::Quota { quota, retry_after })) => {
+                Err(CallError::RateLimited { quota, retry_after })
+            }
+            (Ok(Ok(_)), Some(crate::policy::Refusal::Circuit { what, retry_after })) => {
+                Err(CallError::CircuitOpen { what, retry_after })
+            }
+            (Ok(Ok(Ok(value))), _) => Ok(value),
+            // The component only knows "denied": say why.
+            (Ok(Ok(Err(types::Error::RefusedByHost(_)))), Some(refusal)) => Err(CallError::Client(ClientError(
+                types::Error::RefusedByHost(refusal.to_string()),
+            ))),
+            (Ok(Ok(Err(error))), _) => Err(CallError::Client(ClientError(error))),
+        }
+    }
+}
+
+/// What bounds one call, and what the host saw it send.
+struct CallLimits {
+    /// The call's time ceiling.
+    ceiling: Duration,
+    /// The path of the last request the call sent, filled in after it.
+    sent_path: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl CallLimits {
+    fn new(ceiling: Duration) -> Self {
+        Self {
+            ceiling,
+            sent_path: Arc::default(),
+        }
+    }
+
+    /// For calls that should send nothing (the catalogue, the sans-IO
+    /// codec); a request they send anyway is held to the same policy.
+    fn local(ceiling: Duration) -> Self {
+        Self::new(ceiling)
+    }
+}
+
+/// One line per call in the audit trail: who asked what, for what, and what
+/// came back. Never the token.
+fn audit(
+    request: &types::Request,
+    endpoint: Option<&catalogue::Endpoint>,
+    result: &Result<types::Response, CallError>,
+    latency: Duration,
+) {
+    let (status, outcome, request_id) = match result {
+        Ok(r) => (Some(r.status), "ok".to_owned(), r.request_id.clone()),
+        Err(CallError::Client(e)) => (e.status(), e.codes().join(","), None),
+        Err(CallError::Deadline(_)) => (None, "deadline".to_owned(), None),
+        Err(CallError::RateLimited { .. }) => (None, "quota".to_owned(), None),
+        Err(CallError::CircuitOpen { .. }) => (None, "circuit".to_owned(), None),
+        Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
+    };
+    tracing::info!(
+        target: "api_entreprise::audit",
+        endpoint = %request.endpoint,
+        version = endpoint.map(|e| e.version),
+        context = %request.trace.context,
+        recipient = %request.trace.recipient,
+        object = %request.trace.object,
+        user_id = request.trace.user_id.as_deref(),
+        status,
+        outcome = %outcome,
+        request_id = request_id.as_deref(),
+        latency_ms = latency.as_millis() as u64,
+        "call"
+    );
+}
