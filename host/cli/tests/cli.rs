@@ -3,19 +3,27 @@
 
 use std::process::{Command, Output};
 
-/// Runs the command with `args`, in an environment without any of its
-/// variables but `token` when given.
-fn run_with(args: &[&str], token: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
-    command.args(args);
-    for var in [
-        "API_ENTREPRISE_TOKEN",
-        "API_ENTREPRISE_BASE_URL",
-        "API_ENTREPRISE_COMPONENT",
-        "API_ENTREPRISE_IP_QUOTA",
-    ] {
-        command.env_remove(var);
+/// The command, in an environment without any `API_ENTREPRISE_*` variable
+/// of the shell that runs the tests (a developer's token, quota or state
+/// directory must not change what a test sees).
+fn command() -> Command {
+    clean(Command::new(env!("CARGO_BIN_EXE_api-entreprise")))
+}
+
+/// `command` without the `API_ENTREPRISE_*` variables of the tests' shell.
+fn clean(mut command: Command) -> Command {
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
+            command.env_remove(var);
+        }
     }
+    command
+}
+
+/// Runs the command with `args`, with `token` when given.
+fn run_with(args: &[&str], token: Option<&str>) -> Output {
+    let mut command = command();
+    command.args(args);
     if let Some(token) = token {
         command.env("API_ENTREPRISE_TOKEN", token);
     }
@@ -48,16 +56,13 @@ fn call(global: &[&str], args: &[&str], token: Option<&str>) -> Output {
 /// A process of `[global…] call insee_unites_legales 552049447` against the
 /// sandbox at `base_url`, with its token and no configuration of its own.
 fn unite_legale_against(base_url: &str, global: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
+    let mut command = command();
     command
         .args(global)
         .args(["call", "insee_unites_legales", "552049447"])
         .args(TRACE)
         .env("API_ENTREPRISE_TOKEN", api_entreprise_sandbox::DEFAULT_TOKEN)
         .env("API_ENTREPRISE_BASE_URL", base_url)
-        .env_remove("API_ENTREPRISE_IP_QUOTA")
-        .env_remove("API_ENTREPRISE_REDIS_URL")
-        .env_remove("API_ENTREPRISE_STATE_DIR")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     command
@@ -260,12 +265,10 @@ fn a_host_that_cannot_reserve_the_instance_pool_still_runs() {
     // 32 GiB of address space: far too little for the pool's reservation
     // (a 4 GiB region per slot), enough for instances mapped one by one.
     let bin = env!("CARGO_BIN_EXE_api-entreprise");
-    let out = Command::new("bash")
+    let out = clean(Command::new("bash"))
         .args(["-c", "ulimit -v 33554432 && exec \"$0\" \"$@\"", bin, "call"])
         .args(["insee_unites_legales", "552049447"])
         .args(TRACE)
-        .env_remove("API_ENTREPRISE_TOKEN")
-        .env_remove("API_ENTREPRISE_BASE_URL")
         .env(
             "API_ENTREPRISE_CACHE_DIR",
             std::env::temp_dir().join("api-entreprise-cli-ulimit-cache"),
