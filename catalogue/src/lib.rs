@@ -244,27 +244,51 @@ pub fn route(path: &str) -> Option<(&'static Endpoint, Vec<(&'static str, &str)>
         .map(|(_, e, values)| (e, values))
 }
 
-/// Whether a request to `path` is free of every quota: only the health
-/// routes, `/pings` and `/ping/<provider>`, are.
-pub fn is_free(path: &str) -> bool {
-    route(path).is_some_and(|(e, _)| e.kind == Kind::Health)
+/// What the host's policy needs to know of a request's path, from one
+/// look-up of its route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathPolicy {
+    /// Free of every quota: only the health routes, `/pings` and
+    /// `/ping/<provider>`, are.
+    pub free: bool,
+    /// The per-token group it counts against: its route's, [`UNKNOWN_ROUTE`]
+    /// for a path the catalogue does not know, none for `/privileges` and the
+    /// health routes.
+    pub group: Option<Group>,
+    /// Gets the documents' timeout (12 s) rather than the JSON one (5 s):
+    /// only a known document route does.
+    pub document: bool,
 }
 
-/// The per-token group a request to `path` counts against: its route's,
-/// [`UNKNOWN_ROUTE`] for a path the catalogue does not know, none for
-/// `/privileges` and the health routes.
-pub fn group_of(path: &str) -> Option<Group> {
+/// The policy of a request to `path` (no query string).
+pub fn policy_of(path: &str) -> PathPolicy {
     match route(path) {
-        Some((e, _)) if e.group.limit > 0 => Some(e.group),
-        Some(_) => None,
-        None => Some(UNKNOWN_ROUTE),
+        Some((e, _)) => PathPolicy {
+            free: e.kind == Kind::Health,
+            group: (e.group.limit > 0).then_some(e.group),
+            document: e.kind == Kind::Document,
+        },
+        None => PathPolicy {
+            free: false,
+            group: Some(UNKNOWN_ROUTE),
+            document: false,
+        },
     }
 }
 
-/// Whether a request to `path` gets the documents' timeout (12 s) rather
-/// than the JSON one (5 s): only a known document route does.
+/// Whether a request to `path` is free of every quota ([`PathPolicy::free`]).
+pub fn is_free(path: &str) -> bool {
+    policy_of(path).free
+}
+
+/// The per-token group a request to `path` counts against ([`PathPolicy::group`]).
+pub fn group_of(path: &str) -> Option<Group> {
+    policy_of(path).group
+}
+
+/// Whether a request to `path` gets the documents' timeout ([`PathPolicy::document`]).
 pub fn is_document(path: &str) -> bool {
-    route(path).is_some_and(|(e, _)| e.kind == Kind::Document)
+    policy_of(path).document
 }
 
 /// The provider segment of a versioned data path (`/v3/insee/…` →

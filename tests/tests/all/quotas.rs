@@ -128,58 +128,49 @@ async fn a_429_closes_the_group_until_retry_after() {
     assert_eq!(sandbox.requests().len(), 2, "the request after the 429 never left");
 }
 
-/// A hostile component calls every endpoint a free health route with a
-/// limit of 0, and asks for its `probe` endpoint while it sends a data path:
-/// the host counts from the path it sees leave, with its own catalogue.
-#[tokio::test]
-async fn a_component_cannot_dodge_the_quota_by_describing_its_endpoints_as_free() {
+/// The hostile probe (its catalogue calls every endpoint a free health
+/// route with a limit of 0) asks `calls` times for its `probe` endpoint
+/// while it sends `path` of the sandbox, under the per-IP quota `ip_quota`.
+/// Returns the quotas that refused, and how many requests arrived.
+async fn probe_sends(path: &str, ip_quota: &str, calls: usize) -> (Vec<String>, usize) {
     let sandbox = sandbox().await;
     let runtime = builder(&sandbox)
         .component(api_entreprise_tests::probe_component())
-        .ip_quotas(["3/1m".parse().unwrap()])
+        .ip_quotas([ip_quota.parse().unwrap()])
         .build()
         .await
         .expect("the probe loads");
-    let data = format!(
-        "{}/v3/insee/sirene/unites_legales/552049447?context=a&recipient=13002526500013&object=b",
-        sandbox.base_url()
-    );
+    let url = format!("{}{path}", sandbox.base_url());
     let mut refused = Vec::new();
-    for _ in 0..5 {
-        match runtime.call(&request("probe", &[&data])).await {
-            Ok(r) => assert_eq!(r.status, 200),
+    for _ in 0..calls {
+        match runtime.call(&request("probe", &[&url])).await {
+            Ok(_) => {}
             Err(CallError::RateLimited { quota, .. }) => refused.push(quota),
             Err(other) => panic!("{other}"),
         }
     }
-    assert_eq!(sandbox.requests().len(), 3, "past the per-IP quota nothing left");
+    (refused, sandbox.requests().len())
+}
+
+/// A component that calls its endpoints free cannot dodge the per-IP quota:
+/// the host counts from the path it sees leave, with its own catalogue.
+#[tokio::test]
+async fn a_component_cannot_dodge_the_quota_by_describing_its_endpoints_as_free() {
+    let sirene = "/v3/insee/sirene/unites_legales/552049447?context=a&recipient=13002526500013&object=b";
+    let (refused, arrived) = probe_sends(sirene, "3/1m", 5).await;
+    assert_eq!(arrived, 3, "past the per-IP quota nothing left");
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(refused.iter().all(|q| q.starts_with("ip 3/1m")), "{refused:?}");
 }
 
-/// The same component sends a DGFIP attestation's path: the host counts it
-/// against that endpoint's own group (5 a minute in `throttle.yml`), not
-/// the component's made-up one.
+/// A DGFIP attestation's path counts against that endpoint's own group (5 a
+/// minute in `throttle.yml`), not the component's made-up one.
 #[tokio::test]
 async fn the_host_counts_a_request_against_the_group_of_its_path() {
-    let sandbox = sandbox().await;
-    let runtime = builder(&sandbox)
-        .component(api_entreprise_tests::probe_component())
-        .ip_quotas(["100/1m".parse().unwrap()])
-        .build()
-        .await
-        .expect("the probe loads");
-    let document = format!(
-        "{}/v4/dgfip/unites_legales/552049447/attestation_fiscale?context=a&recipient=13002526500013&object=b&user_id=u",
-        sandbox.base_url()
-    );
-    let mut refused = Vec::new();
-    for _ in 0..7 {
-        if let Err(CallError::RateLimited { quota, .. }) = runtime.call(&request("probe", &[&document])).await {
-            refused.push(quota);
-        }
-    }
-    assert_eq!(sandbox.requests().len(), 5, "past the group's 5 nothing left");
+    let attestation =
+        "/v4/dgfip/unites_legales/552049447/attestation_fiscale?context=a&recipient=13002526500013&object=b&user_id=u";
+    let (refused, arrived) = probe_sends(attestation, "100/1m", 7).await;
+    assert_eq!(arrived, 5, "past the group's 5 nothing left");
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(
         refused

@@ -9,14 +9,14 @@ use wasmtime_wasi_http::RequestOptions;
 
 use super::OutboundPolicy;
 
-/// The timeouts for a request to `path`, from those the component asked for.
+/// The timeouts for a request of `class`, from those the component asked for.
 pub(super) fn clamp(
     policy: &OutboundPolicy,
     ceiling: Duration,
     asked: Option<RequestOptions>,
-    path: &str,
+    class: &catalogue::PathPolicy,
 ) -> RequestOptions {
-    let class = if catalogue::is_document(path) {
+    let class = if class.document {
         policy.document_timeout
     } else {
         policy.json_timeout

@@ -190,8 +190,10 @@ impl WasiHttpHooks for CallHooks {
             }
         };
         auth::authorize(req.headers_mut(), self.policy.token.as_ref());
-        let options = clamp::clamp(&self.policy, self.ceiling, options, &path);
-        let (keys, group) = quota::keys(&self.policy, &path);
+        // One look-up of the path in the host's catalogue decides the rest.
+        let class = api_entreprise_catalogue::policy_of(&path);
+        let options = clamp::clamp(&self.policy, self.ceiling, options, &class);
+        let (keys, group) = quota::keys(&self.policy, &class);
         let policy = Arc::clone(&self.policy);
         let deadline = self.deadline;
         Box::new(async move {

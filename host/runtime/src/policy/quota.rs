@@ -8,16 +8,16 @@ use api_entreprise_catalogue as catalogue;
 use super::{OutboundPolicy, Refusal};
 use crate::quota::{QuotaKey, QuotaSpec, Quotas};
 
-/// Every quota a request to `path` counts against: none for the health
+/// Every quota a request of `class` counts against: none for the health
 /// routes; otherwise every per-IP quota, and the per-token group of the
 /// path's route in the host's catalogue (a conservative one for a path the
 /// catalogue does not know). Also the group's name, if any.
-pub(super) fn keys(policy: &OutboundPolicy, path: &str) -> (Vec<QuotaKey>, Option<String>) {
-    if catalogue::is_free(path) {
+pub(super) fn keys(policy: &OutboundPolicy, class: &catalogue::PathPolicy) -> (Vec<QuotaKey>, Option<String>) {
+    if class.free {
         return (Vec::new(), None);
     }
     let mut keys = policy.ip_quotas.clone();
-    let group = catalogue::group_of(path).map(|group| {
+    let group = class.group.map(|group| {
         let (limit, period) = match policy.token_rate_limit {
             Some(per_minute) if group != catalogue::UNKNOWN_ROUTE => (per_minute, 60),
             _ => (group.limit, group.period_seconds),
