@@ -35,9 +35,10 @@ impl FileStore {
 
     /// Runs `decide` on the current state under the lock, then saves it.
     fn locked<R>(&self, decide: impl FnOnce(&mut Windows) -> R) -> Result<R, QuotaStoreError> {
+        // The I/O error is the source: a report shows it after the reason.
         let error = |reason: &str, source: std::io::Error| QuotaStoreError::File {
             path: self.file.clone(),
-            reason: format!("{reason}: {source}"),
+            reason: reason.to_owned(),
             source: Some(source),
         };
         let dir = self
@@ -45,7 +46,15 @@ impl FileStore {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| error("creating its folder", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            error(
+                &format!(
+                    "creating its folder {} (give a directory to --state-dir)",
+                    dir.display()
+                ),
+                e,
+            )
+        })?;
         let lock = lock_file(&self.file).map_err(|e| error("opening its lock file", e))?;
         lock.lock().map_err(|e| error("locking it", e))?;
         let mut windows = match std::fs::read(&self.file) {
@@ -103,9 +112,13 @@ impl QuotaStore for FileStore {
                 Ok(decision) => decision,
                 // Nothing leaves that was not counted.
                 Err(e) => {
-                    tracing::error!(target: "api_entreprise::quota", "{e}");
+                    tracing::error!(target: "api_entreprise::quota", "{}", with_causes(&e));
                     Err(Wait {
-                        quota: format!("kept in {}, which could not be used ({e})", self.file.display()),
+                        quota: format!(
+                            "kept in {}, which could not be used ({})",
+                            self.file.display(),
+                            with_causes(&e)
+                        ),
                         retry_after: Duration::from_secs(1),
                     })
                 }
@@ -120,8 +133,20 @@ impl QuotaStore for FileStore {
                 .blocking(move |windows| windows.server_said(&name, word, now))
                 .await
             {
-                tracing::error!(target: "api_entreprise::quota", "the server's word was not saved: {e}");
+                tracing::error!(target: "api_entreprise::quota", "the server's word was not saved: {}", with_causes(&e));
             }
         })
     }
+}
+
+/// An error and its causes on one line, for a message that is not a report.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
