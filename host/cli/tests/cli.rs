@@ -345,3 +345,23 @@ async fn processes_on_one_machine_share_the_quota_file() {
     serde_json::from_slice::<serde_json::Value>(&file).expect("the state file is readable afterwards");
     std::fs::remove_dir_all(&state).unwrap();
 }
+
+/// A state directory that is a file: the command says so and what to do,
+/// and sends nothing.
+#[tokio::test]
+async fn a_state_directory_that_is_a_file_is_refused_with_what_to_do() {
+    use api_entreprise_sandbox::{Sandbox, SandboxConfig};
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let file = std::env::temp_dir().join(format!("api-entreprise-not-a-dir-{}", std::process::id()));
+    std::fs::write(&file, b"").unwrap();
+    let mut process = unite_legale_against(&sandbox.base_url(), &["--state-dir", file.to_str().unwrap()]);
+    let out = tokio::task::spawn_blocking(move || process.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("give a directory to --state-dir"), "{stderr}");
+    assert_eq!(stderr.matches("File exists").count(), 1, "the cause once: {stderr}");
+    assert_eq!(sandbox.received(), 0, "nothing was sent");
+    std::fs::remove_file(&file).unwrap();
+}
