@@ -29,14 +29,17 @@ pub enum ConfigError {
         "no client component given: pass RuntimeBuilder::component the bytes of api-entreprise-component or a .wasm file"
     )]
     NoComponent,
-    /// The component could not be read or compiled (see [`ConfigError::Contract`]
-    /// for one the host refuses to run).
+    /// The component could not be read, compiled or linked (see
+    /// [`ConfigError::Contract`] for one the host refuses to run).
     #[error("loading the component {path}: {reason}")]
     Component {
         /// Where it was loaded from.
         path: PathBuf,
-        /// Why it failed.
+        /// What failed.
         reason: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The component's contract is not one this host runs: nothing of it ran.
     #[error("loading the component {path}: {refusal}")]

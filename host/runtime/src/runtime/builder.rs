@@ -8,8 +8,8 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use super::cache::load_component;
-use super::engine::{POOL_SLOTS, engine_config, spawn_epoch_ticker};
+use super::cache::{ComponentOrigin, load_component};
+use super::engine::{POOL_SLOTS, new_engine, spawn_epoch_ticker};
 use super::linker::{CallState, add_wasi_to_linker};
 use super::{CallLimits, DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
 use crate::bindings::ApiEntreprisePre;
@@ -205,6 +205,43 @@ impl RuntimeBuilder {
         crate::sender::Sender::new(&roots, !api.is_loopback(), connect_timeout).map_err(ca_err)
     }
 
+    /// Reads the component, checks its contract before anything of it runs,
+    /// compiles it (or loads it from the cache) and pre-instantiates it.
+    fn load(&self, engine: &Engine) -> Result<(PathBuf, ApiEntreprisePre<CallState>, ComponentOrigin), ConfigError> {
+        let (path, bytes) = match &self.component {
+            None => return Err(ConfigError::NoComponent),
+            Some(ComponentSource::Bytes(bytes)) => (PathBuf::from("<bytes>"), Ok(bytes.clone())),
+            Some(ComponentSource::File(path)) => (path.clone(), std::fs::read(path).map(std::borrow::Cow::Owned)),
+        };
+        let failed = |reason: &str, e: wasmtime::Error| ConfigError::Component {
+            path: path.clone(),
+            reason: reason.to_owned(),
+            source: e.into_boxed_dyn_error(),
+        };
+        let bytes = bytes.map_err(|e| ConfigError::Component {
+            path: path.clone(),
+            reason: "reading it".into(),
+            source: Box::new(e),
+        })?;
+        let refused = |refusal| ConfigError::Contract {
+            path: path.clone(),
+            refusal,
+        };
+        if let Some(refusal) = crate::contract::not_a_component(&bytes) {
+            return Err(refused(refusal));
+        }
+        let (component, origin) =
+            load_component(engine, &bytes, self.cache_dir.as_deref()).map_err(|e| failed("compiling it", e))?;
+        crate::contract::check(engine, &component).map_err(refused)?;
+        let mut linker = Linker::<CallState>::new(engine);
+        add_wasi_to_linker(&mut linker).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(ApiEntreprisePre::new)
+            .map_err(|e| failed("linking it", e))?;
+        Ok((path, pre, origin))
+    }
+
     /// Compiles the component and prepares it for calls.
     pub async fn build(self) -> Result<Runtime, ConfigError> {
         let api = Authority::of_base_url(&self.base_url)?;
@@ -213,43 +250,9 @@ impl RuntimeBuilder {
             document_hosts.push(Authority::of_base_url(host)?);
         }
         let sender = self.sender(&api)?;
-        let engine_err = |e: wasmtime::Error| ConfigError::Engine(format!("{e:#}"));
-        let engine = match Engine::new(&engine_config(self.pooling)) {
-            Ok(engine) => engine,
-            // A host whose address space is capped cannot reserve the pool:
-            // it still runs, mapping each instance afresh.
-            Err(e) if self.pooling => {
-                tracing::warn!(target: "api_entreprise::runtime", "no instance pool ({e:#}); instances are mapped per call");
-                Engine::new(&engine_config(false)).map_err(engine_err)?
-            }
-            Err(e) => return Err(engine_err(e)),
-        };
-
-        let (path, bytes) = match &self.component {
-            None => return Err(ConfigError::NoComponent),
-            Some(ComponentSource::Bytes(bytes)) => (PathBuf::from("<bytes>"), Ok(bytes.clone())),
-            Some(ComponentSource::File(path)) => (path.clone(), std::fs::read(path).map(std::borrow::Cow::Owned)),
-        };
-        let component_err = |e: wasmtime::Error| ConfigError::Component {
-            path: path.clone(),
-            reason: format!("{e:#}"),
-        };
-        let bytes = bytes.map_err(|e| component_err(e.into()))?;
-        let refused = |refusal| ConfigError::Contract {
-            path: path.clone(),
-            refusal,
-        };
-        if let Some(refusal) = crate::contract::not_a_component(&bytes) {
-            return Err(refused(refusal));
-        }
-        let (component, origin) = load_component(&engine, &bytes, self.cache_dir.as_deref()).map_err(component_err)?;
-        crate::contract::check(&engine, &component).map_err(refused)?;
-        let mut linker = Linker::<CallState>::new(&engine);
-        add_wasi_to_linker(&mut linker).map_err(engine_err)?;
-        let pre = linker.instantiate_pre(&component).map_err(component_err)?;
-        let pre = ApiEntreprisePre::new(pre).map_err(component_err)?;
+        let engine = new_engine(self.pooling).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
+        let (path, pre, origin) = self.load(&engine)?;
         spawn_epoch_ticker(&engine);
-
         let quotas = match (self.quotas, &self.state_file) {
             (Some(quotas), _) => quotas,
             (None, _) if self.redis_url.is_some() => {
@@ -309,7 +312,8 @@ impl RuntimeBuilder {
             .await
             .map_err(|e| ConfigError::Component {
                 path,
-                reason: format!("listing its endpoints failed: {e}"),
+                reason: "listing its endpoints failed".into(),
+                source: Box::new(e),
             })?;
         crate::contract::compare_catalogues(&runtime.endpoints);
         Ok(runtime)

@@ -21,9 +21,22 @@ const KEEP_RESIDENT: usize = 64 << 10;
 /// How many calls may hold an instance at once with the pooling allocator.
 pub const POOL_SLOTS: u32 = 1000;
 
+/// The engine: with the instance pool unless `pooling` is off. A host whose
+/// address space is capped cannot reserve the pool: it still runs, mapping
+/// each instance afresh, and says so.
+pub(super) fn new_engine(pooling: bool) -> wasmtime::Result<Engine> {
+    match Engine::new(&engine_config(pooling)) {
+        Err(e) if pooling => {
+            tracing::warn!(target: "api_entreprise::runtime", "no instance pool ({e:#}); instances are mapped per call");
+            Engine::new(&engine_config(false))
+        }
+        engine => engine,
+    }
+}
+
 /// The engine's configuration: epochs for deadlines, and the pooling
 /// allocator unless `pooling` is off.
-pub(super) fn engine_config(pooling: bool) -> Config {
+fn engine_config(pooling: bool) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     // `perf` names the component's functions when asked (BENCHMARKS.md).
