@@ -295,28 +295,39 @@ mod tests {
         assert!(fresh == committed, "{GENERATED} is stale: run `cargo xtask codegen`");
     }
 
-    #[test]
-    fn a_limit_changed_in_throttle_yml_changes_the_generated_table() {
+    /// A copy of `spec/` in a temporary folder, with `file` edited.
+    fn spec_with(file: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
         let spec = root().join("spec");
         let copy = tempfile::tempdir().unwrap();
-        for file in ["openapi-entreprise.yaml", "authorizations.yml", "overlay.yaml"] {
-            std::fs::copy(spec.join(file), copy.path().join(file)).unwrap();
+        for name in [
+            "openapi-entreprise.yaml",
+            "throttle.yml",
+            "authorizations.yml",
+            "overlay.yaml",
+        ] {
+            let text = std::fs::read_to_string(spec.join(name)).unwrap();
+            let text = if name == file { edit(text) } else { text };
+            std::fs::write(copy.path().join(name), text).unwrap();
         }
-        let throttle = std::fs::read_to_string(spec.join("throttle.yml")).unwrap();
-        let (head, tail) = throttle.split_once("  high_latency_documents:").unwrap();
-        let tail = tail.replacen("limit: 5", "limit: 4", 1);
-        std::fs::write(
-            copy.path().join("throttle.yml"),
-            format!("{head}  high_latency_documents:{tail}"),
-        )
-        .unwrap();
+        copy
+    }
+
+    #[test]
+    fn a_limit_changed_in_throttle_yml_changes_the_generated_table() {
+        let copy = spec_with("throttle.yml", |throttle| {
+            let (head, tail) = throttle.split_once("  high_latency_documents:").unwrap();
+            format!(
+                "{head}  high_latency_documents:{}",
+                tail.replacen("limit: 5", "limit: 4", 1)
+            )
+        });
         let row = |text: &str| -> Vec<String> {
             text.lines()
                 .filter(|l| l.contains("\"dgfip_attestations_fiscales\""))
                 .map(str::to_owned)
                 .collect()
         };
-        let before = row(&generate(&spec).unwrap());
+        let before = row(&generate(&root().join("spec")).unwrap());
         let after = row(&generate(copy.path()).unwrap());
         assert_eq!(before.len(), 2, "v3 and v4");
         for (before, after) in before.iter().zip(&after) {
@@ -327,18 +338,13 @@ mod tests {
 
     #[test]
     fn an_endpoint_missing_from_the_overlay_is_named() {
-        let spec = root().join("spec");
-        let copy = tempfile::tempdir().unwrap();
-        for file in ["openapi-entreprise.yaml", "authorizations.yml", "throttle.yml"] {
-            std::fs::copy(spec.join(file), copy.path().join(file)).unwrap();
-        }
-        let overlay = std::fs::read_to_string(spec.join("overlay.yaml")).unwrap();
-        let overlay: String = overlay
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("dgddi_eori:"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        std::fs::write(copy.path().join("overlay.yaml"), overlay).unwrap();
+        let copy = spec_with("overlay.yaml", |overlay| {
+            overlay
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("dgddi_eori:"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        });
         let error = generate(copy.path()).unwrap_err().to_string();
         assert!(
             error.contains("dgddi_eori") && error.contains("overlay.yaml"),

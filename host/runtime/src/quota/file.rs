@@ -20,11 +20,11 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// The store in `file` (created on the first decision). Fails now when
-    /// the file exists and is not a quota state, rather than reset it.
+    /// The store in `file`, created now. Fails now when the file exists and
+    /// is not a quota state (rather than reset it), or cannot be written.
     pub fn open(file: PathBuf) -> Result<Self, QuotaStoreError> {
         let store = Self { file };
-        store.locked(|_| ())?;
+        store.locked(|_| ((), true))?;
         Ok(store)
     }
 
@@ -33,8 +33,9 @@ impl FileStore {
         &self.file
     }
 
-    /// Runs `decide` on the current state under the lock, then saves it.
-    fn locked<R>(&self, decide: impl FnOnce(&mut Windows) -> R) -> Result<R, QuotaStoreError> {
+    /// Runs `decide` on the current state under the lock, then saves the
+    /// state if `decide` says it changed.
+    fn locked<R>(&self, decide: impl FnOnce(&mut Windows) -> (R, bool)) -> Result<R, QuotaStoreError> {
         // The I/O error is the source: a report shows it after the reason.
         let error = |reason: &str, source: std::io::Error| QuotaStoreError::File {
             path: self.file.clone(),
@@ -66,11 +67,13 @@ impl FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Windows::default(),
             Err(e) => return Err(error("reading it", e)),
         };
-        let result = decide(&mut windows);
-        let bytes = serde_json::to_vec(&windows).map_err(|e| error("encoding it", std::io::Error::other(e)))?;
-        // Written whole under the lock; the rename keeps a crash from
-        // leaving half a state.
-        crate::atomic::write(&self.file, &bytes).map_err(|e| error("writing it", e))?;
+        let (result, changed) = decide(&mut windows);
+        if changed {
+            let bytes = serde_json::to_vec(&windows).map_err(|e| error("encoding it", std::io::Error::other(e)))?;
+            // Written whole under the lock; the rename keeps a crash from
+            // leaving half a state.
+            crate::atomic::write(&self.file, &bytes).map_err(|e| error("writing it", e))?;
+        }
         drop(lock);
         Ok(result)
     }
@@ -78,7 +81,7 @@ impl FileStore {
     /// Runs [`Self::locked`] off the async executor: the lock may wait.
     async fn blocking<R: Send + 'static>(
         &self,
-        decide: impl FnOnce(&mut Windows) -> R + Send + 'static,
+        decide: impl FnOnce(&mut Windows) -> (R, bool) + Send + 'static,
     ) -> Result<R, QuotaStoreError> {
         let store = self.clone();
         match tokio::task::spawn_blocking(move || store.locked(decide)).await {
@@ -108,7 +111,13 @@ impl QuotaStore for FileStore {
     fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Wait>> {
         let owned = keys.to_vec();
         Box::pin(async move {
-            match self.blocking(move |windows| windows.acquire(&owned, now)).await {
+            // A refusal takes no slot: nothing to write.
+            let acquire = move |windows: &mut Windows| {
+                let decision = windows.acquire(&owned, now);
+                let taken = decision.is_ok();
+                (decision, taken)
+            };
+            match self.blocking(acquire).await {
                 Ok(decision) => decision,
                 // Nothing leaves that was not counted.
                 Err(e) => {
@@ -130,7 +139,7 @@ impl QuotaStore for FileStore {
         let name = name.to_owned();
         Box::pin(async move {
             if let Err(e) = self
-                .blocking(move |windows| windows.server_said(&name, word, now))
+                .blocking(move |windows| (windows.server_said(&name, word, now), true))
                 .await
             {
                 tracing::error!(target: "api_entreprise::quota", "the server's word was not saved: {}", with_causes(&e));
