@@ -338,8 +338,8 @@ async fn processes_on_one_machine_share_the_quota_file() {
         "a 5 s window held {worst} arrivals: the processes counted apart"
     );
     assert!(
-        succeeded > 20,
-        "only {succeeded} calls: the processes took slots across windows"
+        succeeded > 10,
+        "only {succeeded} calls: no process took a slot past the first window"
     );
     let file = std::fs::read(state.join("quotas.json")).expect("the state file is there");
     serde_json::from_slice::<serde_json::Value>(&file).expect("the state file is readable afterwards");

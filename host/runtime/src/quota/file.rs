@@ -23,6 +23,18 @@ impl FileStore {
     /// The store in `file`, created now. Fails now when the file exists and
     /// is not a quota state (rather than reset it), or cannot be written.
     pub fn open(file: PathBuf) -> Result<Self, QuotaStoreError> {
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|source| QuotaStoreError::File {
+            path: file.clone(),
+            reason: format!(
+                "creating its folder {} (give a directory to --state-dir)",
+                dir.display()
+            ),
+            source: Some(source),
+        })?;
         let store = Self { file };
         store.locked(|_| ((), true))?;
         Ok(store)
@@ -42,20 +54,6 @@ impl FileStore {
             reason: reason.to_owned(),
             source: Some(source),
         };
-        let dir = self
-            .file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| {
-            error(
-                &format!(
-                    "creating its folder {} (give a directory to --state-dir)",
-                    dir.display()
-                ),
-                e,
-            )
-        })?;
         let lock = lock_file(&self.file).map_err(|e| error("opening its lock file", e))?;
         lock.lock().map_err(|e| error("locking it", e))?;
         let mut windows = match std::fs::read(&self.file) {

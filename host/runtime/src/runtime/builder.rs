@@ -11,7 +11,7 @@ use wasmtime::component::Linker;
 use super::cache::{ComponentOrigin, load_component};
 use super::engine::{POOL_SLOTS, new_engine, spawn_epoch_ticker};
 use super::linker::{CallState, add_wasi_to_linker};
-use super::{CallLimits, DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
+use super::{DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
 use crate::bindings::ApiEntreprisePre;
 use crate::error::ConfigError;
 use crate::policy::{Authority, OutboundPolicy};
@@ -305,7 +305,7 @@ impl RuntimeBuilder {
         // The component's catalogue is a description (for `endpoints`),
         // compared with the host's own, never trusted for a policy.
         runtime.endpoints = runtime
-            .with_instance(CallLimits::local(runtime.json_timeout), async |store, client| {
+            .with_instance(runtime.json_timeout, async |store, client| {
                 let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
                 Ok(Ok(endpoints))
             })

@@ -137,31 +137,15 @@ impl Runtime {
             Some(catalogue::Kind::Document) => self.document_timeout,
             _ => self.json_timeout,
         };
-        let limits = CallLimits::new(ceiling);
-        let sent_path = Arc::clone(&limits.sent_path);
         let base_url = self.base_url.clone();
         let result = self
-            .with_instance(limits, async |store, client| {
+            .with_instance(ceiling, async |store, client| {
                 client
                     .api_entreprise_client_client()
                     .call_call(store, &base_url, request)
                     .await
             })
             .await;
-        // A maintenance window says when it ends (`meta.retry_in`, parsed by
-        // the component): the circuit of the provider whose path the host
-        // saw leave stays open until then (at most the longest cool-down).
-        let sent_path = sent_path.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Err(CallError::Client(ClientError(types::Error::Maintenance(api)))) = &result
-            && let (Some(provider), Some(seconds)) = (
-                sent_path.as_deref().and_then(catalogue::provider_of),
-                api.retry_after_seconds,
-            )
-        {
-            self.policy
-                .circuits
-                .provider_answered(provider, true, Some(Duration::from_secs(seconds)));
-        }
         audit(request, endpoint, &result, started.elapsed());
         result
     }
@@ -184,7 +168,7 @@ impl Runtime {
     /// host with its own HTTP stack would send (it carries no token).
     pub async fn prepare(&self, request: &types::Request) -> Result<types::HttpRequest, CallError> {
         let base_url = self.base_url.clone();
-        self.with_instance(CallLimits::local(self.json_timeout), async |store, client| {
+        self.with_instance(self.json_timeout, async |store, client| {
             client
                 .api_entreprise_client_codec()
                 .call_prepare(store, &base_url, request)
@@ -203,7 +187,7 @@ impl Runtime {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<types::Response, CallError> {
-        self.with_instance(CallLimits::local(self.json_timeout), async |store, client| {
+        self.with_instance(self.json_timeout, async |store, client| {
             client
                 .api_entreprise_client_codec()
                 .call_parse(store, endpoint, version, status, headers, body)
@@ -216,8 +200,7 @@ impl Runtime {
     /// call pays before its own work. Returns how long that took.
     pub async fn instantiation_cost(&self) -> Result<Duration, CallError> {
         let started = Instant::now();
-        self.with_instance(CallLimits::local(self.json_timeout), async |_, _| Ok(Ok(())))
-            .await?;
+        self.with_instance(self.json_timeout, async |_, _| Ok(Ok(()))).await?;
         Ok(started.elapsed())
     }
 
@@ -229,18 +212,20 @@ impl Runtime {
     }
 
     /// Runs `f` against a fresh instance in a fresh store, under the call's
-    /// ceiling. A refusal by the policy replaces the guest's generic message.
+    /// `ceiling`. A refusal by the policy replaces the guest's generic
+    /// message. Calls that should send nothing (the catalogue, the sans-IO
+    /// codec) are held to the same policy if they send anyway.
     async fn with_instance<R>(
         &self,
-        limits: CallLimits,
+        ceiling: Duration,
         f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, CallError> {
         // A pool slot first (held until the store is gone, below), within
         // the call's time.
-        let _slot = match tokio::time::timeout(limits.ceiling, self.slots.acquire()).await {
+        let _slot = match tokio::time::timeout(ceiling, self.slots.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(CallError::Trap("the runtime is shutting down".into())),
-            Err(_) => return Err(CallError::Deadline(limits.ceiling)),
+            Err(_) => return Err(CallError::Deadline(ceiling)),
         };
         let state = CallState {
             // An empty environment, no arguments, no preopens, no network but
@@ -254,8 +239,8 @@ impl Runtime {
             table: ResourceTable::new(),
             hooks: CallHooks {
                 policy: Arc::clone(&self.policy),
-                ceiling: limits.ceiling,
-                deadline: tokio::time::Instant::now() + limits.ceiling,
+                ceiling,
+                deadline: tokio::time::Instant::now() + ceiling,
                 refusal: Arc::default(),
                 sent_path: None,
             },
@@ -270,18 +255,13 @@ impl Runtime {
             let client = self.pre.instantiate_async(&mut store).await?;
             f(&mut store, &client).await
         };
-        let outcome = tokio::time::timeout(limits.ceiling + DEADLINE_SLACK, run).await;
+        let outcome = tokio::time::timeout(ceiling + DEADLINE_SLACK, run).await;
         let memory_exhausted = store.data().memory.exhausted;
-        *limits.sent_path.lock().unwrap_or_else(|p| p.into_inner()) = store.data().hooks.sent_path.clone();
-        let refusal = store
-            .data()
-            .hooks
-            .refusal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let hooks = &mut store.data_mut().hooks;
+        let refusal = hooks.refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let sent_path = hooks.sent_path.take();
         match (outcome, refusal) {
-            (Err(_), _) => Err(CallError::Deadline(limits.ceiling)),
+            (Err(_), _) => Err(CallError::Deadline(ceiling)),
             (Ok(Err(trap)), _) if memory_exhausted => Err(CallError::Trap(format!(
                 "it used more than its {} MiB of memory ({trap:#})",
                 MEMORY_LIMIT >> 20
@@ -298,31 +278,24 @@ impl Runtime {
             (Ok(Ok(Err(types::Error::RefusedByHost(_)))), Some(refusal)) => Err(CallError::Client(ClientError(
                 types::Error::RefusedByHost(refusal.to_string()),
             ))),
-            (Ok(Ok(Err(error))), _) => Err(CallError::Client(ClientError(error))),
+            (Ok(Ok(Err(error))), _) => {
+                // A maintenance window says when it ends (`meta.retry_in`,
+                // parsed by the component): the circuit of the provider whose
+                // path the host saw leave stays open until then (at most the
+                // longest cool-down).
+                if let types::Error::Maintenance(api) = &error
+                    && let (Some(provider), Some(seconds)) = (
+                        sent_path.as_deref().and_then(catalogue::provider_of),
+                        api.retry_after_seconds,
+                    )
+                {
+                    self.policy
+                        .circuits
+                        .provider_answered(provider, true, Some(Duration::from_secs(seconds)));
+                }
+                Err(CallError::Client(ClientError(error)))
+            }
         }
-    }
-}
-
-/// What bounds one call, and what the host saw it send.
-struct CallLimits {
-    /// The call's time ceiling.
-    ceiling: Duration,
-    /// The path of the last request the call sent, filled in after it.
-    sent_path: Arc<std::sync::Mutex<Option<String>>>,
-}
-
-impl CallLimits {
-    fn new(ceiling: Duration) -> Self {
-        Self {
-            ceiling,
-            sent_path: Arc::default(),
-        }
-    }
-
-    /// For calls that should send nothing (the catalogue, the sans-IO
-    /// codec); a request they send anyway is held to the same policy.
-    fn local(ceiling: Duration) -> Self {
-        Self::new(ceiling)
     }
 }
 
