@@ -38,6 +38,25 @@ pub enum ParamKind {
     Provider,
 }
 
+impl ParamKind {
+    /// Its name in the WIT contract (`siren-or-rna`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Siren => "siren",
+            Self::Siret => "siret",
+            Self::Rna => "rna",
+            Self::SiretOrRna => "siret-or-rna",
+            Self::SirenOrRna => "siren-or-rna",
+            Self::SirenOrSiretOrRna => "siren-or-siret-or-rna",
+            Self::SiretOrEori => "siret-or-eori",
+            Self::Year => "year",
+            Self::DgfipYear => "dgfip-year",
+            Self::Month => "month",
+            Self::Provider => "provider",
+        }
+    }
+}
+
 /// How an endpoint answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -53,6 +72,20 @@ pub enum Kind {
     Health,
     /// The token's privileges.
     Privileges,
+}
+
+impl Kind {
+    /// Its name in the WIT contract (`json-with-links`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Document => "document",
+            Self::JsonWithLinks => "json-with-links",
+            Self::Collection => "collection",
+            Self::Health => "health",
+            Self::Privileges => "privileges",
+        }
+    }
 }
 
 /// Which typed record `data` is parsed into, besides the document of
@@ -105,9 +138,9 @@ pub struct QueryParam {
     /// The accepted values, when it is an enumeration.
     pub values: &'static [&'static str],
     /// The smallest value, when it is a number.
-    pub min: Option<i64>,
+    pub min: Option<i32>,
     /// The largest value, when it is a number.
-    pub max: Option<i64>,
+    pub max: Option<i32>,
 }
 
 /// One version of one endpoint.

@@ -1,20 +1,48 @@
 //! The sans-IO client: `prepare` (a call to an HTTP request) and `parse` (an
 //! HTTP answer to a result). The wasi:http `call` is these two around a send.
 
+use serde::{Deserialize, Serialize};
+
 use crate::catalogue::{self, Endpoint};
 use crate::error::Error;
 use crate::request::{self, HttpRequest};
 use crate::response::{self, Response};
 use crate::validate::{self, Trace};
 
-/// A call as the caller describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A call as the caller describes it (the WIT `request`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Call {
     pub endpoint: String,
     pub version: Option<u8>,
     pub params: Vec<String>,
     pub query: Vec<(String, String)>,
     pub trace: Trace,
+}
+
+/// A call made ready: the endpoint and version resolved, and the request
+/// (the WIT `prepared`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub endpoint: String,
+    pub version: u8,
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: u32,
+}
+
+impl Prepared {
+    pub fn new(endpoint: &Endpoint, http: &HttpRequest) -> Self {
+        Self {
+            endpoint: endpoint.id.to_owned(),
+            version: endpoint.version,
+            method: "GET".to_owned(),
+            url: http.url(),
+            headers: http.headers.clone(),
+            timeout_ms: http.timeout_ms,
+        }
+    }
 }
 
 /// Looks the endpoint up, validates everything locally, builds the request.
@@ -27,7 +55,7 @@ pub fn prepare(base_url: &str, call: &Call, now_unix: u64) -> Result<(&'static E
     Ok((endpoint, request))
 }
 
-/// Parses the answer of `endpoint` in `version`.
+/// Parses the answer of `endpoint` in `version` (the `prepared` call's).
 pub fn parse(
     endpoint: &str,
     version: u8,

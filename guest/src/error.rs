@@ -1,17 +1,20 @@
-//! The client's errors, as plain Rust; `lib.rs` converts them to the WIT
-//! `error` variant at the export boundary.
+//! The client's errors, as plain Rust in the contract's shape; `lib.rs`
+//! converts them to the WIT `error` variant, and serde to its JSON form.
+
+use serde::Serialize;
 
 use crate::response::RateLimitState;
 
 /// One fault: a local validation failure or one entry of a JSON:API
 /// `errors` array. Local faults carry the code the server would give.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorItem {
     pub code: String,
     pub title: String,
     pub detail: String,
     pub parameter: Option<String>,
-    /// `meta` as JSON text.
+    /// `meta` as JSON text (the JSON form embeds it as JSON).
+    #[serde(serialize_with = "crate::json::raw_option")]
     pub meta: Option<String>,
 }
 
@@ -28,10 +31,54 @@ impl ErrorItem {
     }
 }
 
+/// What kind of error answer the server gave; see the WIT `api-error-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiErrorKind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Gone,
+    Unprocessable,
+    RateLimited,
+    UnavailableForLegalReasons,
+    ServerError,
+    BadGateway,
+    Maintenance,
+    GatewayTimeout,
+    #[default]
+    Unexpected,
+}
+
+impl ApiErrorKind {
+    /// The kind of an error status.
+    pub fn of(status: u16) -> Self {
+        match status {
+            400 => Self::BadRequest,
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            409 => Self::Conflict,
+            410 => Self::Gone,
+            422 => Self::Unprocessable,
+            429 => Self::RateLimited,
+            451 => Self::UnavailableForLegalReasons,
+            502 => Self::BadGateway,
+            503 => Self::Maintenance,
+            504 => Self::GatewayTimeout,
+            500..=599 => Self::ServerError,
+            _ => Self::Unexpected,
+        }
+    }
+}
+
 /// An error answer from the server, whatever its status.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ApiError {
     pub status: u16,
+    pub kind: ApiErrorKind,
     pub errors: Vec<ErrorItem>,
     /// The body when it was not JSON:API, cut to [`TEXT_LIMIT`] bytes.
     pub text: Option<String>,
@@ -39,7 +86,7 @@ pub struct ApiError {
     pub provider: Option<String>,
     pub retryable: bool,
     /// Never `Some(0)`: an unknown delay is `None`.
-    pub retry_after_seconds: Option<u64>,
+    pub retry_after_seconds: Option<u32>,
     pub rate_limit: RateLimitState,
     pub request_id: Option<String>,
 }
@@ -48,24 +95,13 @@ pub struct ApiError {
 pub const TEXT_LIMIT: usize = 1024;
 
 /// Every way a call can fail; mirrors the WIT `error` variant case for case.
-/// API errors are boxed to keep `Result`s small.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The API error is boxed to keep `Result`s small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "tag", content = "val", rename_all = "kebab-case")]
 pub enum Error {
     InvalidInput(Vec<ErrorItem>),
     UnknownEndpoint(String),
-    BadRequest(Box<ApiError>),
-    Unauthorized(Box<ApiError>),
-    Forbidden(Box<ApiError>),
-    NotFound(Box<ApiError>),
-    Conflict(Box<ApiError>),
-    Gone(Box<ApiError>),
-    Unprocessable(Box<ApiError>),
-    RateLimited(Box<ApiError>),
-    UnavailableForLegalReasons(Box<ApiError>),
-    ServerError(Box<ApiError>),
-    BadGateway(Box<ApiError>),
-    Maintenance(Box<ApiError>),
-    GatewayTimeout(Box<ApiError>),
+    Api(Box<ApiError>),
     Timeout(String),
     RefusedByHost(String),
     QuotaExceeded(String),
@@ -74,30 +110,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// The error case for an HTTP error status, with its parsed body.
-    pub fn from_status(api: ApiError) -> Self {
-        let status = api.status;
-        let text = api.text.clone();
-        let api = Box::new(api);
-        match status {
-            400 => Self::BadRequest(api),
-            401 => Self::Unauthorized(api),
-            403 => Self::Forbidden(api),
-            404 => Self::NotFound(api),
-            409 => Self::Conflict(api),
-            410 => Self::Gone(api),
-            422 => Self::Unprocessable(api),
-            429 => Self::RateLimited(api),
-            451 => Self::UnavailableForLegalReasons(api),
-            502 => Self::BadGateway(api),
-            503 => Self::Maintenance(api),
-            504 => Self::GatewayTimeout(api),
-            500..=599 => Self::ServerError(api),
-            _ => Self::Other(format!(
-                "unexpected HTTP status {} from the API{}",
-                status,
-                text.map(|t| format!(": {t}")).unwrap_or_default()
-            )),
+    /// The API error, when the server answered one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api(api) => Some(api),
+            _ => None,
         }
     }
 }

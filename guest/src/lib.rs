@@ -7,19 +7,34 @@
 pub mod catalogue;
 pub mod codec;
 pub mod error;
+pub mod instant;
+pub mod json;
 pub mod request;
 pub mod response;
+#[cfg(not(target_os = "unknown"))]
 mod transport;
 pub mod validate;
 
+// One source, two worlds: the client (which sends through wasi:http) for
+// wasm32-wasip2 and native builds, and the codec component, which imports
+// nothing, for wasm32-unknown-unknown (`target_os = "unknown"`).
+#[cfg(not(target_os = "unknown"))]
 wit_bindgen::generate!({
     world: "api-entreprise",
     path: "../wit",
     generate_all,
 });
+#[cfg(target_os = "unknown")]
+wit_bindgen::generate!({
+    world: "sans-io",
+    path: "../wit",
+});
 
+#[cfg(not(target_os = "unknown"))]
 use api_entreprise::client::types as wit;
-use exports::api_entreprise::client::{catalogue as wit_catalogue, client as wit_client, codec as wit_codec};
+#[cfg(target_os = "unknown")]
+use exports::api_entreprise::client::types as wit;
+use exports::api_entreprise::client::{catalogue as wit_catalogue, codec as wit_codec, json as wit_json};
 
 struct Component;
 
@@ -30,28 +45,40 @@ impl wit_catalogue::Guest for Component {
 }
 
 impl wit_codec::Guest for Component {
-    fn prepare(base_url: String, req: wit::Request) -> Result<wit::HttpRequest, wit::Error> {
-        let (_, http) = codec::prepare(&base_url, &req.into(), transport::now_unix())?;
-        Ok(wit::HttpRequest {
-            method: "GET".into(),
-            url: http.url(),
-            headers: http.headers,
-            timeout_ms: http.timeout_ms,
-        })
+    fn prepare(base_url: String, req: wit::Request, now: String) -> Result<wit::Prepared, wit::Error> {
+        let now = instant::parse_now(&now)?;
+        let (endpoint, http) = codec::prepare(&base_url, &req.into(), now)?;
+        Ok(codec::Prepared::new(endpoint, &http).into())
     }
 
     fn parse(
-        endpoint: String,
-        version: u8,
+        call: wit::Prepared,
         status: u16,
         headers: Vec<(String, String)>,
-        body: Vec<u8>,
+        body: String,
+        now: String,
     ) -> Result<wit::Response, wit::Error> {
-        Ok(codec::parse(&endpoint, version, status, &headers, &body, transport::now_unix())?.into())
+        let now = instant::parse_now(&now)?;
+        Ok(codec::parse(&call.endpoint, call.version, status, &headers, body.as_bytes(), now)?.into())
     }
 }
 
-impl wit_client::Guest for Component {
+impl wit_json::Guest for Component {
+    fn endpoints() -> String {
+        json::endpoints()
+    }
+
+    fn prepare(base_url: String, req: String, now: String) -> Result<String, String> {
+        json::prepare(&base_url, &req, &now)
+    }
+
+    fn parse(call: String, status: u16, headers: String, body: String, now: String) -> Result<String, String> {
+        json::parse(&call, status, &headers, &body, &now)
+    }
+}
+
+#[cfg(not(target_os = "unknown"))]
+impl exports::api_entreprise::client::client::Guest for Component {
     fn call(base_url: String, req: wit::Request) -> Result<wit::Response, wit::Error> {
         let (endpoint, http) = codec::prepare(&base_url, &req.into(), transport::now_unix())?;
         let (status, headers, body) = transport::send(&http)?;
@@ -63,6 +90,19 @@ impl wit_client::Guest for Component {
 // the export names (`api-entreprise:client/...`) are not native symbols.
 #[cfg(target_arch = "wasm32")]
 export!(Component);
+
+impl From<codec::Prepared> for wit::Prepared {
+    fn from(p: codec::Prepared) -> Self {
+        Self {
+            endpoint: p.endpoint,
+            version: p.version,
+            method: p.method,
+            url: p.url,
+            headers: p.headers,
+            timeout_ms: p.timeout_ms,
+        }
+    }
+}
 
 impl From<wit::Request> for codec::Call {
     fn from(r: wit::Request) -> Self {
@@ -269,8 +309,25 @@ impl From<error::ErrorItem> for wit::ErrorItem {
 
 impl From<error::ApiError> for wit::ApiError {
     fn from(a: error::ApiError) -> Self {
+        use error::ApiErrorKind as K;
         Self {
             status: a.status,
+            kind: match a.kind {
+                K::BadRequest => wit::ApiErrorKind::BadRequest,
+                K::Unauthorized => wit::ApiErrorKind::Unauthorized,
+                K::Forbidden => wit::ApiErrorKind::Forbidden,
+                K::NotFound => wit::ApiErrorKind::NotFound,
+                K::Conflict => wit::ApiErrorKind::Conflict,
+                K::Gone => wit::ApiErrorKind::Gone,
+                K::Unprocessable => wit::ApiErrorKind::Unprocessable,
+                K::RateLimited => wit::ApiErrorKind::RateLimited,
+                K::UnavailableForLegalReasons => wit::ApiErrorKind::UnavailableForLegalReasons,
+                K::ServerError => wit::ApiErrorKind::ServerError,
+                K::BadGateway => wit::ApiErrorKind::BadGateway,
+                K::Maintenance => wit::ApiErrorKind::Maintenance,
+                K::GatewayTimeout => wit::ApiErrorKind::GatewayTimeout,
+                K::Unexpected => wit::ApiErrorKind::Unexpected,
+            },
             errors: a.errors.into_iter().map(Into::into).collect(),
             text: a.text,
             provider: a.provider,
@@ -288,19 +345,7 @@ impl From<error::Error> for wit::Error {
         match e {
             E::InvalidInput(items) => Self::InvalidInput(items.into_iter().map(Into::into).collect()),
             E::UnknownEndpoint(m) => Self::UnknownEndpoint(m),
-            E::BadRequest(a) => Self::BadRequest((*a).into()),
-            E::Unauthorized(a) => Self::Unauthorized((*a).into()),
-            E::Forbidden(a) => Self::Forbidden((*a).into()),
-            E::NotFound(a) => Self::NotFound((*a).into()),
-            E::Conflict(a) => Self::Conflict((*a).into()),
-            E::Gone(a) => Self::Gone((*a).into()),
-            E::Unprocessable(a) => Self::Unprocessable((*a).into()),
-            E::RateLimited(a) => Self::RateLimited((*a).into()),
-            E::UnavailableForLegalReasons(a) => Self::UnavailableForLegalReasons((*a).into()),
-            E::ServerError(a) => Self::ServerError((*a).into()),
-            E::BadGateway(a) => Self::BadGateway((*a).into()),
-            E::Maintenance(a) => Self::Maintenance((*a).into()),
-            E::GatewayTimeout(a) => Self::GatewayTimeout((*a).into()),
+            E::Api(a) => Self::Api((*a).into()),
             E::Timeout(m) => Self::Timeout(m),
             E::RefusedByHost(m) => Self::RefusedByHost(m),
             E::QuotaExceeded(m) => Self::QuotaExceeded(m),

@@ -3,26 +3,28 @@
 //! request-id headers. A tolerant reader: unknown fields pass through in the
 //! raw JSON and never break parsing.
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::catalogue::{Endpoint, Kind, Typed};
-use crate::error::{ApiError, Error, ErrorItem, TEXT_LIMIT};
+use crate::error::{ApiError, ApiErrorKind, Error, ErrorItem, TEXT_LIMIT};
+use crate::instant;
 
 /// The rate-limit headers of an answer.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RateLimitState {
     pub limit: Option<u32>,
     pub remaining: Option<u32>,
-    /// `RateLimit-Reset`: a Unix timestamp, not a delay.
-    pub reset_at: Option<u64>,
-    pub retry_after_seconds: Option<u64>,
+    /// `RateLimit-Reset` (a Unix timestamp, not a delay) as an ISO 8601 instant.
+    pub reset_at: Option<String>,
+    pub retry_after_seconds: Option<u32>,
 }
 
 /// The document of a document endpoint; see the WIT `document-link`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct DocumentLink {
     pub url: Option<String>,
-    pub expires_in_seconds: Option<u64>,
+    pub expires_in_seconds: Option<u32>,
     pub refused: bool,
     pub status: Option<String>,
     pub status_label: Option<String>,
@@ -32,16 +34,16 @@ pub struct DocumentLink {
 }
 
 /// A file link inside `data`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileLink {
     /// A JSON pointer into `data`.
     pub pointer: String,
     pub url: Option<String>,
-    pub expires_in_seconds: Option<u64>,
+    pub expires_in_seconds: Option<u32>,
 }
 
 /// A provider's health, from the ping routes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Health {
     pub status: String,
     pub last_update: Option<String>,
@@ -50,14 +52,14 @@ pub struct Health {
 }
 
 /// A code and its label.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Coded {
     pub code: Option<String>,
     pub libelle: Option<String>,
 }
 
 /// See the WIT `unite-legale` record.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct UniteLegale {
     pub siren: String,
     pub siret_siege_social: Option<String>,
@@ -70,12 +72,12 @@ pub struct UniteLegale {
     pub tranche_effectif: Option<String>,
     pub etat_administratif: Option<String>,
     pub status_diffusion: Option<String>,
-    pub date_creation: Option<i64>,
-    pub date_cessation: Option<i64>,
+    pub date_creation: Option<String>,
+    pub date_cessation: Option<String>,
 }
 
 /// See the WIT `adresse` record.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Adresse {
     pub numero_voie: Option<String>,
     pub type_voie: Option<String>,
@@ -88,7 +90,7 @@ pub struct Adresse {
 }
 
 /// See the WIT `etablissement` record.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Etablissement {
     pub siret: String,
     pub siege_social: Option<bool>,
@@ -97,14 +99,15 @@ pub struct Etablissement {
     pub tranche_effectif: Option<String>,
     pub etat_administratif: Option<String>,
     pub status_diffusion: Option<String>,
-    pub date_creation: Option<i64>,
-    pub date_fermeture: Option<i64>,
+    pub date_creation: Option<String>,
+    pub date_fermeture: Option<String>,
     pub adresse: Option<Adresse>,
     pub unite_legale: Option<UniteLegale>,
 }
 
 /// The typed view of `data`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "tag", content = "val", rename_all = "kebab-case")]
 pub enum TypedData {
     UniteLegale(Box<UniteLegale>),
     Etablissement(Box<Etablissement>),
@@ -113,11 +116,15 @@ pub enum TypedData {
 }
 
 /// A successful answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Response {
     pub status: u16,
+    /// `data`, `links` and `meta` as JSON text (the JSON form embeds them).
+    #[serde(serialize_with = "crate::json::raw")]
     pub data: String,
+    #[serde(serialize_with = "crate::json::raw")]
     pub links: String,
+    #[serde(serialize_with = "crate::json::raw")]
     pub meta: String,
     pub document: Option<DocumentLink>,
     pub files: Vec<FileLink>,
@@ -143,7 +150,7 @@ pub fn rate_limit(headers: &[(String, String)]) -> RateLimitState {
     RateLimitState {
         limit: header_num(headers, "ratelimit-limit"),
         remaining: header_num(headers, "ratelimit-remaining"),
-        reset_at: header_num(headers, "ratelimit-reset"),
+        reset_at: header_num(headers, "ratelimit-reset").map(instant::iso),
         retry_after_seconds: header_num(headers, "retry-after"),
     }
 }
@@ -180,9 +187,9 @@ pub fn parse(
         }
     }
     if !(200..300).contains(&status) {
-        return Err(Error::from_status(api_error(
-            status, body, rate_limit, request_id, now_unix,
-        )));
+        return Err(Error::Api(Box::new(api_error(
+            status, headers, body, rate_limit, request_id, now_unix,
+        ))));
     }
     let envelope: Value = serde_json::from_slice(body).map_err(|e| not_json(&e))?;
     if endpoint.kind == Kind::Privileges {
@@ -265,7 +272,7 @@ fn document(data: &Value) -> DocumentLink {
         expires_in_seconds: data
             .get("document_url_expires_in")
             .or_else(|| data.get("expires_in"))
-            .and_then(Value::as_u64),
+            .and_then(seconds),
         status: code,
         status_label: status.and_then(|s| str_at(s, "libelle").or_else(|| str_at(s, "description"))),
         valid_from: str_at(data, "date_debut_validite"),
@@ -287,7 +294,7 @@ fn file_links(v: &Value, pointer: &mut String, out: &mut Vec<FileLink>) {
                 if is_link && (value.is_string() || value.is_null()) {
                     let expiry = [format!("{key}_expires_in"), "expires_in".to_owned()]
                         .iter()
-                        .find_map(|k| map.get(k).and_then(Value::as_u64));
+                        .find_map(|k| map.get(k).and_then(seconds));
                     out.push(FileLink {
                         pointer: pointer.clone(),
                         url: value.as_str().map(str::to_owned),
@@ -313,6 +320,7 @@ fn file_links(v: &Value, pointer: &mut String, out: &mut Vec<FileLink>) {
 
 fn api_error(
     status: u16,
+    headers: &[(String, String)],
     body: &[u8],
     rate_limit: RateLimitState,
     request_id: Option<String>,
@@ -341,9 +349,10 @@ fn api_error(
     // end of the quota's window: it dates the retry of a 429 only, not the
     // end of a provider's maintenance, which `meta.retry_in` gives.
     let reset = (status == 429)
-        .then_some(rate_limit.reset_at)
+        .then(|| header_num::<u64>(headers, "ratelimit-reset"))
         .flatten()
-        .map(|reset| reset.saturating_sub(now_unix));
+        .map(|reset| u32::try_from(reset.saturating_sub(now_unix)).unwrap_or(u32::MAX));
+    let retry_in = retry_in.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
     let retry_after_seconds = rate_limit.retry_after_seconds.or(reset).or(retry_in).map(|s| s.max(1));
     let retryable = retryable(status, &errors);
     let provider = errors.iter().filter_map(|e| e.meta.as_deref()).find_map(|m| {
@@ -353,6 +362,7 @@ fn api_error(
     });
     ApiError {
         status,
+        kind: ApiErrorKind::of(status),
         provider,
         errors,
         text,
@@ -401,6 +411,21 @@ fn error_item(v: &Value) -> ErrorItem {
     }
 }
 
+/// A count of seconds, when it is one that fits.
+fn seconds(v: &Value) -> Option<u32> {
+    v.as_u64().map(|s| u32::try_from(s).unwrap_or(u32::MAX))
+}
+
+/// A Sirene date: a Unix timestamp (of midnight in Paris) as the ISO day, or
+/// a date the API already gives as text, unchanged.
+fn day(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_i64().and_then(instant::paris_day),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 fn str_at(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -442,8 +467,8 @@ fn unite_legale(v: &Value) -> Option<UniteLegale> {
         tranche_effectif: tranche(v),
         etat_administratif: str_at(v, "etat_administratif"),
         status_diffusion: str_at(v, "status_diffusion"),
-        date_creation: v.get("date_creation").and_then(Value::as_i64),
-        date_cessation: v.get("date_cessation").and_then(Value::as_i64),
+        date_creation: day(v, "date_creation"),
+        date_cessation: day(v, "date_cessation"),
     })
 }
 
@@ -482,8 +507,8 @@ fn etablissement(v: &Value) -> Option<Etablissement> {
         tranche_effectif: tranche(v),
         etat_administratif: str_at(v, "etat_administratif"),
         status_diffusion: str_at(v, "status_diffusion"),
-        date_creation: v.get("date_creation").and_then(Value::as_i64),
-        date_fermeture: v.get("date_fermeture").and_then(Value::as_i64),
+        date_creation: day(v, "date_creation"),
+        date_fermeture: day(v, "date_fermeture"),
         adresse: adresse(v),
         unite_legale: v.get("unite_legale").and_then(unite_legale),
     })
@@ -516,7 +541,7 @@ mod tests {
         };
         assert_eq!(u.denomination.as_deref(), Some("SOCIETE NATIONALE SNCF"));
         assert_eq!(u.forme_juridique.as_ref().unwrap().code.as_deref(), Some("5599"));
-        assert_eq!(u.date_creation, Some(-473389200));
+        assert_eq!(u.date_creation.as_deref(), Some("1955-01-01"));
         assert!(r.data.contains("new_field"));
         assert_eq!(r.links, r#"{"siege_social":"x"}"#);
         assert_eq!((r.rate_limit.limit, r.rate_limit.remaining), (Some(250), Some(249)));
@@ -538,9 +563,10 @@ mod tests {
         let e = find("insee_unites_legales", None).unwrap();
         let body = br#"{"errors":[{"code":"00201","title":"T","detail":"D","source":{"parameter":"context"}},
                                   {"code":"00202","title":"T","detail":"D","source":null,"meta":{}}]}"#;
-        let Err(Error::Unprocessable(api)) = parse(e, 422, &[], body, 0) else {
+        let Err(Error::Api(api)) = parse(e, 422, &[], body, 0) else {
             panic!()
         };
+        assert_eq!(api.kind, ApiErrorKind::Unprocessable);
         let codes: Vec<_> = api.errors.iter().map(|i| i.code.as_str()).collect();
         assert_eq!(codes, ["00201", "00202"]);
         assert_eq!(api.errors[0].parameter.as_deref(), Some("context"));
@@ -550,13 +576,15 @@ mod tests {
     #[test]
     fn plain_text_and_empty_error_bodies_are_kept_as_text() {
         let e = find("insee_unites_legales", None).unwrap();
-        let Err(Error::NotFound(api)) = parse(e, 404, &[], b"Not Found\n", 0) else {
+        let Err(Error::Api(api)) = parse(e, 404, &[], b"Not Found\n", 0) else {
             panic!()
         };
+        assert_eq!(api.kind, ApiErrorKind::NotFound);
         assert_eq!(api.text.as_deref(), Some("Not Found"));
-        let Err(Error::Gone(api)) = parse(e, 410, &[], b"", 0) else {
+        let Err(Error::Api(api)) = parse(e, 410, &[], b"", 0) else {
             panic!()
         };
+        assert_eq!(api.kind, ApiErrorKind::Gone);
         assert_eq!((api.text, api.errors.len()), (None, 0));
     }
 
@@ -565,7 +593,7 @@ mod tests {
         let e = find("insee_unites_legales", None).unwrap();
         let body = br#"{"errors":[{"code":"01020","title":"","detail":"","meta":{"retry_in":600}}]}"#;
         let retry = |status: u16, headers: &[(&str, &str)]| match parse(e, status, &h(headers), body, 1_000) {
-            Err(Error::Maintenance(api) | Error::RateLimited(api)) => api.retry_after_seconds,
+            Err(Error::Api(api)) => api.retry_after_seconds,
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -640,11 +668,8 @@ mod tests {
                 r#"{{"errors":[{{"code":"{code}","title":"","detail":"","meta":{{"provider":"DGFIP - Adélie"}}}}]}}"#
             );
             let err = parse(e, status, &[], body.as_bytes(), 0).unwrap_err();
-            let (Error::Conflict(api) | Error::BadGateway(api) | Error::GatewayTimeout(api) | Error::NotFound(api)) =
-                err
-            else {
-                panic!("{err:?}")
-            };
+            let Error::Api(api) = err else { panic!("{err:?}") };
+            assert_eq!(api.kind, ApiErrorKind::of(status));
             (api.retryable, api.provider)
         };
         assert_eq!(classify(409, "00015"), (true, Some("DGFIP - Adélie".into())));

@@ -5,8 +5,10 @@
 use crate::catalogue::{Endpoint, ParamKind};
 use crate::error::ErrorItem;
 
-/// The trace as the caller gave it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The trace as the caller gave it (a field left out is blank, and refused
+/// with its code like a blank one).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Trace {
     pub context: String,
     pub recipient: String,
@@ -350,7 +352,7 @@ fn check_query(endpoint: &Endpoint, query: &[(String, String)], faults: &mut Vec
         } else if known.min.is_some() || known.max.is_some() {
             let in_range = value
                 .parse::<i64>()
-                .is_ok_and(|n| known.min.is_none_or(|min| n >= min) && known.max.is_none_or(|max| n <= max));
+                .is_ok_and(|n| known.min.is_none_or(|min| n >= i64::from(min)) && known.max.is_none_or(|max| n <= i64::from(max)));
             (!in_range).then(|| {
                 format!(
                     "a whole number from {} to {}",

@@ -84,13 +84,6 @@ fn coded(c: &Option<types::Coded>) -> Option<String> {
     }
 }
 
-fn date(ts: Option<i64>) -> Option<String> {
-    // INSEE's dates are midnight in Paris (UTC+1 or +2): shifting by 3 h
-    // lands on that day whatever the season.
-    let day = time::OffsetDateTime::from_unix_timestamp(ts?.checked_add(3 * 3600)?).ok()?;
-    Some(day.date().to_string())
-}
-
 fn write_unite_legale(out: &mut impl Write, u: &types::UniteLegale) -> std::io::Result<()> {
     line(out, "SIREN", Some(&u.siren))?;
     line(out, "dénomination", u.denomination.as_ref())?;
@@ -102,8 +95,8 @@ fn write_unite_legale(out: &mut impl Write, u: &types::UniteLegale) -> std::io::
     line(out, "siège social", u.siret_siege_social.as_ref())?;
     line(out, "état administratif", u.etat_administratif.as_ref())?;
     line(out, "diffusion", u.status_diffusion.as_ref())?;
-    line(out, "créée le", date(u.date_creation))?;
-    line(out, "cessée le", date(u.date_cessation))
+    line(out, "créée le", u.date_creation.as_ref())?;
+    line(out, "cessée le", u.date_cessation.as_ref())
 }
 
 /// A readable summary of an answer.
@@ -130,8 +123,8 @@ pub fn write_summary(
             line(out, "effectif", e.tranche_effectif.as_ref())?;
             line(out, "état administratif", e.etat_administratif.as_ref())?;
             line(out, "diffusion", e.status_diffusion.as_ref())?;
-            line(out, "créé le", date(e.date_creation))?;
-            line(out, "fermé le", date(e.date_fermeture))?;
+            line(out, "créé le", e.date_creation.as_ref())?;
+            line(out, "fermé le", e.date_fermeture.as_ref())?;
             if let Some(a) = &e.adresse {
                 line(out, "adresse", Some(a.lignes.join(", ")))?;
             }
@@ -176,16 +169,4 @@ pub fn write_summary(
         footer += &format!(", quota {rem}/{lim} left");
     }
     writeln!(out, "({footer})")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_become_civil_dates() {
-        assert_eq!(date(Some(0)).unwrap(), "1970-01-01");
-        assert_eq!(date(Some(-473389200)).unwrap(), "1955-01-01");
-        assert_eq!(date(Some(1_673_478_000)).unwrap(), "2023-01-12");
-    }
 }

@@ -1,5 +1,6 @@
-//! The client component's bytes, built from `guest/` for `wasm32-wasip2` by
-//! this crate's build script (in a target directory of its own, as
+//! The components' bytes, built from `guest/` (for `wasm32-wasip2`, and for
+//! `wasm32-unknown-unknown` as the codec component) by this crate's build
+//! script (in a target directory of its own, as
 //! wasmtime's `wasi-preview1-component-adapter/provider` does).
 //!
 //! Whoever embeds the default component depends on this crate; the runtime
@@ -18,6 +19,14 @@ pub static CLIENT: &[u8] = include_bytes!(env!("API_ENTREPRISE_CLIENT_COMPONENT"
 
 /// Where the client component was built, for tools that load it by path.
 pub const CLIENT_PATH: &str = env!("API_ENTREPRISE_CLIENT_COMPONENT");
+
+/// The codec component: the same client in the `sans-io` world (catalogue,
+/// codec, json), importing nothing, for any component runtime.
+pub static CODEC: &[u8] = include_bytes!(env!("API_ENTREPRISE_CODEC_COMPONENT"));
+
+/// Where the codec component was built (the Node and Python packages copy it
+/// from there).
+pub const CODEC_PATH: &str = env!("API_ENTREPRISE_CODEC_COMPONENT");
 
 /// The hostile probe component (`tests/probe/`) the tests load through the
 /// real host, as a file an administrator would give.

@@ -16,10 +16,36 @@ use crate::types;
 pub const PACKAGE: &str = "api-entreprise:client";
 
 /// The contract's version this host was built against (`wit/`).
-pub const VERSION: &str = "0.1.0";
+pub const VERSION: &str = "0.2.0";
 
-/// The interfaces a client must export.
-const EXPORTS: [&str; 3] = ["catalogue", "codec", "client"];
+/// What the host runs a component as, which decides what it must export and
+/// what it may import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The client, which sends through `wasi:http` (world `api-entreprise`).
+    Client,
+    /// The codec alone (world `sans-io`, or the client used only for its
+    /// codec): no import at all is linked.
+    Codec,
+}
+
+impl Role {
+    /// The interfaces it must export.
+    fn exports(self) -> &'static [&'static str] {
+        match self {
+            Self::Client => &["catalogue", "codec", "client"],
+            Self::Codec => &["catalogue", "codec", "json"],
+        }
+    }
+
+    /// The imports the host links for it, by `package/interface`.
+    fn offered(self) -> &'static [&'static str] {
+        match self {
+            Self::Client => OFFERED_IMPORTS,
+            Self::Codec => &[],
+        }
+    }
+}
 
 /// What the host links, by `package/interface` (any version of WASI 0.2):
 /// outgoing HTTP and the harmless parts of WASI that Rust's std uses. No
@@ -64,8 +90,7 @@ pub enum Refusal {
     CoreModule,
     /// A component of another contract (its exports listed).
     #[error(
-        "it is not an API Entreprise client: it exports {exports}, not the interfaces {} of {PACKAGE}@{VERSION}",
-        EXPORTS.join(", ")
+        "it is not an API Entreprise client: it exports {exports}, and none of the interfaces of {PACKAGE}@{VERSION}"
     )]
     NotAClient {
         /// What it exports instead, or `nothing`.
@@ -79,7 +104,7 @@ pub enum Refusal {
     OtherVersion {
         /// Its version, or `with no version`.
         theirs: String,
-        /// The host's track (`0.1`).
+        /// The host's track (`0.2`).
         ours: String,
     },
     /// Some of the interfaces the host calls are missing.
@@ -87,8 +112,8 @@ pub enum Refusal {
     MissingExports(Vec<String>),
     /// It imports what the host does not offer.
     #[error(
-        "it imports {}, which this host does not offer: a client reaches the API through wasi:http only \
-         (no files, no sockets, no other host functions)",
+        "it imports {}, which this host does not offer: a client reaches the API through wasi:http only, \
+         and the codec component imports nothing (no files, no sockets, no other host functions)",
         .0.join(", ")
     )]
     ExtraImports(Vec<String>),
@@ -115,7 +140,7 @@ fn split(name: &str) -> Option<(&str, &str, Option<&str>)> {
 }
 
 /// The versions compatible with `version` (semver: the same major, or for
-/// `0.x` the same minor too), and the track's name (`0.1`, `1`).
+/// `0.x` the same minor too), and the track's name (`0.2`, `1`).
 fn track(version: &str) -> Option<(semver::VersionReq, String)> {
     let v = semver::Version::parse(version).ok()?;
     let name = if v.major == 0 {
@@ -135,15 +160,15 @@ fn on_track(version: Option<&str>, req: &semver::VersionReq) -> bool {
 
 /// Checks a component's imports and exports against what this host offers
 /// and calls, before anything of it runs.
-pub fn check(engine: &Engine, component: &Component) -> Result<(), Refusal> {
+pub fn check(engine: &Engine, component: &Component, role: Role) -> Result<(), Refusal> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     let imports: Vec<&str> = ty.imports(engine).map(|(name, _)| name).collect();
-    check_names(&imports, &exports)
+    check_names(&imports, &exports, role)
 }
 
 /// [`check`] on the names alone.
-pub fn check_names(imports: &[&str], exports: &[&str]) -> Result<(), Refusal> {
+pub fn check_names(imports: &[&str], exports: &[&str], role: Role) -> Result<(), Refusal> {
     // Both are this crate's own constants, checked by the tests below.
     let (Some((ours_req, ours)), Some((wasi_req, _))) = (track(VERSION), track("0.2.0")) else {
         return Err(Refusal::OtherVersion {
@@ -171,10 +196,11 @@ pub fn check_names(imports: &[&str], exports: &[&str]) -> Result<(), Refusal> {
             ours,
         });
     }
-    let missing: Vec<String> = EXPORTS
-        .into_iter()
-        .filter(|want| !exported.iter().any(|(interface, _)| interface == want))
-        .map(str::to_owned)
+    let missing: Vec<String> = role
+        .exports()
+        .iter()
+        .filter(|want| !exported.iter().any(|(interface, _)| interface == *want))
+        .map(|want| (*want).to_owned())
         .collect();
     if !missing.is_empty() {
         return Err(Refusal::MissingExports(missing));
@@ -186,7 +212,7 @@ pub fn check_names(imports: &[&str], exports: &[&str]) -> Result<(), Refusal> {
             // Its own contract's types (any compatible version).
             Some((PACKAGE, _, version)) => !on_track(version, &ours_req),
             Some((package, interface, version)) => {
-                let offered = OFFERED_IMPORTS.contains(&format!("{package}/{interface}").as_str());
+                let offered = role.offered().contains(&format!("{package}/{interface}").as_str());
                 !offered || !on_track(version, &wasi_req)
             }
             None => true,
@@ -273,9 +299,9 @@ mod tests {
     use super::*;
 
     const CLIENT: [&str; 3] = [
-        "api-entreprise:client/catalogue@0.1.0",
-        "api-entreprise:client/codec@0.1.0",
-        "api-entreprise:client/client@0.1.0",
+        "api-entreprise:client/catalogue@0.2.0",
+        "api-entreprise:client/codec@0.2.0",
+        "api-entreprise:client/client@0.2.0",
     ];
 
     #[test]
@@ -290,50 +316,64 @@ mod tests {
     #[test]
     fn a_client_of_this_contract_passes() {
         let imports = [
-            "api-entreprise:client/types@0.1.0",
+            "api-entreprise:client/types@0.2.0",
             "wasi:http/types@0.2.12",
             "wasi:io/poll@0.2.0",
         ];
-        assert_eq!(check_names(&imports, &CLIENT), Ok(()));
-        // A patch or minor release of the same 0.1 track is compatible.
+        assert_eq!(check_names(&imports, &CLIENT, Role::Client), Ok(()));
+        // A patch release of the same 0.2 track is compatible.
         assert_eq!(
-            check_names(&[], &["api-entreprise:client/catalogue@0.1.7", CLIENT[1], CLIENT[2]]),
+            check_names(&[], &["api-entreprise:client/catalogue@0.2.7", CLIENT[1], CLIENT[2]], Role::Client),
             Ok(())
         );
     }
 
     #[test]
     fn each_mismatch_is_named() {
-        let err = check_names(&[], &["wasi:http/incoming-handler@0.2.0"])
+        let err = check_names(&[], &["wasi:http/incoming-handler@0.2.0"], Role::Client)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("not an API Entreprise client") && err.contains("incoming-handler"),
             "{err}"
         );
-        let err = check_names(&[], &["api-entreprise:client/client@1.0.0"])
+        let err = check_names(&[], &["api-entreprise:client/client@1.0.0"], Role::Client)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("@1.0.0") && err.contains("@0.1.x"), "{err}");
-        let err = check_names(&[], &["api-entreprise:client/client@0.2.0"])
+        assert!(err.contains("@1.0.0") && err.contains("@0.2.x"), "{err}");
+        let err = check_names(&[], &["api-entreprise:client/client@0.1.0"], Role::Client)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("@0.2.0"), "{err}");
-        let err = check_names(&[], &CLIENT[..2]).unwrap_err().to_string();
+        assert!(err.contains("@0.1.0"), "{err}");
+        let err = check_names(&[], &CLIENT[..2], Role::Client).unwrap_err().to_string();
         assert!(err.contains("interface(s) client "), "{err}");
-        let err = check_names(&["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"], &CLIENT)
+        let err = check_names(&["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"], &CLIENT, Role::Client)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("wasi:filesystem/preopens@0.2.0, wasi:sockets/tcp@0.2.0"),
             "{err}"
         );
-        let err = check_names(&["wasi:http/types@0.3.0"], &CLIENT)
+        let err = check_names(&["wasi:http/types@0.3.0"], &CLIENT, Role::Client)
             .unwrap_err()
             .to_string();
         assert!(err.contains("wasi:http/types@0.3.0"), "{err}");
-        let err = check_names(&["env"], &CLIENT).unwrap_err().to_string();
+        let err = check_names(&["env"], &CLIENT, Role::Client).unwrap_err().to_string();
         assert!(err.contains("imports env,"), "{err}");
+    }
+
+    #[test]
+    fn the_codec_role_wants_the_json_interface_and_grants_no_import() {
+        let codec = [
+            "api-entreprise:client/catalogue@0.2.0",
+            "api-entreprise:client/codec@0.2.0",
+            "api-entreprise:client/json@0.2.0",
+        ];
+        assert_eq!(check_names(&[], &codec, Role::Codec), Ok(()));
+        let err = check_names(&["wasi:clocks/wall-clock@0.2.0"], &codec, Role::Codec).unwrap_err();
+        assert_eq!(err, Refusal::ExtraImports(vec!["wasi:clocks/wall-clock@0.2.0".into()]));
+        let err = check_names(&[], &CLIENT, Role::Codec).unwrap_err();
+        assert_eq!(err, Refusal::MissingExports(vec!["json".into()]));
     }
 
     #[test]

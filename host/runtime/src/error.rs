@@ -121,21 +121,8 @@ impl ClientError {
 }
 
 fn api_error(e: &types::Error) -> Option<&types::ApiError> {
-    use types::Error as E;
     match e {
-        E::BadRequest(a)
-        | E::Unauthorized(a)
-        | E::Forbidden(a)
-        | E::NotFound(a)
-        | E::Conflict(a)
-        | E::Gone(a)
-        | E::Unprocessable(a)
-        | E::RateLimited(a)
-        | E::UnavailableForLegalReasons(a)
-        | E::ServerError(a)
-        | E::BadGateway(a)
-        | E::Maintenance(a)
-        | E::GatewayTimeout(a) => Some(a),
+        types::Error::Api(a) => Some(a),
         _ => None,
     }
 }
@@ -157,7 +144,7 @@ fn items(f: &mut fmt::Formatter<'_>, items: &[types::ErrorItem]) -> fmt::Result 
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use types::Error as E;
-        let (what, todo) = match &self.0 {
+        let api = match &self.0 {
             E::InvalidInput(faults) => {
                 write!(f, "invalid request, nothing was sent:")?;
                 return items(f, faults);
@@ -172,42 +159,46 @@ impl fmt::Display for ClientError {
                 return write!(f, "the connection to the API failed: {m}");
             }
             E::Other(m) => return write!(f, "{m}"),
-            E::BadRequest(_) => ("the API found the request malformed", "report it with the request id"),
-            E::Unauthorized(_) => (
+            E::Api(api) => api,
+        };
+        use types::ApiErrorKind as K;
+        let (what, todo) = match api.kind {
+            K::BadRequest => ("the API found the request malformed", "report it with the request id"),
+            K::Unauthorized => (
                 "the API refused the token",
                 "check API_ENTREPRISE_TOKEN: it may be wrong, expired (tokens last 18 months) or revoked",
             ),
-            E::Forbidden(_) => (
+            K::Forbidden => (
                 "the token may not call this endpoint",
                 "list its rights with /privileges; ask for the scope on DataPass",
             ),
-            E::NotFound(_) => (
+            K::NotFound => (
                 "not found, or outside the endpoint's scope",
                 "check the identifier; a 404 often means the entity is not covered by this provider",
             ),
-            E::Conflict(_) => (
+            K::Conflict => (
                 "the same request is still running at the API",
                 "wait for the first one to finish before asking again",
             ),
-            E::Gone(_) => (
+            K::Gone => (
                 "this link or route no longer exists",
                 "call the endpoint again for a fresh link",
             ),
-            E::Unprocessable(_) => ("the API refused a parameter", "fix the parameter named below"),
-            E::RateLimited(_) => (
+            K::Unprocessable => ("the API refused a parameter", "fix the parameter named below"),
+            K::RateLimited => (
                 "the token's quota for this endpoint is spent",
                 "wait before calling again: ignoring 429s gets the IP banned for 12 hours",
             ),
-            E::UnavailableForLegalReasons(_) => (
+            K::UnavailableForLegalReasons => (
                 "this entity is not diffusible for legal reasons",
                 "use the non-diffusible endpoint if your habilitation allows it",
             ),
-            E::ServerError(_) => ("API Entreprise failed", "try again later"),
-            E::BadGateway(_) => ("the data provider failed", "try again later"),
-            E::Maintenance(_) => ("the data provider is in maintenance", "try again after the window"),
-            E::GatewayTimeout(_) => ("the data provider did not answer in time", "try again later"),
+            K::ServerError => ("API Entreprise failed", "try again later"),
+            K::BadGateway => ("the data provider failed", "try again later"),
+            K::Maintenance => ("the data provider is in maintenance", "try again after the window"),
+            K::GatewayTimeout => ("the data provider did not answer in time", "try again later"),
+            K::Unexpected => ("the API answered an unexpected status", "report it with the request id"),
         };
-        let api = api_error(&self.0).expect("every remaining case carries an api-error");
         write!(f, "{what} (HTTP {}", api.status)?;
         if let Some(id) = &api.request_id {
             write!(f, ", request id {id}")?;

@@ -70,7 +70,16 @@ pub use runtime::{
 pub use sender::Sender;
 pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};
 
-/// The contract's types (`api-entreprise:client/types@0.1.0`).
+/// The contract's types (`api-entreprise:client/types@0.2.0`).
 pub mod types {
     pub use crate::bindings::api_entreprise::client::types::*;
+}
+
+/// The current instant as the contract's `now` (RFC 3339, UTC).
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }

@@ -57,16 +57,9 @@ fn transient(error: &CallError) -> Option<Duration> {
     use types::Error as E;
     match error {
         CallError::Client(c) => match &c.0 {
-            E::Conflict(a)
-            | E::RateLimited(a)
-            | E::ServerError(a)
-            | E::BadGateway(a)
-            | E::Maintenance(a)
-            | E::GatewayTimeout(a)
-                if a.retryable =>
-            {
-                Some(Duration::from_secs(a.retry_after_seconds.unwrap_or(0)))
-            }
+            // The component says which answers pass (a 409 in flight, 429,
+            // 5xx but the permanent 502s); the quota bounds what a retry sends.
+            E::Api(a) if a.retryable => Some(Duration::from_secs(u64::from(a.retry_after_seconds.unwrap_or(0)))),
             E::Timeout(_) | E::Transport(_) => Some(Duration::ZERO),
             _ => None,
         },
@@ -82,9 +75,10 @@ mod tests {
     use super::*;
     use crate::ClientError;
 
-    fn api(status: u16, retryable: bool, retry_after: Option<u64>) -> types::ApiError {
-        types::ApiError {
+    fn api(kind: types::ApiErrorKind, status: u16, retryable: bool, retry_after: Option<u32>) -> types::Error {
+        types::Error::Api(types::ApiError {
             status,
+            kind,
             errors: vec![],
             text: None,
             provider: None,
@@ -97,7 +91,7 @@ mod tests {
                 retry_after_seconds: None,
             },
             request_id: None,
-        }
+        })
     }
 
     fn client(e: types::Error) -> CallError {
@@ -111,14 +105,14 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
         };
-        let bad_gateway = client(types::Error::BadGateway(api(502, true, None)));
+        let bad_gateway = client(api(types::ApiErrorKind::BadGateway, 502, true, None));
         let d = policy.delay(2, &bad_gateway).unwrap();
         assert!(d <= Duration::from_millis(100), "{d:?}");
         assert!(policy.delay(3, &bad_gateway).unwrap() <= Duration::from_millis(200));
         assert_eq!(policy.delay(4, &bad_gateway), None, "three attempts in all");
-        let permanent = client(types::Error::BadGateway(api(502, false, None)));
+        let permanent = client(api(types::ApiErrorKind::BadGateway, 502, false, None));
         assert_eq!(policy.delay(2, &permanent), None);
-        let not_found = client(types::Error::NotFound(api(404, false, None)));
+        let not_found = client(api(types::ApiErrorKind::NotFound, 404, false, None));
         assert_eq!(policy.delay(2, &not_found), None);
         assert_eq!(RetryPolicy::NONE.delay(2, &bad_gateway), None, "off by default");
         let quota = CallError::RateLimited {
@@ -135,9 +129,9 @@ mod tests {
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_secs(10),
         };
-        let limited = client(types::Error::RateLimited(api(429, true, Some(7))));
+        let limited = client(api(types::ApiErrorKind::RateLimited, 429, true, Some(7)));
         assert_eq!(policy.delay(2, &limited), Some(Duration::from_secs(7)));
-        let long = client(types::Error::RateLimited(api(429, true, Some(60))));
+        let long = client(api(types::ApiErrorKind::RateLimited, 429, true, Some(60)));
         assert_eq!(policy.delay(2, &long), None, "past max_delay: stop rather than wait");
     }
 }

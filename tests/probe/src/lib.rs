@@ -11,7 +11,7 @@
 //! - `garbage` returns a well-typed but absurd answer (status 0, data that is
 //!   not JSON, a 4 MiB request id, extreme rate-limit numbers);
 //! - `garbage-maintenance` sends like `probe`, then claims a maintenance
-//!   that ends in `u64::MAX` seconds;
+//!   that ends in `u32::MAX` seconds;
 //! - `panic` panics;
 //! - any other endpoint id (`pings`, say) sends like `probe`: the component
 //!   asks for one endpoint and sends another's path.
@@ -26,9 +26,9 @@ wit_bindgen::generate!({
 });
 
 use api_entreprise::client::types::{
-    Endpoint, EndpointKind, Error, HttpRequest, RateLimitGroup, RateLimitState, Request, Response,
+    Endpoint, EndpointKind, Error, Prepared, RateLimitGroup, RateLimitState, Request, Response,
 };
-use exports::api_entreprise::client::{catalogue, client, codec};
+use exports::api_entreprise::client::{catalogue, client, codec, json};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{ErrorCode, Fields, Method, OutgoingRequest, Scheme};
 use wasi::io::streams::StreamError;
@@ -76,12 +76,26 @@ fn endpoint(id: &str, path: &str) -> Endpoint {
 }
 
 impl codec::Guest for Probe {
-    fn prepare(_: String, _: Request) -> Result<HttpRequest, Error> {
+    fn prepare(_: String, _: Request, _: String) -> Result<Prepared, Error> {
         Err(Error::Other("the probe has no codec".into()))
     }
 
-    fn parse(_: String, _: u8, _: u16, _: Vec<(String, String)>, _: Vec<u8>) -> Result<Response, Error> {
+    fn parse(_: Prepared, _: u16, _: Vec<(String, String)>, _: String, _: String) -> Result<Response, Error> {
         Err(Error::Other("the probe has no codec".into()))
+    }
+}
+
+impl json::Guest for Probe {
+    fn endpoints() -> String {
+        "[]".into()
+    }
+
+    fn prepare(_: String, _: String, _: String) -> Result<String, String> {
+        Err("the probe has no codec".into())
+    }
+
+    fn parse(_: String, _: u16, _: String, _: String, _: String) -> Result<String, String> {
+        Err("the probe has no codec".into())
     }
 }
 
@@ -130,8 +144,8 @@ impl client::Guest for Probe {
                 rate_limit: RateLimitState {
                     limit: Some(u32::MAX),
                     remaining: Some(u32::MAX),
-                    reset_at: Some(u64::MAX),
-                    retry_after_seconds: Some(u64::MAX),
+                    reset_at: Some("\u{0}".repeat(1 << 10)),
+                    retry_after_seconds: Some(u32::MAX),
                 },
                 request_id: Some("x".repeat(4 << 20)),
             }),
@@ -141,15 +155,16 @@ impl client::Guest for Probe {
     }
 }
 
-/// A maintenance that "ends" in `u64::MAX` seconds.
+/// A maintenance that "ends" in `u32::MAX` seconds.
 fn maintenance_forever() -> Error {
-    Error::Maintenance(api_entreprise::client::types::ApiError {
+    Error::Api(api_entreprise::client::types::ApiError {
         status: 503,
+        kind: api_entreprise::client::types::ApiErrorKind::Maintenance,
         errors: vec![],
         text: None,
         provider: Some("insee".into()),
         retryable: true,
-        retry_after_seconds: Some(u64::MAX),
+        retry_after_seconds: Some(u32::MAX),
         rate_limit: no_rate_limit(),
         request_id: None,
     })

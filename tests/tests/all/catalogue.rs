@@ -166,7 +166,7 @@ async fn every_fixture_parses_or_is_refused_locally_by_name() {
         let e = runtime.resolve(&id, Some(version)).unwrap_or_else(|| panic!("{op}"));
         for fixture in list {
             let name = format!("{op}/{}", fixture.file);
-            match runtime.prepare(&fixture_request(e, fixture)).await {
+            let prepared = match runtime.prepare(&fixture_request(e, fixture)).await {
                 Err(CallError::Client(c)) => {
                     let types::Error::InvalidInput(items) = &c.0 else {
                         panic!("{name}: {c}")
@@ -184,11 +184,12 @@ async fn every_fixture_parses_or_is_refused_locally_by_name() {
                     continue;
                 }
                 Err(other) => panic!("{name}: {other}"),
-                Ok(_) => {}
-            }
+                Ok(prepared) => prepared,
+            };
+            assert_eq!((prepared.endpoint.as_str(), prepared.version), (id.as_str(), version));
             let headers = [("X-Request-ID".to_owned(), "fixture".to_owned())];
             let result = runtime
-                .parse(&id, version, fixture.status, &headers, fixture.payload.as_bytes())
+                .parse(&prepared, fixture.status, &headers, &fixture.payload)
                 .await;
             match (fixture.status, result) {
                 (200, Ok(r)) => {
@@ -292,9 +293,10 @@ async fn a_maintenance_window_gives_a_503_with_its_end_and_pings_say_so() {
     let Err(CallError::Client(c)) = runtime.call(&request).await else {
         panic!()
     };
-    let types::Error::Maintenance(api) = &c.0 else {
+    let types::Error::Api(api) = &c.0 else {
         panic!("{c}")
     };
+    assert_eq!(api.kind, types::ApiErrorKind::Maintenance);
     assert_eq!(c.codes(), ["01020"]);
     assert!(api.retryable);
     assert!(
@@ -328,7 +330,14 @@ async fn privileges_parse_in_both_shapes_through_the_component() {
     )
     .await;
     assert!(String::from_utf8_lossy(&body).starts_with("{\"privileges\""));
-    let r = runtime.parse("privileges", 0, status, &headers, &body).await.unwrap();
+    let call = runtime
+        .prepare(&api_entreprise_tests::request("privileges", &[]))
+        .await
+        .unwrap();
+    let r = runtime
+        .parse(&call, status, &headers, &String::from_utf8_lossy(&body))
+        .await
+        .unwrap();
     let Some(types::TypedData::Privileges(older)) = r.typed else {
         panic!()
     };

@@ -163,7 +163,7 @@ async fn foreign_components_are_refused_with_what_is_wrong() {
     ))
     .await;
     assert!(
-        why.contains("implements api-entreprise:client@1.0.0") && why.contains("@0.1.x"),
+        why.contains("implements api-entreprise:client@1.0.0") && why.contains("@0.2.x"),
         "{why}"
     );
 
@@ -173,9 +173,9 @@ async fn foreign_components_are_refused_with_what_is_wrong() {
         r#"(component
             (import "wasi:filesystem/preopens@0.2.0" (instance))
             (instance $i)
-            (export "api-entreprise:client/catalogue@0.1.0" (instance $i))
-            (export "api-entreprise:client/codec@0.1.0" (instance $i))
-            (export "api-entreprise:client/client@0.1.0" (instance $i)))"#,
+            (export "api-entreprise:client/catalogue@0.2.0" (instance $i))
+            (export "api-entreprise:client/codec@0.2.0" (instance $i))
+            (export "api-entreprise:client/client@0.2.0" (instance $i)))"#,
     ))
     .await;
     assert!(

@@ -256,11 +256,11 @@ async fn a_wrong_token_maps_to_unauthorized_with_its_code() {
         .build()
         .await
         .unwrap();
-    let types::Error::Unauthorized(api) =
-        client_error(runtime.call(&request("insee_unites_legales", &["552049447"])).await)
+    let types::Error::Api(api) = client_error(runtime.call(&request("insee_unites_legales", &["552049447"])).await)
     else {
         panic!()
     };
+    assert_eq!(api.kind, types::ApiErrorKind::Unauthorized);
     assert_eq!((api.status, codes(&api.errors)), (401, vec!["00101"]));
     assert!(!api.retryable);
     assert!(!sandbox.requests()[0].authorized);
@@ -270,13 +270,14 @@ async fn a_wrong_token_maps_to_unauthorized_with_its_code() {
 async fn an_unknown_identifier_maps_to_not_found() {
     let sandbox = sandbox().await;
     let runtime = runtime(&sandbox).await;
-    let types::Error::NotFound(api) = client_error(
+    let types::Error::Api(api) = client_error(
         runtime
             .call(&request("insee_etablissements", &["00000000000000"]))
             .await,
     ) else {
         panic!()
     };
+    assert_eq!(api.kind, types::ApiErrorKind::NotFound);
     assert_eq!(api.status, 404);
     assert!(!api.errors.is_empty(), "the fixture's JSON:API errors are kept");
     assert!(api.request_id.is_some());
@@ -299,20 +300,25 @@ async fn a_401_and_a_422_received_by_hand_map_through_the_codec() {
     );
     assert!(prepared.url.starts_with(&sandbox.base_url()));
     let (status, headers, body) = raw_get(&prepared.url, None).await;
-    let parsed = runtime.parse("insee_unites_legales", 4, status, &headers, &body).await;
-    let types::Error::Unauthorized(api) = client_error(parsed) else {
+    assert_eq!((prepared.endpoint.as_str(), prepared.version), ("insee_unites_legales", 4));
+    let body = String::from_utf8_lossy(&body);
+    let parsed = runtime.parse(&prepared, status, &headers, &body).await;
+    let types::Error::Api(api) = client_error(parsed) else {
         panic!()
     };
+    assert_eq!(api.kind, types::ApiErrorKind::Unauthorized);
     assert_eq!(codes(&api.errors), ["00101"]);
 
     // ...and without its trace (which only a client skipping validation can
     // send) the server lists every missing field in one 422.
     let bare = prepared.url.split('?').next().unwrap();
     let (status, headers, body) = raw_get(bare, Some(DEFAULT_TOKEN)).await;
-    let parsed = runtime.parse("insee_unites_legales", 4, status, &headers, &body).await;
-    let types::Error::Unprocessable(api) = client_error(parsed) else {
+    let body = String::from_utf8_lossy(&body);
+    let parsed = runtime.parse(&prepared, status, &headers, &body).await;
+    let types::Error::Api(api) = client_error(parsed) else {
         panic!()
     };
+    assert_eq!(api.kind, types::ApiErrorKind::Unprocessable);
     assert_eq!((api.status, codes(&api.errors)), (422, vec!["00201", "00203", "00202"]));
     assert!(api.request_id.is_some());
 }

@@ -232,7 +232,7 @@ impl RuntimeBuilder {
         }
         let (component, origin) =
             load_component(engine, &bytes, self.cache_dir.as_deref()).map_err(|e| failed("compiling it", e))?;
-        crate::contract::check(engine, &component).map_err(refused)?;
+        crate::contract::check(engine, &component, crate::contract::Role::Client).map_err(refused)?;
         let mut linker = Linker::<CallState>::new(engine);
         add_wasi_to_linker(&mut linker).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
         let pre = linker

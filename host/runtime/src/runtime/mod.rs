@@ -165,32 +165,34 @@ impl Runtime {
     }
 
     /// The sans-IO face: validates `request` and builds the HTTP request a
-    /// host with its own HTTP stack would send (it carries no token).
-    pub async fn prepare(&self, request: &types::Request) -> Result<types::HttpRequest, CallError> {
+    /// host with its own HTTP stack would send (it carries no token), with
+    /// the endpoint and version it resolved to.
+    pub async fn prepare(&self, request: &types::Request) -> Result<types::Prepared, CallError> {
         let base_url = self.base_url.clone();
+        let now = crate::now_rfc3339();
         self.with_instance(self.json_timeout, async |store, client| {
             client
                 .api_entreprise_client_codec()
-                .call_prepare(store, &base_url, request)
+                .call_prepare(store, &base_url, request, &now)
                 .await
         })
         .await
     }
 
-    /// The sans-IO face: parses an answer received by the caller's own HTTP
-    /// stack for `endpoint` in `version`.
+    /// The sans-IO face: parses an answer to `call` (what [`Self::prepare`]
+    /// returned) received by the caller's own HTTP stack.
     pub async fn parse(
         &self,
-        endpoint: &str,
-        version: u8,
+        call: &types::Prepared,
         status: u16,
         headers: &[(String, String)],
-        body: &[u8],
+        body: &str,
     ) -> Result<types::Response, CallError> {
+        let now = crate::now_rfc3339();
         self.with_instance(self.json_timeout, async |store, client| {
             client
                 .api_entreprise_client_codec()
-                .call_parse(store, endpoint, version, status, headers, body)
+                .call_parse(store, call, status, headers, body, &now)
                 .await
         })
         .await
@@ -283,7 +285,8 @@ impl Runtime {
                 // parsed by the component): the circuit of the provider whose
                 // path the host saw leave stays open until then (at most the
                 // longest cool-down).
-                if let types::Error::Maintenance(api) = &error
+                if let types::Error::Api(api) = &error
+                    && api.kind == types::ApiErrorKind::Maintenance
                     && let (Some(provider), Some(seconds)) = (
                         sent_path.as_deref().and_then(catalogue::provider_of),
                         api.retry_after_seconds,
@@ -291,7 +294,7 @@ impl Runtime {
                 {
                     self.policy
                         .circuits
-                        .provider_answered(provider, true, Some(Duration::from_secs(seconds)));
+                        .provider_answered(provider, true, Some(Duration::from_secs(u64::from(seconds))));
                 }
                 Err(CallError::Client(ClientError(error)))
             }
