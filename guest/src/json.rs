@@ -41,9 +41,16 @@ fn outcome<T: Serialize>(result: Result<T, Error>) -> Result<String, String> {
     result.map(|v| to_text(&v)).map_err(|e| to_text(&e))
 }
 
-/// Reads an argument that must be JSON of a given shape.
+/// Reads an argument that must be JSON of a given shape (a record must be
+/// an object: serde would also take an array of its fields in order).
 fn argument<T: serde::de::DeserializeOwned>(name: &str, shape: &str, text: &str) -> Result<T, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Other(format!("`{name}` is not {shape} in JSON: {e}")))
+    let wrong = |e: &dyn std::fmt::Display| Error::Other(format!("`{name}` is not {shape} in JSON: {e}"));
+    let value: Value = serde_json::from_str(text).map_err(|e| wrong(&e))?;
+    let record = !shape.contains("array");
+    if record && !value.is_object() {
+        return Err(wrong(&"it is not an object"));
+    }
+    serde_json::from_value(value).map_err(|e| wrong(&e))
 }
 
 /// One endpoint as the WIT `endpoint` record in JSON.

@@ -3,7 +3,11 @@
 //! - `cargo xtask codegen`: writes `catalogue/src/generated.rs` from the
 //!   official files in `spec/` and the hand-written `spec/overlay.yaml`;
 //! - `cargo xtask codegen --check`: fails when that file is not what the
-//!   generator would write (CI runs it).
+//!   generator would write (CI runs it);
+//! - `cargo xtask vectors [--check]`: the same for the conformance vectors
+//!   in `tests/conformance/` (see `vectors.rs`).
+
+mod vectors;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,7 +26,9 @@ fn main() -> std::process::ExitCode {
     let result = match args.as_slice() {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
-        _ => Err(anyhow::anyhow!("usage: cargo xtask codegen [--check]")),
+        ["vectors"] => vectors::run(&root(), false),
+        ["vectors", "--check"] => vectors::run(&root(), true),
+        _ => Err(anyhow::anyhow!("usage: cargo xtask codegen [--check] | cargo xtask vectors [--check]")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -48,6 +48,7 @@
 mod atomic;
 mod bindings;
 mod circuit;
+mod codec;
 pub mod contract;
 pub mod download;
 mod error;
@@ -59,6 +60,7 @@ pub mod sender;
 mod token;
 
 pub use circuit::CircuitConfig;
+pub use codec::Codec;
 pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};

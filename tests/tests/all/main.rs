@@ -4,6 +4,7 @@
 
 mod catalogue;
 mod circuits;
+mod conformance;
 mod connections;
 mod documents;
 mod hostile;
