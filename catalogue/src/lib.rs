@@ -128,6 +128,16 @@ pub const UNKNOWN_ROUTE: Group = Group {
     period_seconds: 60,
 };
 
+/// The per-IP quotas, as (requests, period in seconds): the source
+/// document's 2000 in any 10 minutes and today's server's 1000 a minute.
+/// Either one crossed bans the IP for hours, silently.
+pub const IP_QUOTAS: [(u32, u32); 2] = [(2000, 600), (1000, 60)];
+
+/// The longest a JSON call may take, in milliseconds (the API's advice).
+pub const JSON_TIMEOUT_MS: u32 = 5_000;
+/// The longest a document call may take, in milliseconds (the API's advice).
+pub const DOCUMENT_TIMEOUT_MS: u32 = 12_000;
+
 /// An optional query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryParam {

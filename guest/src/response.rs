@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::catalogue::{Endpoint, Kind, Typed};
 use crate::error::{ApiError, ApiErrorKind, Error, ErrorItem, TEXT_LIMIT};
@@ -191,8 +192,8 @@ pub fn parse(
             status, headers, body, rate_limit, request_id, now_unix,
         ))));
     }
-    let envelope: Value = serde_json::from_slice(body).map_err(|e| not_json(&e))?;
     if endpoint.kind == Kind::Privileges {
+        let envelope: Value = serde_json::from_slice(body).map_err(|e| not_json(&e))?;
         // Today's `{"data":{"privileges":[…]}}` and the older flat `{"privileges":[…]}`.
         let list = envelope
             .get("data")
@@ -211,13 +212,18 @@ pub fn parse(
             )
         });
     }
-    let Some(data) = envelope.get("data") else {
+    // The envelope's parts are kept as the server wrote them (key order,
+    // numbers); only `data` is read into a tree, for the typed view and links.
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| not_json(&e))?;
+    let Some(raw) = envelope.data else {
         return Err(Error::Other(format!(
             "the API answered {status} without the `data` of the {{data, links, meta}} envelope; request id {}",
             request_id.as_deref().unwrap_or("unknown")
         )));
     };
-    let part = |name: &str| envelope.get(name).map_or_else(|| "{}".to_owned(), Value::to_string);
+    let data: Value = serde_json::from_str(raw.get()).map_err(|e| not_json(&e))?;
+    let data = &data;
+    let part = |raw: Option<&RawValue>| raw.map_or_else(|| "{}".to_owned(), |r| r.get().to_owned());
     let typed = match endpoint.typed {
         Typed::None => None,
         Typed::UniteLegale => unite_legale(data).map(|u| TypedData::UniteLegale(Box::new(u))),
@@ -226,13 +232,30 @@ pub fn parse(
     let mut files = Vec::new();
     file_links(data, &mut String::new(), &mut files);
     Ok(Response {
-        links: part("links"),
-        meta: part("meta"),
+        links: part(envelope.links),
+        meta: part(envelope.meta),
         document: (endpoint.kind == Kind::Document).then(|| document(data)),
         files,
         typed,
-        ..answer(status, data.to_string(), rate_limit, request_id)
+        ..answer(status, raw.get().to_owned(), rate_limit, request_id)
     })
+}
+
+/// The `{data, links, meta}` envelope, each part as the server's text
+/// (`null` included: only a missing part is absent).
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default, deserialize_with = "kept")]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "kept")]
+    links: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "kept")]
+    meta: Option<&'a RawValue>,
+}
+
+/// A part that is there, whatever its value.
+fn kept<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
 }
 
 /// A bare answer: `data` only, nothing typed.
@@ -289,7 +312,11 @@ fn file_links(v: &Value, pointer: &mut String, out: &mut Vec<FileLink>) {
         Value::Object(map) => {
             for (key, value) in map {
                 pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                if key.contains(['~', '/']) {
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                } else {
+                    pointer.push_str(key);
+                }
                 let is_link = key == "url" || key.ends_with("_url");
                 if is_link && (value.is_string() || value.is_null()) {
                     let expiry = [format!("{key}_expires_in"), "expires_in".to_owned()]
@@ -309,7 +336,7 @@ fn file_links(v: &Value, pointer: &mut String, out: &mut Vec<FileLink>) {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 pointer.push('/');
-                pointer.push_str(&i.to_string());
+                let _ = std::fmt::Write::write_fmt(pointer, format_args!("{i}"));
                 file_links(item, pointer, out);
                 pointer.truncate(len);
             }

@@ -38,14 +38,14 @@ pub struct QuotaSpec {
 impl QuotaSpec {
     /// The source document's per-IP quota: 2000 requests in any 10 minutes.
     pub const SOURCE_DOCUMENT_IP: QuotaSpec = QuotaSpec {
-        limit: 2000,
-        window: Duration::from_secs(600),
+        limit: api_entreprise_catalogue::IP_QUOTAS[0].0,
+        window: Duration::from_secs(api_entreprise_catalogue::IP_QUOTAS[0].1 as u64),
     };
 
     /// Today's server's per-IP quota: 1000 requests a minute.
     pub const SERVER_IP: QuotaSpec = QuotaSpec {
-        limit: 1000,
-        window: Duration::from_secs(60),
+        limit: api_entreprise_catalogue::IP_QUOTAS[1].0,
+        window: Duration::from_secs(api_entreprise_catalogue::IP_QUOTAS[1].1 as u64),
     };
 
     /// Both per-IP quotas, the default: either one crossed bans the IP.

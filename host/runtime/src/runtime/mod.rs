@@ -37,9 +37,9 @@ use linker::CallState;
 pub const PRODUCTION_BASE_URL: &str = "https://entreprise.api.gouv.fr";
 
 /// The longest a JSON call may take (the API's advice).
-pub const JSON_TIMEOUT: Duration = Duration::from_secs(5);
+pub const JSON_TIMEOUT: Duration = Duration::from_millis(catalogue::JSON_TIMEOUT_MS as u64);
 /// The longest a document call may take (the API's advice).
-pub const DOCUMENT_TIMEOUT: Duration = Duration::from_secs(12);
+pub const DOCUMENT_TIMEOUT: Duration = Duration::from_millis(catalogue::DOCUMENT_TIMEOUT_MS as u64);
 
 /// How long past its network ceiling a call may run (instantiation and
 /// parsing) before it is abandoned.

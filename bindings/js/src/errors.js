@@ -1,0 +1,104 @@
+// The errors a call throws: one class per case of the contract's `error`,
+// each with a message that says what was wrong and what to do.
+
+/** What the API's error kinds mean, and what to do. */
+const KINDS = {
+  "bad-request": ["the API found the request malformed", "report it with the request id"],
+  unauthorized: ["the API refused the token", "check it: it may be wrong, expired (tokens last 18 months) or revoked"],
+  forbidden: ["the token may not call this endpoint", "list its rights with `privileges`; ask for the scope on DataPass"],
+  "not-found": ["not found, or outside the endpoint's scope", "check the identifier"],
+  conflict: ["the same request is still running at the API", "wait for the first one to finish"],
+  gone: ["this link or route no longer exists", "call the endpoint again for a fresh link"],
+  unprocessable: ["the API refused a parameter", "fix the parameter named in `errors`"],
+  "rate-limited": ["the token's quota for this endpoint is spent", "wait `retryAfterSeconds`: ignoring 429s bans the IP"],
+  "unavailable-for-legal-reasons": ["this entity is not diffusible", "use the non-diffusible endpoint if allowed"],
+  "server-error": ["API Entreprise failed", "try again later"],
+  "bad-gateway": ["the data provider failed", "try again later"],
+  maintenance: ["the data provider is in maintenance", "try again after `retryAfterSeconds`"],
+  "gateway-timeout": ["the data provider did not answer in time", "try again later"],
+  unexpected: ["the API answered an unexpected status", "report it with the request id"],
+};
+
+/** The base class: `tag` is the contract's case, `detail` its payload. */
+export class ApiEntrepriseError extends Error {
+  constructor(message, tag, detail) {
+    super(message);
+    this.name = new.target.name;
+    this.tag = tag;
+    this.detail = detail;
+  }
+}
+
+/** Refused locally, nothing sent: `errors` lists every fault with the server's code. */
+export class InvalidInputError extends ApiEntrepriseError {
+  constructor(items) {
+    const lines = items.map((i) => `\n  - ${i.code}${i.parameter ? ` (${i.parameter})` : ""}: ${i.detail || i.title}`);
+    super(`invalid request, nothing was sent:${lines.join("")}`, "invalid-input", items);
+    this.errors = items;
+    this.codes = items.map((i) => i.code);
+  }
+}
+
+/** The endpoint id, or its version, is not in the catalogue (`00402`). */
+export class UnknownEndpointError extends ApiEntrepriseError {}
+
+/** The server answered an error status. */
+export class ApiError extends ApiEntrepriseError {
+  constructor(api) {
+    const [what, todo] = KINDS[api.kind] ?? KINDS.unexpected;
+    const id = api.request_id ? `, request id ${api.request_id}` : "";
+    const retry = api.retry_after_seconds ? `; retry in ${api.retry_after_seconds} s` : "";
+    const codes = api.errors.map((e) => `\n  - ${e.code}: ${e.detail || e.title}`).join("");
+    super(`${what} (HTTP ${api.status}${id}): ${todo}${retry}${api.text ? `\n  ${api.text}` : ""}${codes}`, "api", api);
+    this.status = api.status;
+    this.kind = api.kind;
+    this.errors = api.errors;
+    this.codes = api.errors.map((e) => e.code);
+    this.retryable = api.retryable;
+    this.retryAfterSeconds = api.retry_after_seconds;
+    this.provider = api.provider;
+    this.requestId = api.request_id;
+    this.rateLimit = api.rate_limit;
+  }
+}
+
+/** No answer in time (5 s for JSON, 12 s for documents). */
+export class TimeoutError extends ApiEntrepriseError {}
+
+/** This package's policy refused the request before any connection. */
+export class RefusedByHostError extends ApiEntrepriseError {}
+
+/** A quota has no slot for this request: nothing was sent. */
+export class QuotaExceededError extends ApiEntrepriseError {
+  constructor(message, quota, retryAfterSeconds) {
+    super(message, "quota-exceeded", quota);
+    this.quota = quota;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The connection failed (refused, reset, DNS, TLS). */
+export class TransportError extends ApiEntrepriseError {}
+
+/** Anything else, such as an answer that is not the API's envelope. */
+export class CodecError extends ApiEntrepriseError {}
+
+/** The exception for a contract `error` in its JSON form. */
+export function errorFrom(error) {
+  switch (error.tag) {
+    case "invalid-input":
+      return new InvalidInputError(error.val);
+    case "unknown-endpoint":
+      return new UnknownEndpointError(error.val, error.tag, error.val);
+    case "api":
+      return new ApiError(error.val);
+    case "timeout":
+      return new TimeoutError(error.val, error.tag, error.val);
+    case "refused-by-host":
+      return new RefusedByHostError(error.val, error.tag, error.val);
+    case "transport":
+      return new TransportError(error.val, error.tag, error.val);
+    default:
+      return new CodecError(String(error.val), error.tag, error.val);
+  }
+}
