@@ -19,7 +19,9 @@ pub fn iso(unix: u64) -> String {
 /// or 23:00 UTC the day before): `1955-01-01`.
 pub fn paris_day(unix: i64) -> Option<String> {
     let shifted = unix.checked_add(2 * 3600)?;
-    OffsetDateTime::from_unix_timestamp(shifted).ok().map(|t| t.date().to_string())
+    OffsetDateTime::from_unix_timestamp(shifted)
+        .ok()
+        .map(|t| t.date().to_string())
 }
 
 /// Reads the caller's `now` (RFC 3339: `2026-11-30T10:15:00Z`, any offset,

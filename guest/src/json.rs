@@ -124,7 +124,12 @@ mod tests {
         let value: Value = serde_json::from_str(&prepared).unwrap();
         assert_eq!(value["endpoint"], "insee_unites_legales");
         assert_eq!(value["version"], 4, "the newest version that is not deprecated");
-        assert!(value["url"].as_str().unwrap().contains("/v4/insee/sirene/unites_legales/552049447?"));
+        assert!(
+            value["url"]
+                .as_str()
+                .unwrap()
+                .contains("/v4/insee/sirene/unites_legales/552049447?")
+        );
         let body = r#"{"data":{"siren":"552049447","date_creation":-473389200},"links":{},"meta":{}}"#;
         let headers = r#"[["RateLimit-Reset","1796005740"],["X-Request-ID","r1"]]"#;
         let answer: Value = serde_json::from_str(&parse(&prepared, 200, headers, body, NOW).unwrap()).unwrap();
@@ -137,7 +142,12 @@ mod tests {
 
     #[test]
     fn errors_have_one_shape_with_their_tag() {
-        let err = prepare("https://entreprise.api.gouv.fr", r#"{"endpoint":"insee_unites_legales"}"#, NOW).unwrap_err();
+        let err = prepare(
+            "https://entreprise.api.gouv.fr",
+            r#"{"endpoint":"insee_unites_legales"}"#,
+            NOW,
+        )
+        .unwrap_err();
         let err: Value = serde_json::from_str(&err).unwrap();
         assert_eq!(err["tag"], "invalid-input");
         assert!(err["val"].as_array().unwrap().iter().any(|i| i["code"] == "00301"));

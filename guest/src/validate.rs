@@ -350,9 +350,9 @@ fn check_query(endpoint: &Endpoint, query: &[(String, String)], faults: &mut Vec
         let fault = if !known.values.is_empty() {
             (!known.values.contains(&value.as_str())).then(|| format!("one of {}", known.values.join(", ")))
         } else if known.min.is_some() || known.max.is_some() {
-            let in_range = value
-                .parse::<i64>()
-                .is_ok_and(|n| known.min.is_none_or(|min| n >= i64::from(min)) && known.max.is_none_or(|max| n <= i64::from(max)));
+            let in_range = value.parse::<i64>().is_ok_and(|n| {
+                known.min.is_none_or(|min| n >= i64::from(min)) && known.max.is_none_or(|max| n <= i64::from(max))
+            });
             (!in_range).then(|| {
                 format!(
                     "a whole number from {} to {}",

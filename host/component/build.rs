@@ -19,7 +19,12 @@ fn main() {
         .expect("host/component/ is two levels down");
     let client = build(workspace, "guest", "wasm32-wasip2", "api_entreprise_guest.wasm");
     println!("cargo:rustc-env=API_ENTREPRISE_CLIENT_COMPONENT={}", client.display());
-    let core = build(workspace, "guest", "wasm32-unknown-unknown", "api_entreprise_guest.wasm");
+    let core = build(
+        workspace,
+        "guest",
+        "wasm32-unknown-unknown",
+        "api_entreprise_guest.wasm",
+    );
     let codec = core.with_file_name("api_entreprise_codec.wasm");
     encode(&core, &codec);
     println!("cargo:rustc-env=API_ENTREPRISE_CODEC_COMPONENT={}", codec.display());

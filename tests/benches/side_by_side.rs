@@ -314,12 +314,7 @@ async fn main() {
     let component_prepare = t.elapsed() / n;
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(
-            runtime
-                .parse(&prepared, status, &headers, &text)
-                .await
-                .unwrap(),
-        );
+        std::hint::black_box(runtime.parse(&prepared, status, &headers, &text).await.unwrap());
     }
     let component_parse = t.elapsed() / n;
     println!(

@@ -28,7 +28,9 @@ fn main() -> std::process::ExitCode {
         ["codegen", "--check"] => codegen(true),
         ["vectors"] => vectors::run(&root(), false),
         ["vectors", "--check"] => vectors::run(&root(), true),
-        _ => Err(anyhow::anyhow!("usage: cargo xtask codegen [--check] | cargo xtask vectors [--check]")),
+        _ => Err(anyhow::anyhow!(
+            "usage: cargo xtask codegen [--check] | cargo xtask vectors [--check]"
+        )),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -93,7 +93,10 @@ fn one_case_a_line(file: &Value) -> Result<String> {
             .iter()
             .filter_map(|k| Some(format!("{}:{}", Value::from(*k), case.get(*k)?)))
             .collect();
-        ensure!(fields.len() == case.len(), "a case has a field the writer does not know");
+        ensure!(
+            fields.len() == case.len(),
+            "a case has a field the writer does not know"
+        );
         let comma = if i + 1 < cases.len() { "," } else { "" };
         text += &format!("    {{{}}}{comma}\n", fields.join(","));
     }
@@ -177,7 +180,10 @@ fn generate(root: &Path) -> Result<(Value, Value)> {
         .collect::<Result<_, _>>()?;
     operations.sort();
     for folder in operations {
-        let op = folder.file_name().and_then(|n| n.to_str()).context("a fixture folder's name")?;
+        let op = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("a fixture folder's name")?;
         let (version, id) = op
             .strip_prefix("api_entreprise_v")
             .and_then(|rest| rest.split_once('_'))
@@ -199,7 +205,11 @@ fn generate(root: &Path) -> Result<(Value, Value)> {
                     other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
                 })
             };
-            let params: Vec<String> = endpoint.params.iter().map(|(p, _)| param(p).unwrap_or_default()).collect();
+            let params: Vec<String> = endpoint
+                .params
+                .iter()
+                .map(|(p, _)| param(p).unwrap_or_default())
+                .collect();
             // Staging keys some fixtures by parameters the endpoint does not
             // take (`year` on chiffres d'affaires): those are left out.
             let query: Vec<[String; 2]> = endpoint
@@ -236,9 +246,8 @@ fn generate(root: &Path) -> Result<(Value, Value)> {
 }
 
 fn hand_written_prepares() -> Vec<Value> {
-    let sirene = |params: Value, trace: Value| {
-        json!({"endpoint": "insee_unites_legales", "params": params, "trace": trace})
-    };
+    let sirene =
+        |params: Value, trace: Value| json!({"endpoint": "insee_unites_legales", "params": params, "trace": trace});
     let mut blank = trace();
     blank["context"] = json!("  ");
     blank["object"] = json!("");
@@ -249,12 +258,24 @@ fn hand_written_prepares() -> Vec<Value> {
     let mut no_user = trace();
     no_user["user_id"] = Value::Null;
     vec![
-        prepare_case("local/newest-version-when-none-is-named", &sirene(json!(["552049447"]), trace())),
+        prepare_case(
+            "local/newest-version-when-none-is-named",
+            &sirene(json!(["552049447"]), trace()),
+        ),
         prepare_case("local/invalid-siren", &sirene(json!(["552049448"]), trace())),
-        prepare_case("local/blank-trace-lists-every-code", &sirene(json!(["55204944"]), blank)),
+        prepare_case(
+            "local/blank-trace-lists-every-code",
+            &sirene(json!(["55204944"]), blank),
+        ),
         prepare_case("local/recipient-is-the-target", &sirene(json!(["552049447"]), target)),
-        prepare_case("local/long-object-sent-whole-and-encoded", &sirene(json!(["552049447"]), long)),
-        prepare_case("local/wrong-number-of-values", &sirene(json!(["552049447", "x"]), trace())),
+        prepare_case(
+            "local/long-object-sent-whole-and-encoded",
+            &sirene(json!(["552049447"]), long),
+        ),
+        prepare_case(
+            "local/wrong-number-of-values",
+            &sirene(json!(["552049447", "x"]), trace()),
+        ),
         prepare_case(
             "local/unknown-endpoint",
             &json!({"endpoint": "insee_nothing", "params": [], "trace": trace()}),
@@ -276,9 +297,15 @@ fn hand_written_prepares() -> Vec<Value> {
             &json!({"endpoint": "insee_unites_legales", "params": ["552049447"], "query": [["nope", "1"]], "trace": trace()}),
         ),
         prepare_case("free/pings", &json!({"endpoint": "pings"})),
-        prepare_case("free/ping-of-a-provider", &json!({"endpoint": "ping", "params": ["insee/sirene"]})),
+        prepare_case(
+            "free/ping-of-a-provider",
+            &json!({"endpoint": "ping", "params": ["insee/sirene"]}),
+        ),
         prepare_case("free/privileges", &json!({"endpoint": "privileges"})),
-        prepare_case("contract/a-request-that-is-not-one", &json!({"endpoint": "insee_unites_legales", "siren": "1"})),
+        prepare_case(
+            "contract/a-request-that-is-not-one",
+            &json!({"endpoint": "insee_unites_legales", "siren": "1"}),
+        ),
         prepare_case("contract/not-an-object", &json!(["insee_unites_legales"])),
     ]
 }
@@ -309,7 +336,11 @@ fn hand_written_parses() -> Result<Vec<Value>> {
             "status/429-waits-for-the-reset",
             &sirene,
             429,
-            &h(&[("RateLimit-Limit", "250".into()), ("RateLimit-Remaining", "0".into()), ("RateLimit-Reset", reset)]),
+            &h(&[
+                ("RateLimit-Limit", "250".into()),
+                ("RateLimit-Remaining", "0".into()),
+                ("RateLimit-Reset", reset),
+            ]),
             &error("00429", json!({})),
         ),
         parse_case(
@@ -321,7 +352,13 @@ fn hand_written_parses() -> Result<Vec<Value>> {
         ),
         parse_case("status/404-plain-text", &sirene, 404, &[], "Not Found\n"),
         parse_case("status/410-empty", &sirene, 410, &[], ""),
-        parse_case("status/409-in-flight-is-retryable", &dgfip, 409, &[], &error("00015", json!({}))),
+        parse_case(
+            "status/409-in-flight-is-retryable",
+            &dgfip,
+            409,
+            &[],
+            &error("00015", json!({})),
+        ),
         parse_case(
             "status/502-dgfip-03001-is-permanent",
             &dgfip,
@@ -330,7 +367,13 @@ fn hand_written_parses() -> Result<Vec<Value>> {
             &error("03001", json!({"provider": "DGFIP - Adélie"})),
         ),
         parse_case("status/302-is-unexpected", &sirene, 302, &[], ""),
-        parse_case("body/200-html-is-not-the-envelope", &sirene, 200, &[], "<html>maintenance</html>"),
+        parse_case(
+            "body/200-html-is-not-the-envelope",
+            &sirene,
+            200,
+            &[],
+            "<html>maintenance</html>",
+        ),
         parse_case("body/200-without-data", &sirene, 200, &[], r#"{"links":{},"meta":{}}"#),
         parse_case(
             "body/unknown-fields-pass-through",
@@ -339,7 +382,13 @@ fn hand_written_parses() -> Result<Vec<Value>> {
             &[],
             r#"{"data":{"siren":"552049447","new_field":{"x":[1,2.5,null]}},"links":{},"meta":{"n":1}}"#,
         ),
-        parse_case("privileges/older-flat-shape", &privileges, 200, &[], r#"{"privileges":["entreprises","attestations_fiscales"]}"#),
+        parse_case(
+            "privileges/older-flat-shape",
+            &privileges,
+            200,
+            &[],
+            r#"{"privileges":["entreprises","attestations_fiscales"]}"#,
+        ),
         parse_case(
             "health/502-a-provider-down",
             &ping,
@@ -360,7 +409,10 @@ fn hand_written_parses() -> Result<Vec<Value>> {
 }
 
 fn group(g: Option<api_entreprise_catalogue::Group>) -> Value {
-    g.map_or(Value::Null, |g| json!({"name": g.name, "limit": g.limit, "period_seconds": g.period_seconds}))
+    g.map_or(
+        Value::Null,
+        |g| json!({"name": g.name, "limit": g.limit, "period_seconds": g.period_seconds}),
+    )
 }
 
 /// The policy table: what `catalogue::policy_of` decides, as data.

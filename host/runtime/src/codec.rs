@@ -1,8 +1,9 @@
 //! The codec component in a Rust host: the client's validation, request
 //! building and parsing with no capability at all (nothing is linked, so it
 //! can neither send, read a clock nor see a file), for a caller that does
-//! its own HTTP. Every call runs under a fuel and a memory budget; a trap
-//! costs a fresh instance, never the caller's process.
+//! its own HTTP. Every call runs under a deadline (epoch interruption, far
+//! cheaper than fuel here) and a memory budget; a trap costs a fresh
+//! instance, never the caller's process.
 //!
 //! It speaks the contract's JSON form (the WIT `json` interface), the one
 //! the conformance vectors and the Node and Python packages use.
@@ -21,8 +22,8 @@ mod bindings {
 
 use bindings::{SansIo, SansIoPre};
 
-/// Instructions a call may run: parsing a 30 KB answer takes a few million.
-const FUEL_PER_CALL: u64 = 2_000_000_000;
+/// How long a call may run: parsing a 30 KB answer takes well under 1 ms.
+const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Memory an instance may hold.
 const MEMORY_BYTES: usize = 64 << 20;
 
@@ -60,7 +61,7 @@ impl Codec {
             return Err(ConfigError::Contract { path, refusal });
         }
         let mut config = Config::new();
-        config.consume_fuel(true);
+        config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
         let component = Component::new(&engine, bytes).map_err(|e| failed("compiling it", e))?;
         contract::check(&engine, &component, Role::Codec).map_err(|refusal| ConfigError::Contract {
@@ -71,6 +72,7 @@ impl Codec {
             .instantiate_pre(&component)
             .and_then(SansIoPre::new)
             .map_err(|e| failed("linking it", e))?;
+        crate::runtime::spawn_epoch_ticker(&engine);
         Ok(Self {
             engine,
             pre,
@@ -79,7 +81,7 @@ impl Codec {
     }
 
     /// Runs `f` on the live instance (made first if there is none), with a
-    /// fresh fuel budget; a trap drops the instance.
+    /// fresh deadline; a trap drops the instance.
     fn with<T>(&self, f: impl FnOnce(&mut Store<StoreLimits>, &SansIo) -> wasmtime::Result<T>) -> Result<T, String> {
         let mut live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if live.is_none() {
@@ -95,9 +97,8 @@ impl Codec {
         let Some(Live { store, codec }) = live.as_mut() else {
             unreachable!("made above")
         };
-        store
-            .set_fuel(FUEL_PER_CALL)
-            .map_err(|e| format!("the codec component has no fuel: {e:#}"))?;
+        let ticks = CALL_DEADLINE.as_millis() / crate::runtime::EPOCH_TICK.as_millis();
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         let result = f(store, codec);
         if result.is_err() {
             *live = None;

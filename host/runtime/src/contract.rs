@@ -323,7 +323,11 @@ mod tests {
         assert_eq!(check_names(&imports, &CLIENT, Role::Client), Ok(()));
         // A patch release of the same 0.2 track is compatible.
         assert_eq!(
-            check_names(&[], &["api-entreprise:client/catalogue@0.2.7", CLIENT[1], CLIENT[2]], Role::Client),
+            check_names(
+                &[],
+                &["api-entreprise:client/catalogue@0.2.7", CLIENT[1], CLIENT[2]],
+                Role::Client
+            ),
             Ok(())
         );
     }
@@ -347,9 +351,13 @@ mod tests {
         assert!(err.contains("@0.1.0"), "{err}");
         let err = check_names(&[], &CLIENT[..2], Role::Client).unwrap_err().to_string();
         assert!(err.contains("interface(s) client "), "{err}");
-        let err = check_names(&["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"], &CLIENT, Role::Client)
-            .unwrap_err()
-            .to_string();
+        let err = check_names(
+            &["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"],
+            &CLIENT,
+            Role::Client,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("wasi:filesystem/preopens@0.2.0, wasi:sockets/tcp@0.2.0"),
             "{err}"

@@ -293,9 +293,7 @@ async fn a_maintenance_window_gives_a_503_with_its_end_and_pings_say_so() {
     let Err(CallError::Client(c)) = runtime.call(&request).await else {
         panic!()
     };
-    let types::Error::Api(api) = &c.0 else {
-        panic!("{c}")
-    };
+    let types::Error::Api(api) = &c.0 else { panic!("{c}") };
     assert_eq!(api.kind, types::ApiErrorKind::Maintenance);
     assert_eq!(c.codes(), ["01020"]);
     assert!(api.retryable);

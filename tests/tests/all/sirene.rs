@@ -300,7 +300,10 @@ async fn a_401_and_a_422_received_by_hand_map_through_the_codec() {
     );
     assert!(prepared.url.starts_with(&sandbox.base_url()));
     let (status, headers, body) = raw_get(&prepared.url, None).await;
-    assert_eq!((prepared.endpoint.as_str(), prepared.version), ("insee_unites_legales", 4));
+    assert_eq!(
+        (prepared.endpoint.as_str(), prepared.version),
+        ("insee_unites_legales", 4)
+    );
     let body = String::from_utf8_lossy(&body);
     let parsed = runtime.parse(&prepared, status, &headers, &body).await;
     let types::Error::Api(api) = client_error(parsed) else {

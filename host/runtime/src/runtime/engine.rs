@@ -9,7 +9,7 @@ use wasmtime::{Config, Engine, ResourceLimiter};
 /// Short, because Tokio polls for I/O only every few dozen task polls: with
 /// 10 ms slices a spinning guest held a one-thread runtime's I/O for over
 /// half a second and made the other calls time out.
-const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Memory a call's instance may use.
 pub(super) const MEMORY_LIMIT: usize = 64 << 20;
@@ -66,7 +66,7 @@ fn engine_config(pooling: bool) -> Config {
 }
 
 /// Advances the engine's epoch until the engine is dropped.
-pub(super) fn spawn_epoch_ticker(engine: &Engine) {
+pub(crate) fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("api-entreprise-epoch".into())

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 pub use builder::{ComponentSource, RuntimeBuilder};
 pub use cache::ComponentOrigin;
 pub use engine::POOL_SLOTS;
+pub(crate) use engine::{EPOCH_TICK, spawn_epoch_ticker};
 
 use crate::bindings::{ApiEntreprise, ApiEntreprisePre};
 use crate::error::{CallError, ClientError};
@@ -292,9 +293,11 @@ impl Runtime {
                         api.retry_after_seconds,
                     )
                 {
-                    self.policy
-                        .circuits
-                        .provider_answered(provider, true, Some(Duration::from_secs(u64::from(seconds))));
+                    self.policy.circuits.provider_answered(
+                        provider,
+                        true,
+                        Some(Duration::from_secs(u64::from(seconds))),
+                    );
                 }
                 Err(CallError::Client(ClientError(error)))
             }
