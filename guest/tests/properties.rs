@@ -1,12 +1,13 @@
 //! Property tests of the client's two faces against hostile input: whatever
 //! the caller passes, `prepare` refuses it or builds a request that keeps to
 //! its route; whatever the server answers, `parse` gives a result or a typed
-//! error, never a panic, and never a success for an error status.
+//! error, never a panic, and never a success for an error status; and the
+//! JSON face answers JSON whatever text it is given.
 
 use api_entreprise_guest::catalogue;
 use api_entreprise_guest::codec::{self, Call};
 use api_entreprise_guest::error::Error;
-use api_entreprise_guest::response;
+use api_entreprise_guest::{json, response};
 use api_entreprise_guest::validate::{self, Trace};
 use proptest::prelude::*;
 
@@ -121,6 +122,39 @@ proptest! {
             Ok(r) => prop_assert!((200..300).contains(&status) && r.status == status, "{status}"),
             Err(Error::InvalidInput(_)) | Err(Error::UnknownEndpoint(_)) => prop_assert!(false, "a local fault from an answer"),
             Err(_) => {}
+        }
+    }
+}
+
+/// Text a host of the `json` interface may pass by mistake: JSON of other
+/// shapes, truncated JSON, anything.
+fn json_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(r#"{"endpoint":"insee_unites_legales","version":3,"method":"GET","url":"u","headers":[],"timeout_ms":1}"#.to_owned()),
+        Just(r#"{"endpoint":"insee_unites_legales","params":["552049447"]}"#.to_owned()),
+        Just("[[\"x\",\"y\"]]".to_owned()),
+        Just("null".to_owned()),
+        "[\\[\\]{}\":,a-z0-9 ]{0,40}",
+        ".{0,40}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_json_face_answers_json_whatever_it_is_given(
+        base in prop_oneof![Just("https://entreprise.api.gouv.fr".to_owned()), hostile_text()],
+        request in json_text(),
+        call in json_text(),
+        headers in json_text(),
+        status in 100u16..600,
+        body in ".{0,60}",
+        now in prop_oneof![Just("2026-11-30T10:15:00Z".to_owned()), hostile_text()],
+    ) {
+        for answer in [json::prepare(&base, &request, &now), json::parse(&call, status, &headers, &body, &now)] {
+            let (Ok(text) | Err(text)) = answer;
+            prop_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{text}");
         }
     }
 }

@@ -80,13 +80,13 @@ class Codec:
             return instance.get_func(store, index)
 
         self._store = store
-        self._endpoints = function("endpoints")
-        self._prepare = function("prepare")
-        self._parse = function("parse")
+        self._functions = {name: function(name) for name in ("endpoints", "prepare", "parse")}
 
-    def _call(self, func_name: str, *args: Any) -> Any:
+    def _call(self, name: str, *args: Any) -> Any:
+        """Calls the ``json`` function ``name``; a trap comes back as the
+        exception, after a fresh instance is made."""
         with self._lock:
-            func = getattr(self, func_name)
+            func = self._functions[name]
             try:
                 self._store.set_fuel(FUEL_PER_CALL)
                 result = func(self._store, *args)
@@ -104,12 +104,12 @@ class Codec:
 
     def endpoints(self) -> list[dict[str, Any]]:
         """Every endpoint the component can call (a description)."""
-        result = self._call("_endpoints")
+        result = self._call("endpoints")
         return [] if isinstance(result, Exception) else json.loads(result)
 
     def prepare(self, base_url: str, request: dict[str, Any], now_iso: str | None = None) -> dict[str, Any]:
         """Validates ``request`` and builds the HTTP request against ``base_url``."""
-        return self._outcome(self._call("_prepare", base_url, json.dumps(request), now_iso or now()))
+        return self._outcome(self._call("prepare", base_url, json.dumps(request), now_iso or now()))
 
     def parse(
         self,
@@ -121,5 +121,5 @@ class Codec:
     ) -> dict[str, Any]:
         """Parses the answer to ``call`` (what ``prepare`` gave)."""
         return self._outcome(
-            self._call("_parse", json.dumps(call), status, json.dumps(headers), body, now_iso or now())
+            self._call("parse", json.dumps(call), status, json.dumps(headers), body, now_iso or now())
         )

@@ -48,3 +48,15 @@ def test_the_codec_component_imports_nothing():
 
     engine, component = _component(CODEC_DIR / "api_entreprise_codec.wasm")
     assert list(component.type.imports(engine)) == []
+
+
+def test_a_trap_costs_a_fresh_instance_and_the_next_call_works(monkeypatch):
+    import api_entreprise._codec as module
+
+    c = Codec()
+    request = {"endpoint": "pings"}
+    monkeypatch.setattr(module, "FUEL_PER_CALL", 1000)
+    trapped = c.prepare("https://entreprise.api.gouv.fr", request)
+    assert trapped["err"]["tag"] == "other" and "failed" in trapped["err"]["val"]
+    monkeypatch.undo()
+    assert c.prepare("https://entreprise.api.gouv.fr", request)["ok"]["endpoint"] == "pings"
