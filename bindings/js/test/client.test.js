@@ -172,3 +172,26 @@ test("a codec that builds a URL for another host, or lies about the route, is no
   await assert.rejects(counted.call("pings"), QuotaExceededError);
   assert.equal(sent.length, 2);
 });
+
+test("a 429 closes the endpoint's group until its Retry-After: the next call is not sent", async () => {
+  let arrivals = 0;
+  const limited = await server((req, res) => {
+    arrivals += 1;
+    res.writeHead(429, { "content-type": "application/json", "retry-after": "30" });
+    res.end('{"errors":[{"code":"00429","title":"Too many requests","detail":"wait"}]}');
+  });
+  try {
+    const api = new ApiEntreprise({ token: "t", baseUrl: limited.url });
+    await assert.rejects(
+      api.call("insee_unites_legales", ["552049447"], trace),
+      (e) => e instanceof ApiError && e.kind === "rate-limited" && e.retryAfterSeconds === 30,
+    );
+    await assert.rejects(
+      api.call("insee_unites_legales", ["552049447"], trace),
+      (e) => e instanceof QuotaExceededError && e.quota === "group json_resources_entreprise" && e.retryAfterSeconds <= 30,
+    );
+    assert.equal(arrivals, 1);
+  } finally {
+    limited.close();
+  }
+});

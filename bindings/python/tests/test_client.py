@@ -177,3 +177,30 @@ def test_a_codec_that_builds_a_url_for_another_host_or_lies_about_the_route_is_n
     with pytest.raises(QuotaExceededError):
         api.call("pings")
     assert len(sandbox.requests()) == before + 2
+
+
+def test_a_429_closes_the_endpoints_group_until_its_retry_after_and_the_next_call_is_not_sent():
+    arrivals = []
+
+    def limited(h):
+        arrivals.append(h.path)
+        body = b'{"errors":[{"code":"00429","title":"Too many requests","detail":"wait"}]}'
+        h.send_response(429)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Retry-After", "30")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    api_server = Server(limited)
+    try:
+        api = ApiEntreprise(token="t", base_url=api_server.url)
+        with pytest.raises(ApiError) as e:
+            api.call("insee_unites_legales", ["552049447"], **TRACE)
+        assert (e.value.kind, e.value.retry_after_seconds) == ("rate-limited", 30)
+        with pytest.raises(QuotaExceededError) as e:
+            api.call("insee_unites_legales", ["552049447"], **TRACE)
+        assert e.value.quota == "group json_resources_entreprise" and e.value.retry_after_seconds <= 30
+        assert len(arrivals) == 1
+    finally:
+        api_server.close()
