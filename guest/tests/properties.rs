@@ -7,8 +7,8 @@
 use api_entreprise_guest::catalogue;
 use api_entreprise_guest::codec::{self, Call};
 use api_entreprise_guest::error::Error;
-use api_entreprise_guest::{json, response};
 use api_entreprise_guest::validate::{self, Trace};
+use api_entreprise_guest::{json, response};
 use proptest::prelude::*;
 
 /// 2026-11-29, so that year checks are stable.
@@ -130,7 +130,10 @@ proptest! {
 /// shapes, truncated JSON, anything.
 fn json_text() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just(r#"{"endpoint":"insee_unites_legales","version":3,"method":"GET","url":"u","headers":[],"timeout_ms":1}"#.to_owned()),
+        Just(
+            r#"{"endpoint":"insee_unites_legales","version":3,"method":"GET","url":"u","headers":[],"timeout_ms":1}"#
+                .to_owned()
+        ),
         Just(r#"{"endpoint":"insee_unites_legales","params":["552049447"]}"#.to_owned()),
         Just("[[\"x\",\"y\"]]".to_owned()),
         Just("null".to_owned()),

@@ -87,13 +87,24 @@ pub fn request(endpoint: &str, params: &[&str]) -> types::Request {
 /// A plain GET over real HTTP, with `bearer` as the token if given, for
 /// what bypasses the component.
 pub async fn raw_get(url: &str, bearer: Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let authorization = bearer.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = authorization.iter().map(|a| ("authorization", a.as_str())).collect();
+    raw_request("GET", url, &headers).await
+}
+
+/// Any request over real HTTP with the given headers: status, headers (by
+/// lower-case name) and body.
+pub async fn raw_request(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<bytes::Bytes>>();
-    let mut req = http::Request::get(url);
-    if let Some(token) = bearer {
-        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
-    let response = client.request(req.body(Empty::new()).unwrap()).await.expect("raw GET");
+    let response = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .expect("raw request");
     let status = response.status().as_u16();
     let headers = response
         .headers()

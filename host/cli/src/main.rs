@@ -1,6 +1,6 @@
 //! `api-entreprise`: call API Entreprise through the sandboxed client
-//! component, list its endpoints, download a document, check a set-up, or
-//! run the offline sandbox. Each command lives in `commands/`; the settings
+//! component, list its endpoints, download a document, check a set-up, run
+//! the offline sandbox, or serve the API to other applications (the gateway). Each command lives in `commands/`; the settings
 //! every command shares are resolved once, in `settings.rs`.
 
 use std::process::ExitCode;
@@ -35,6 +35,9 @@ enum Command {
     Doctor(commands::doctor::Args),
     /// Run the simulated API Entreprise on loopback until stopped.
     Sandbox(commands::sandbox::Args),
+    /// The gateway: API Entreprise's own routes over HTTP for applications
+    /// in any language or a browser, with the tokens held here.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,5 +73,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Download(args) => commands::download::exec(settings, args).await,
         Command::Doctor(args) => commands::doctor::exec(settings, args).await,
         Command::Sandbox(args) => commands::sandbox::exec(args).await,
+        Command::Serve(args) => commands::serve::exec(settings, args).await,
     }
 }

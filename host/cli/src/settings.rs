@@ -67,15 +67,31 @@ pub struct HostArgs {
     ca_cert: Option<PathBuf>,
 }
 
+impl HostArgs {
+    /// The per-IP quotas.
+    pub fn ip_quotas(&self) -> anyhow::Result<Vec<QuotaSpec>> {
+        Ok(self
+            .ip_quota
+            .iter()
+            .map(|q| q.parse::<QuotaSpec>())
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The token given by flag or environment, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The base URL given by flag or environment, if any.
+    pub fn base_url(&self) -> Option<&str> {
+        self.base_url.as_deref()
+    }
+}
+
 /// Builds the runtime; with no token, against a built-in sandbox started
 /// here (kept alive by the returned handle). `quiet` leaves out the line
 /// that says the sandbox is used.
 pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Option<Sandbox>)> {
-    let quotas = settings
-        .ip_quota
-        .iter()
-        .map(|q| q.parse::<QuotaSpec>())
-        .collect::<Result<Vec<_>, _>>()?;
     let (base_url, token, sandbox) = match (&settings.token, &settings.base_url) {
         (Some(token), base) => (
             base.clone()
@@ -87,25 +103,39 @@ pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtim
             "no token for {base}: set API_ENTREPRISE_TOKEN (or unset API_ENTREPRISE_BASE_URL to use the built-in sandbox)"
         ),
         (None, None) => {
-            let sandbox = Sandbox::start(SandboxConfig::default())
-                .await
-                .context("starting the built-in sandbox on loopback")?;
-            if !quiet {
-                eprintln!(
-                    "no API_ENTREPRISE_TOKEN set: using the built-in sandbox at {} (fictional staging data)",
-                    sandbox.base_url()
-                );
-            }
+            let sandbox = start_sandbox(quiet, "").await?;
             (sandbox.base_url(), Token::new(DEFAULT_TOKEN)?, Some(sandbox))
         }
     };
+    let runtime = runtime(settings, base_url, token, sandbox.is_some()).await?;
+    Ok((runtime, sandbox))
+}
+
+/// Starts the built-in sandbox, and unless `quiet` says so on stderr
+/// (`extra` ends the line).
+pub async fn start_sandbox(quiet: bool, extra: &str) -> anyhow::Result<Sandbox> {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .context("starting the built-in sandbox on loopback")?;
+    if !quiet {
+        eprintln!(
+            "no API_ENTREPRISE_TOKEN set: using the built-in sandbox at {} (fictional staging data){extra}",
+            sandbox.base_url()
+        );
+    }
+    Ok(sandbox)
+}
+
+/// A runtime for `base_url` with `token`, from the shared settings. Against
+/// the built-in sandbox (`sandbox`), the quotas are kept in memory only.
+pub async fn runtime(settings: &HostArgs, base_url: String, token: Token, sandbox: bool) -> anyhow::Result<Runtime> {
     let component = match &settings.component {
         Some(path) => ComponentSource::File(path.clone()),
         None => ComponentSource::Bytes(api_entreprise_component::CLIENT.into()),
     };
     let mut builder = RuntimeBuilder::new(base_url)
         .token(token)
-        .ip_quotas(quotas)
+        .ip_quotas(settings.ip_quotas()?)
         .component(component)
         .retry(RetryPolicy {
             max_attempts: settings.retries.saturating_add(1),
@@ -117,7 +147,7 @@ pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtim
     }
     if let Some(url) = &settings.redis_url {
         builder = builder.redis(url.clone());
-    } else if sandbox.is_none() {
+    } else if !sandbox {
         let dir = settings
             .state_dir
             .clone()
@@ -129,8 +159,7 @@ pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtim
         let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;
         builder = builder.extra_ca(pem);
     }
-    let runtime = builder.build().await?;
-    Ok((runtime, sandbox))
+    Ok(builder.build().await?)
 }
 
 /// This program's folder inside an XDG base directory.

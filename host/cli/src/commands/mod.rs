@@ -5,3 +5,4 @@ pub mod doctor;
 pub mod download;
 pub mod endpoints;
 pub mod sandbox;
+pub mod serve;

@@ -1,0 +1,119 @@
+//! `api-entreprise serve`: the gateway (`host/gateway/`), from its
+//! configuration file, or with none and no token, in front of the built-in
+//! sandbox.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use api_entreprise::Token;
+use api_entreprise_gateway::config::{Application, Profile};
+use api_entreprise_gateway::{Config, Gateway, hash_key};
+use api_entreprise_sandbox::DEFAULT_TOKEN;
+
+use crate::settings::{self, HostArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (TOML: `listen`, `base_url`, [profiles.NAME]
+    /// with `token_env` or `token_file`, [applications.NAME] with
+    /// `key_sha256`, `profile`, fixed `recipient`/`context`/`object`,
+    /// `endpoints`, `share`, `cors_origins`; see gateway.example.toml).
+    /// Without it and without a token, the built-in sandbox is served, and
+    /// its token is the one application key.
+    #[arg(long, env = "API_ENTREPRISE_GATEWAY_CONFIG", value_name = "TOML")]
+    config: Option<PathBuf>,
+    /// Listen here instead of the configuration's `listen` (by default
+    /// 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Read an application key on standard input, print the SHA-256 that
+    /// goes in its `key_sha256`, and exit.
+    #[arg(long)]
+    hash_key: bool,
+}
+
+pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    if args.hash_key {
+        let mut key = String::new();
+        std::io::stdin().lock().read_line(&mut key)?;
+        if key.trim().is_empty() {
+            bail!(
+                "no key on standard input: pipe the application's key, such as `printf %s \"$KEY\" | api-entreprise serve --hash-key`"
+            );
+        }
+        println!("{}", hash_key(&key));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (config, sandbox) = match (&args.config, host.token()) {
+        (Some(path), _) => (Config::load(path)?, None),
+        (None, Some(_)) => bail!(
+            "no configuration: the gateway serves applications by their keys, each bound to a profile's token; \
+             give --config (see gateway.example.toml), or unset API_ENTREPRISE_TOKEN to serve the built-in sandbox"
+        ),
+        (None, None) => {
+            let sandbox =
+                settings::start_sandbox(false, &format!("; the application key is `{DEFAULT_TOKEN}`")).await?;
+            let mut config = Config::default();
+            config.profiles.insert("sandbox".into(), Profile::default());
+            config.applications.insert(
+                "sandbox".into(),
+                Application {
+                    key_sha256: hash_key(DEFAULT_TOKEN),
+                    profile: "sandbox".into(),
+                    ..Application::default()
+                },
+            );
+            (config, Some(sandbox))
+        }
+    };
+    let mut runtimes = BTreeMap::new();
+    for (name, profile) in &config.profiles {
+        let (base_url, token) = match &sandbox {
+            Some(sandbox) => (sandbox.base_url(), DEFAULT_TOKEN.to_owned()),
+            None => (
+                config
+                    .base_url
+                    .clone()
+                    .or_else(|| host.base_url().map(str::to_owned))
+                    .unwrap_or_else(|| api_entreprise::PRODUCTION_BASE_URL.to_owned()),
+                profile.token(name)?,
+            ),
+        };
+        let token = Token::new(token).with_context(|| format!("profile `{name}`: its token"))?;
+        let runtime = settings::runtime(host, base_url, token, sandbox.is_some())
+            .await
+            .with_context(|| format!("profile `{name}`"))?;
+        runtimes.insert(name.clone(), Arc::new(runtime));
+    }
+    let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?)?);
+    let listen = args.listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    println!("gateway listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    gateway.serve(listener, shutdown()).await?;
+    drop(sandbox);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, let the calls in flight finish.
+async fn shutdown() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

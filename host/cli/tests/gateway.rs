@@ -1,0 +1,315 @@
+//! `api-entreprise serve` as an operator runs it: a real process with a
+//! configuration file, in front of the sandbox, called over real HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use api_entreprise_catalogue as catalogue;
+use api_entreprise_gateway::hash_key;
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, fixtures};
+use api_entreprise_tests::raw_request;
+use serde_json::Value;
+
+const PORTAIL_KEY: &str = "portail-key-0123456789";
+const BATCH_KEY: &str = "batch-key-9876543210";
+const ORIGIN: &str = "https://portail.example.fr";
+const TRACE: &str = "context=aides%20publiques&recipient=10000001700010&object=dossier%2042&user_id=agent-42";
+
+/// A gateway process; killed when dropped.
+struct Gateway {
+    child: Child,
+    url: String,
+    stderr: std::path::PathBuf,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two applications on one profile: `portail` (Sirene only, a fixed
+/// recipient, one browser origin) and `batch` (everything).
+fn two_applications(sandbox: &Sandbox, portail_extra: &str) -> String {
+    format!(
+        r#"
+        base_url = "{base}"
+        [profiles.aides]
+        token_env = "GATEWAY_TEST_TOKEN"
+        [applications.portail]
+        key_sha256 = "{portail}"
+        profile = "aides"
+        endpoints = ["insee_unites_legales"]
+        cors_origins = ["{ORIGIN}"]
+        {portail_extra}
+        [applications.batch]
+        key_sha256 = "{batch}"
+        profile = "aides"
+        "#,
+        base = sandbox.base_url(),
+        portail = hash_key(PORTAIL_KEY),
+        batch = hash_key(BATCH_KEY),
+    )
+}
+
+/// Starts `serve` with `config` and the extra global flags.
+fn start(name: &str, config: &str, global: &[&str]) -> Gateway {
+    let dir = std::env::temp_dir().join(format!("api-entreprise-gateway-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, config).unwrap();
+    let stderr = dir.join("stderr");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
+            command.env_remove(var);
+        }
+    }
+    let mut child = command
+        .args(global)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .env("GATEWAY_TEST_TOKEN", DEFAULT_TOKEN)
+        .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
+        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("gateway listening on ")
+        .unwrap_or_else(|| panic!("{line}: {}", std::fs::read_to_string(&stderr).unwrap_or_default()))
+        .to_owned();
+    Gateway { child, url, stderr }
+}
+
+async fn get(url: &str, key: Option<&str>, origin: Option<&str>) -> (u16, Vec<(String, String)>, Value) {
+    let authorization = key.map(|k| format!("Bearer {k}"));
+    let mut headers: Vec<(&str, &str)> = authorization.iter().map(|a| ("authorization", a.as_str())).collect();
+    headers.extend(origin.map(|o| ("origin", o)));
+    let (status, headers, body) = raw_request("GET", url, &headers).await;
+    let body = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn codes(body: &Value) -> Vec<&str> {
+    body["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["code"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The path and query of an endpoint's example fixture.
+fn example(e: &catalogue::Endpoint) -> Option<String> {
+    let op = format!("api_entreprise_v{}_{}", e.version, e.id);
+    let list = fixtures::all().get(op.as_str())?;
+    let fixture = list
+        .iter()
+        .find(|f| f.example && f.status == 200)
+        .or_else(|| list.iter().find(|f| f.status == 200))?;
+    let mut path = e.path.to_owned();
+    for (name, _) in e.params {
+        path = path.replace(&format!("{{{name}}}"), &fixture.param(name)?);
+    }
+    let query: String = e
+        .query
+        .iter()
+        .filter_map(|q| Some(format!("&{}={}", q.name, fixture.param(q.name)?)))
+        .collect();
+    Some(format!("{path}?{TRACE}{query}"))
+}
+
+#[tokio::test]
+async fn every_endpoint_through_the_gateway_answers_as_the_sandbox_does() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000_000));
+    let gateway = start("every", &two_applications(&sandbox, ""), &[]);
+    let mut compared = 0;
+    for e in catalogue::DATA_ENDPOINTS {
+        let Some(path) = example(e) else { continue };
+        let direct = get(&format!("{}{path}", sandbox.base_url()), Some(DEFAULT_TOKEN), None).await;
+        let through = get(&format!("{}{path}", gateway.url), Some(BATCH_KEY), None).await;
+        assert_eq!(direct.0, through.0, "{path}: {}", through.2);
+        if direct.0 == 422 {
+            // Refused locally, with the server's codes and parameters; the
+            // details are the client's own (they say what to do).
+            let faults = |body: &Value| -> Vec<(Value, Value)> {
+                body["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| (e["code"].clone(), e["source"].clone()))
+                    .collect()
+            };
+            assert_eq!(faults(&direct.2), faults(&through.2), "{path}");
+        } else {
+            assert_eq!(direct.2, through.2, "{path}");
+        }
+        // What the API sent with an answer, the gateway passes on (a local
+        // refusal never reached it).
+        for name in [
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "x-request-id",
+        ] {
+            if direct.0 != 422 && header(&direct.1, name).is_some() {
+                assert!(header(&through.1, name).is_some(), "{path}: no {name}");
+            }
+        }
+        compared += 1;
+    }
+    assert!(compared >= 45, "{compared} endpoints compared");
+}
+
+#[tokio::test]
+async fn keys_allow_lists_and_fixed_fields_are_refused_in_the_apis_shape_and_nothing_leaves() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let fixed = r#"recipient = "13002526500013""#;
+    let gateway = start("refusals", &two_applications(&sandbox, fixed), &[]);
+    let sirene = |query: &str| format!("{}/v3/insee/sirene/unites_legales/552049447?{query}", gateway.url);
+    let etablissement = format!("{}/v3/insee/sirene/etablissements/55204944776279?{TRACE}", gateway.url);
+
+    let (status, _, body) = get(&sirene(TRACE), None, None).await;
+    assert_eq!((status, codes(&body)), (401, vec!["00101"]), "no key");
+    let (status, _, body) = get(&sirene(TRACE), Some("not-a-key"), None).await;
+    assert_eq!((status, codes(&body)), (401, vec!["00101"]), "unknown key");
+    let (status, _, body) = get(&etablissement, Some(PORTAIL_KEY), None).await;
+    assert_eq!((status, codes(&body)), (403, vec!["00100"]), "outside the allow-list");
+    assert!(
+        body.to_string().contains("may not call `insee_etablissements`"),
+        "{body}"
+    );
+    let (status, _, body) = get(&sirene(TRACE), Some(PORTAIL_KEY), None).await;
+    assert_eq!(
+        (status, codes(&body)),
+        (403, vec!["00100"]),
+        "another recipient than the fixed one"
+    );
+    let (status, _, body) = get(&sirene("context=x&object=y&recipient=1"), Some(BATCH_KEY), None).await;
+    assert_eq!(status, 422, "invalid input, refused locally: {body}");
+    assert!(codes(&body).contains(&"00210"), "{body}");
+    assert_eq!(sandbox.requests().len(), 0, "nothing left the gateway");
+
+    // The fixed recipient is sent when the caller leaves it out.
+    let (status, _, body) = get(&sirene("context=aides&object=dossier"), Some(PORTAIL_KEY), None).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = sandbox.requests();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].query.contains(&("recipient".into(), "13002526500013".into())),
+        "{:?}",
+        sent[0].query
+    );
+    assert!(sent[0].authorized, "the profile's token was sent");
+}
+
+#[tokio::test]
+async fn an_applications_share_of_the_ip_quota_is_its_own_and_the_others_are_still_served() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    // Two applications with equal shares of 4 a minute: 2 each.
+    let gateway = start("shares", &two_applications(&sandbox, ""), &["--ip-quota", "4/1m"]);
+    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    for _ in 0..2 {
+        assert_eq!(get(&url, Some(PORTAIL_KEY), None).await.0, 200);
+    }
+    let (status, headers, body) = get(&url, Some(PORTAIL_KEY), None).await;
+    assert_eq!((status, codes(&body)), (429, vec!["00429"]), "{body}");
+    assert!(header(&headers, "retry-after").is_some());
+    for _ in 0..2 {
+        assert_eq!(
+            get(&url, Some(BATCH_KEY), None).await.0,
+            200,
+            "the other application is served"
+        );
+    }
+    assert_eq!(sandbox.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn cors_answers_only_an_applications_own_origins_and_no_token_leaks() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let gateway = start("cors", &two_applications(&sandbox, ""), &[]);
+    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    let preflight = |origin: &'static str| {
+        let url = url.clone();
+        async move {
+            raw_request(
+                "OPTIONS",
+                &url,
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "GET"),
+                    ("access-control-request-headers", "authorization"),
+                ],
+            )
+            .await
+        }
+    };
+    let (_, headers, _) = preflight(ORIGIN).await;
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some(ORIGIN));
+    let (_, headers, _) = preflight("https://elsewhere.example").await;
+    assert_eq!(
+        header(&headers, "access-control-allow-origin"),
+        None,
+        "another origin gets no CORS grant"
+    );
+
+    let (status, headers, body) = get(&url, Some(PORTAIL_KEY), Some(ORIGIN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some(ORIGIN));
+    // The batch application lists no origin: a browser page cannot use its key.
+    let (status, _, body) = get(&url, Some(BATCH_KEY), Some(ORIGIN)).await;
+    assert_eq!((status, codes(&body)), (403, vec!["00100"]));
+
+    // The token is in no answer and no line the gateway wrote.
+    let everything = format!("{body}{headers:?}{}", std::fs::read_to_string(&gateway.stderr).unwrap());
+    assert!(!everything.contains(DEFAULT_TOKEN) && !everything.contains(PORTAIL_KEY));
+}
+
+#[test]
+fn a_configuration_fault_is_named_and_serve_with_a_token_but_no_configuration_says_what_to_do() {
+    let dir = std::env::temp_dir().join(format!("api-entreprise-gateway-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, "[profiles.p]\ntoken = \"eyJhbGciOi\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_api-entreprise"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("API_ENTREPRISE_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("unknown field `token`"), "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_api-entreprise"))
+        .arg("serve")
+        .env("API_ENTREPRISE_TOKEN", "eyJ.x.y")
+        .env_remove("API_ENTREPRISE_GATEWAY_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("give --config"), "{stderr}");
+    let hashed = Command::new(env!("CARGO_BIN_EXE_api-entreprise"))
+        .args(["serve", "--hash-key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"test\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&hashed.stdout).trim(), hash_key("test"));
+}

@@ -1,0 +1,349 @@
+//! The gateway's configuration file (TOML): where it listens, the profiles
+//! (one API Entreprise token each, never written in the file) and the
+//! applications (a hashed key each, bound to one profile). Every fault is
+//! found at load and named with what to do; see `gateway.example.toml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// What is wrong with a configuration, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading the configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not the TOML this gateway reads.
+    #[error("the configuration {path} is not valid: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the line.
+        message: String,
+    },
+    /// A setting that reads but cannot be right.
+    #[error("the configuration {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A profile's token could not be read.
+    #[error("profile `{profile}`: {message}")]
+    Token {
+        /// The profile.
+        profile: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen; loopback by default.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The API, by default production.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The profiles, by name.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+    /// The applications, by name.
+    #[serde(default)]
+    pub applications: BTreeMap<String, Application>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            base_url: None,
+            profiles: BTreeMap::new(),
+            applications: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// One access request to API Entreprise, hence one token.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The environment variable that holds the token.
+    pub token_env: Option<String>,
+    /// Or the file that holds it (its first line).
+    pub token_file: Option<PathBuf>,
+    /// The default trace fields of `call --profile` for a person.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The default recipient (a SIRET) of `call --profile`.
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// The default object of `call --profile`.
+    #[serde(default)]
+    pub object: Option<String>,
+}
+
+/// One application calling the gateway with its own key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Application {
+    /// SHA-256 of its key, in hexadecimal (`api-entreprise serve --hash-key`).
+    pub key_sha256: String,
+    /// The profile whose token its calls use.
+    pub profile: String,
+    /// The recipient its calls always carry; a different one is refused.
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// The context its calls always carry; a different one is refused.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The object its calls always carry; a different one is refused.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The endpoint ids it may call; all when absent.
+    #[serde(default)]
+    pub endpoints: Option<Vec<String>>,
+    /// Its share of each per-IP quota, from 0 to 1 (by default an equal part
+    /// of what the other applications leave).
+    #[serde(default)]
+    pub share: Option<f64>,
+    /// The browser origins (`https://portail.example.fr`) allowed to call it.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+/// The SHA-256 of an application key, as the configuration holds it.
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.trim().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Config {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks `text` (read from `path`, for messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Every fault a setting can have that reading does not catch.
+    fn check(&self) -> Result<(), String> {
+        for (name, profile) in &self.profiles {
+            if profile.token_env.is_some() == profile.token_file.is_some() {
+                return Err(format!(
+                    "profile `{name}` needs exactly one of `token_env` (a variable's name) or `token_file` \
+                     (a file's path): the token itself never goes in this file"
+                ));
+            }
+        }
+        let mut keys = BTreeMap::new();
+        let mut shares = 0.0;
+        for (name, app) in &self.applications {
+            if !self.profiles.contains_key(&app.profile) {
+                return Err(format!(
+                    "application `{name}` uses the profile `{}`, which is not defined: add [profiles.{}]",
+                    app.profile, app.profile
+                ));
+            }
+            let hash = app.key_sha256.to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "application `{name}`: `key_sha256` must be 64 hexadecimal digits (the SHA-256 of the key, \
+                     from `api-entreprise serve --hash-key`), never the key itself"
+                ));
+            }
+            if let Some(other) = keys.insert(hash, name) {
+                return Err(format!(
+                    "applications `{other}` and `{name}` have the same key: give each its own"
+                ));
+            }
+            if let Some(endpoints) = &app.endpoints {
+                for id in endpoints {
+                    if api_entreprise_catalogue::versions(id).next().is_none() {
+                        return Err(format!(
+                            "application `{name}` allows the endpoint `{id}`, which the catalogue does not have \
+                             (list them with `api-entreprise endpoints`)"
+                        ));
+                    }
+                }
+            }
+            if let Some(share) = app.share {
+                if !(share > 0.0 && share <= 1.0) {
+                    return Err(format!("application `{name}`: `share` must be above 0 and at most 1"));
+                }
+                shares += share;
+            }
+            for origin in &app.cors_origins {
+                if !is_origin(origin) {
+                    return Err(format!(
+                        "application `{name}`: the CORS origin `{origin}` must be a scheme and a host, such as \
+                         https://portail.example.fr (no path, no wildcard)"
+                    ));
+                }
+            }
+        }
+        if shares > 1.0 + 1e-9 {
+            return Err(format!(
+                "the applications' shares of the per-IP quota add up to {shares:.2}: together they must not pass 1"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each application's share of the per-IP quotas: its own, else an equal
+    /// part of what the applications with a share leave.
+    pub fn shares(&self) -> BTreeMap<String, f64> {
+        let fixed: f64 = self.applications.values().filter_map(|a| a.share).sum();
+        let rest = self.applications.values().filter(|a| a.share.is_none()).count();
+        let each = if rest == 0 {
+            0.0
+        } else {
+            (1.0 - fixed).max(0.0) / rest as f64
+        };
+        self.applications
+            .iter()
+            .map(|(name, a)| (name.clone(), a.share.unwrap_or(each)))
+            .collect()
+    }
+}
+
+/// `scheme://host[:port]`, nothing more.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '*', '?', '#', '@', ' '])
+        && origin.to_ascii_lowercase() == origin
+}
+
+impl Profile {
+    /// The profile's token, from its variable or file.
+    pub fn token(&self, name: &str) -> Result<String, ConfigError> {
+        let fail = |message: String| ConfigError::Token {
+            profile: name.to_owned(),
+            message,
+        };
+        let token = match (&self.token_env, &self.token_file) {
+            (Some(var), _) => std::env::var(var)
+                .map_err(|_| fail(format!("the variable {var} that should hold its token is not set")))?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("reading its token from {}: {e}", path.display())))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            (None, None) => return Err(fail("it has no token_env or token_file".into())),
+        };
+        if token.trim().is_empty() {
+            return Err(fail("its token is empty".into()));
+        }
+        Ok(token.trim().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("gateway.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_commented_example_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.toml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.applications.len(), 2);
+        assert_eq!(config.shares()["instruction-marches"], 0.5);
+    }
+
+    #[test]
+    fn a_key_is_stored_as_its_sha256() {
+        assert_eq!(hash_key("test"), HASH);
+    }
+
+    #[test]
+    fn a_complete_file_reads_and_shares_default_to_equal_parts() {
+        let config = parse(&format!(
+            r#"
+            listen = "127.0.0.1:9000"
+            [profiles.aides]
+            token_env = "TOKEN_AIDES"
+            [applications.portail]
+            key_sha256 = "{HASH}"
+            profile = "aides"
+            recipient = "13002526500013"
+            endpoints = ["insee_unites_legales"]
+            share = 0.5
+            cors_origins = ["https://portail.example.fr"]
+            [applications.batch]
+            key_sha256 = "{}"
+            profile = "aides"
+            "#,
+            hash_key("other")
+        ))
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.shares()["batch"], 0.5);
+    }
+
+    #[test]
+    fn each_fault_is_named_with_what_to_do() {
+        let app = |extra: &str| {
+            format!(
+                "[profiles.p]\ntoken_env = \"T\"\n[applications.a]\nkey_sha256 = \"{HASH}\"\nprofile = \"p\"\n{extra}"
+            )
+        };
+        for (text, expected) in [
+            ("[profiles.p]\ntoken = \"eyJ\"".to_owned(), "unknown field `token`"),
+            ("[profiles.p]\n".to_owned(), "exactly one of `token_env`"),
+            (app("").replace("profile = \"p\"", "profile = \"q\""), "not defined"),
+            (app("").replace(HASH, "secret-key"), "64 hexadecimal digits"),
+            (app("endpoints = [\"nope\"]"), "does not have"),
+            (app("share = 1.5"), "at most 1"),
+            (app("cors_origins = [\"*\"]"), "no wildcard"),
+            (app("cors_origins = [\"https://x.fr/app\"]"), "no path"),
+            ("listen = \"nowhere\"".to_owned(), "invalid socket address"),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+}

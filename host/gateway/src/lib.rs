@@ -1,0 +1,17 @@
+//! `api-entreprise serve`: API Entreprise's own routes over HTTP, so that
+//! any platform (Java, PHP, .NET, Python, a browser) calls the API through
+//! one place that holds the tokens, the quotas and the audit trail, by
+//! changing only its base URL and using an application key as its bearer
+//! token.
+//!
+//! - [`config`]: the configuration file (profiles, applications);
+//! - `server`: the routes, the application checks, the quota shares;
+//! - `answer`: answers in the API's own shapes.
+
+pub mod config;
+
+mod answer;
+mod server;
+
+pub use config::{Config, ConfigError, hash_key};
+pub use server::{Gateway, GatewayError};
