@@ -104,6 +104,8 @@ struct Shared {
     base_url: String,
     /// When the current maintenance window ends, if one is on.
     maintenance_until: Mutex<Option<SystemTime>>,
+    /// The scopes `/privileges` lists, when a test set them.
+    scopes: Mutex<Option<Vec<String>>>,
     requests: Mutex<Vec<RecordedRequest>>,
     /// Requests per (group, window start) for the `RateLimit-*` headers.
     windows: Mutex<HashMap<(&'static str, u64), u32>>,
@@ -149,6 +151,7 @@ impl Sandbox {
             token: config.token,
             base_url: format!("{scheme}://{addr}"),
             maintenance_until: Mutex::default(),
+            scopes: Mutex::default(),
             requests: Mutex::default(),
             windows: Mutex::default(),
             latency_ms: AtomicU64::new(0),
@@ -248,6 +251,12 @@ impl Sandbox {
         self.shared
             .rate_limit
             .store(limit.map_or(0, u64::from), Ordering::Relaxed);
+    }
+
+    /// The scopes `/privileges` lists for the token (by default every scope
+    /// of the catalogue); `None` restores the default.
+    pub fn set_scopes(&self, scopes: Option<Vec<String>>) {
+        *self.shared.scopes.lock().unwrap() = scopes;
     }
 
     /// Puts every provider in maintenance for `length` (data routes answer
@@ -379,7 +388,12 @@ fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: b
         if !authorized {
             return unauthorized();
         }
-        let scopes: Vec<&str> = SCOPES.to_vec();
+        let scopes: Vec<String> = shared
+            .scopes
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| SCOPES.iter().map(|s| (*s).to_owned()).collect());
         // Today's server nests the list under `data`; the older shape is flat.
         let body = if path == "/privileges" {
             json!({ "data": { "privileges": scopes } })

@@ -20,6 +20,20 @@ struct Gateway {
     child: Child,
     url: String,
     stderr: std::path::PathBuf,
+    /// Its standard output after the first line: the audit trail.
+    audit: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    /// The audit trail so far, one JSON value a line.
+    fn audit(&self) -> Vec<Value> {
+        self.audit
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    }
 }
 
 impl Drop for Gateway {
@@ -53,7 +67,10 @@ fn two_applications(sandbox: &Sandbox, portail_extra: &str) -> String {
     )
 }
 
-/// Starts `serve` with `config` and the extra global flags.
+/// Starts `serve` with `config` and the extra global flags. It blocks
+/// until the gateway listens: the tests run on a multi-threaded runtime, so
+/// that the sandbox in this process answers the gateway's `/privileges`
+/// meanwhile.
 fn start(name: &str, config: &str, global: &[&str]) -> Gateway {
     let dir = std::env::temp_dir().join(format!("api-entreprise-gateway-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -77,16 +94,27 @@ fn start(name: &str, config: &str, global: &[&str]) -> Gateway {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stdout.read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("gateway listening on ")
         .unwrap_or_else(|| panic!("{line}: {}", std::fs::read_to_string(&stderr).unwrap_or_default()))
         .to_owned();
-    Gateway { child, url, stderr }
+    let audit = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = audit.clone();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line);
+        }
+    });
+    Gateway {
+        child,
+        url,
+        stderr,
+        audit,
+    }
 }
 
 async fn get(url: &str, key: Option<&str>, origin: Option<&str>) -> (u16, Vec<(String, String)>, Value) {
@@ -100,6 +128,15 @@ async fn get(url: &str, key: Option<&str>, origin: Option<&str>) -> (u16, Vec<(S
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// What the sandbox received, but the gateway's own `/privileges`.
+fn data_requests(sandbox: &Sandbox) -> Vec<api_entreprise_sandbox::RecordedRequest> {
+    sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path != "/privileges")
+        .collect()
 }
 
 fn codes(body: &Value) -> Vec<&str> {
@@ -129,7 +166,7 @@ fn example(e: &catalogue::Endpoint) -> Option<String> {
     Some(format!("{path}?{TRACE}{query}"))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_through_the_gateway_answers_as_the_sandbox_does() {
     let sandbox = api_entreprise_tests::sandbox().await;
     sandbox.set_rate_limit(Some(100_000_000));
@@ -172,7 +209,7 @@ async fn every_endpoint_through_the_gateway_answers_as_the_sandbox_does() {
     assert!(compared >= 45, "{compared} endpoints compared");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_allow_lists_and_fixed_fields_are_refused_in_the_apis_shape_and_nothing_leaves() {
     let sandbox = api_entreprise_tests::sandbox().await;
     let fixed = r#"recipient = "13002526500013""#;
@@ -199,12 +236,12 @@ async fn keys_allow_lists_and_fixed_fields_are_refused_in_the_apis_shape_and_not
     let (status, _, body) = get(&sirene("context=x&object=y&recipient=1"), Some(BATCH_KEY), None).await;
     assert_eq!(status, 422, "invalid input, refused locally: {body}");
     assert!(codes(&body).contains(&"00210"), "{body}");
-    assert_eq!(sandbox.requests().len(), 0, "nothing left the gateway");
+    assert_eq!(data_requests(&sandbox).len(), 0, "nothing left the gateway");
 
     // The fixed recipient is sent when the caller leaves it out.
     let (status, _, body) = get(&sirene("context=aides&object=dossier"), Some(PORTAIL_KEY), None).await;
     assert_eq!(status, 200, "{body}");
-    let sent = sandbox.requests();
+    let sent = data_requests(&sandbox);
     assert_eq!(sent.len(), 1);
     assert!(
         sent[0].query.contains(&("recipient".into(), "13002526500013".into())),
@@ -212,13 +249,81 @@ async fn keys_allow_lists_and_fixed_fields_are_refused_in_the_apis_shape_and_not
         sent[0].query
     );
     assert!(sent[0].authorized, "the profile's token was sent");
+
+    // One audit line per call, refusals included; never a key or a token.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let audit = gateway.audit();
+    assert_eq!(audit.len(), 6, "{audit:?}");
+    assert_eq!(audit[0]["status"], 401);
+    assert_eq!(audit[0]["application"], Value::Null);
+    assert_eq!(
+        (audit[2]["application"].as_str(), audit[2]["codes"][0].as_str()),
+        (Some("portail"), Some("00100"))
+    );
+    let last = &audit[5];
+    assert_eq!(
+        (last["status"].as_u64(), last["endpoint"].as_str()),
+        (Some(200), Some("insee_unites_legales"))
+    );
+    assert_eq!(
+        (last["profile"].as_str(), last["recipient"].as_str()),
+        (Some("aides"), Some("13002526500013"))
+    );
+    assert!(last["request_id"].is_string() && last["latency_ms"].is_number());
+    let trail = format!("{audit:?}");
+    assert!(!trail.contains(DEFAULT_TOKEN) && !trail.contains(PORTAIL_KEY) && !trail.contains(BATCH_KEY));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_outside_the_tokens_privileges_is_refused_locally_in_the_apis_shape() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_scopes(Some(vec![
+        "entreprises".into(),
+        "unites_legales_etablissements_insee".into(),
+    ]));
+    let gateway = start("privileges", &two_applications(&sandbox, ""), &[]);
+    let dgfip = format!(
+        "{}/v3/dgfip/etablissements/55204944776279/chiffres_affaires?{TRACE}",
+        gateway.url
+    );
+    let (status, _, body) = get(&dgfip, Some(BATCH_KEY), None).await;
+    assert_eq!(
+        (status, codes(&body)),
+        (403, vec!["00100"]),
+        "{body}: {}",
+        std::fs::read_to_string(&gateway.stderr).unwrap()
+    );
+    assert!(body.to_string().contains("chiffre_affaires_dgfip"), "{body}");
+    let sirene = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    assert_eq!(get(&sirene, Some(BATCH_KEY), None).await.0, 200);
+    let paths: Vec<String> = sandbox.requests().into_iter().map(|r| r.path).collect();
+    assert!(!paths.iter().any(|p| p.contains("dgfip")), "{paths:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_calls_in_flight_finish_then_exits() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_latency(std::time::Duration::from_millis(1500));
+    let mut gateway = start("drain", &two_applications(&sandbox, ""), &[]);
+    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    let in_flight = tokio::spawn(async move { get(&url, Some(BATCH_KEY), None).await.0 });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &gateway.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(in_flight.await.unwrap(), 200, "the call in flight finished");
+    let status = gateway.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a clean exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_applications_share_of_the_ip_quota_is_its_own_and_the_others_are_still_served() {
     let sandbox = api_entreprise_tests::sandbox().await;
-    // Two applications with equal shares of 4 a minute: 2 each.
-    let gateway = start("shares", &two_applications(&sandbox, ""), &["--ip-quota", "4/1m"]);
+    // Two applications with equal shares of 5 a minute: 2 each (the
+    // gateway's own /privileges at start takes the fifth).
+    let gateway = start("shares", &two_applications(&sandbox, ""), &["--ip-quota", "5/1m"]);
     let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
     for _ in 0..2 {
         assert_eq!(get(&url, Some(PORTAIL_KEY), None).await.0, 200);
@@ -233,10 +338,10 @@ async fn an_applications_share_of_the_ip_quota_is_its_own_and_the_others_are_sti
             "the other application is served"
         );
     }
-    assert_eq!(sandbox.requests().len(), 4);
+    assert_eq!(data_requests(&sandbox).len(), 4);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_answers_only_an_applications_own_origins_and_no_token_leaks() {
     let sandbox = api_entreprise_tests::sandbox().await;
     let gateway = start("cors", &two_applications(&sandbox, ""), &[]);
@@ -312,4 +417,25 @@ fn a_configuration_fault_is_named_and_serve_with_a_token_but_no_configuration_sa
         })
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&hashed.stdout).trim(), hash_key("test"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_alive_and_readyz_says_whether_the_api_answers() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let gateway = start("ready", &two_applications(&sandbox, ""), &[]);
+    let (status, _, body) = raw_request("GET", &format!("{}/healthz", gateway.url), &[]).await;
+    assert_eq!((status, String::from_utf8_lossy(&body).trim()), (200, "ok"));
+    let (status, _, body) = raw_request("GET", &format!("{}/readyz", gateway.url), &[]).await;
+    assert_eq!((status, String::from_utf8_lossy(&body).trim()), (200, "ready"));
+    // A gateway whose API does not answer starts, but is not ready.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = two_applications(&sandbox, "").replace(&sandbox.base_url(), &format!("http://{closed}"));
+    let silent = start("unready", &config, &[]);
+    let (status, _, body) = raw_request("GET", &format!("{}/readyz", silent.url), &[]).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("profile aides: the API's /pings failed"), "{body}");
 }

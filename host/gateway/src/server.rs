@@ -5,11 +5,11 @@
 //! validates, the host counts, sends with the real token, and parses).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use api_entreprise::quota::{QuotaKey, QuotaSpec};
-use api_entreprise::{Quotas, Runtime, types};
+use api_entreprise::{CallError, Quotas, Runtime, types};
 use api_entreprise_catalogue as catalogue;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -28,17 +28,71 @@ const TRACE_FIELDS: [&str; 3] = ["context", "recipient", "object"];
 /// One application, as the gateway checks its calls.
 struct App {
     name: String,
+    profile: Arc<ProfileState>,
     key_sha256: [u8; 32],
-    runtime: Arc<Runtime>,
     fixed: Vec<(&'static str, String)>,
     endpoints: Option<BTreeSet<String>>,
     share: Vec<QuotaKey>,
     origins: Vec<String>,
 }
 
+/// A profile: its runtime (one token) and the scopes `/privileges` gave it.
+struct ProfileState {
+    name: String,
+    runtime: Arc<Runtime>,
+    /// `None` until `/privileges` answered (the server then decides alone).
+    scopes: RwLock<Option<BTreeSet<String>>>,
+}
+
+impl ProfileState {
+    /// Reads the token's scopes from `/privileges` (free of any trace).
+    async fn refresh_privileges(&self) {
+        let request = types::Request {
+            endpoint: "privileges".into(),
+            version: None,
+            params: vec![],
+            query: vec![],
+            trace: empty_trace(),
+        };
+        match self.runtime.call(&request).await {
+            Ok(types::Response {
+                typed: Some(types::TypedData::Privileges(scopes)),
+                ..
+            }) => {
+                *self.scopes.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(scopes.into_iter().collect());
+            }
+            Ok(_) => tracing::warn!(profile = %self.name, "/privileges gave no list of scopes"),
+            Err(e) => tracing::warn!(profile = %self.name, "reading the token's privileges failed: {e}"),
+        }
+    }
+
+    /// Whether the token may call `endpoint`, as far as the gateway knows.
+    fn may_call(&self, endpoint: &catalogue::Endpoint) -> bool {
+        let scopes = self.scopes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match scopes.as_ref() {
+            Some(scopes) if !endpoint.scopes.is_empty() => endpoint.scopes.iter().any(|s| scopes.contains(*s)),
+            _ => true,
+        }
+    }
+}
+
+/// How often the profiles' privileges are read again.
+const PRIVILEGES_REFRESH: Duration = Duration::from_secs(600);
+
+fn empty_trace() -> types::Trace {
+    types::Trace {
+        context: String::new(),
+        recipient: String::new(),
+        object: String::new(),
+        user_id: None,
+    }
+}
+
 /// The gateway: its applications and the quotas of their shares.
 pub struct Gateway {
     apps: Vec<App>,
+    profiles: Vec<Arc<ProfileState>>,
     shares: Quotas,
 }
 
@@ -64,10 +118,21 @@ impl Gateway {
         ip_quotas: &[QuotaSpec],
     ) -> Result<Self, GatewayError> {
         let shares = config.shares();
+        let profiles: BTreeMap<&str, Arc<ProfileState>> = runtimes
+            .iter()
+            .map(|(name, runtime)| {
+                let state = ProfileState {
+                    name: name.clone(),
+                    runtime: runtime.clone(),
+                    scopes: RwLock::new(None),
+                };
+                (name.as_str(), Arc::new(state))
+            })
+            .collect();
         let mut apps = Vec::new();
         for (name, app) in &config.applications {
-            let runtime = runtimes
-                .get(&app.profile)
+            let profile = profiles
+                .get(app.profile.as_str())
                 .ok_or_else(|| GatewayError(format!("no runtime for the profile `{}`", app.profile)))?;
             let key_sha256 = decode_hash(&app.key_sha256.to_ascii_lowercase())
                 .ok_or_else(|| GatewayError(format!("application `{name}`: `key_sha256` is not 64 hex digits")))?;
@@ -79,8 +144,8 @@ impl Gateway {
                 .collect();
             apps.push(App {
                 name: name.clone(),
+                profile: profile.clone(),
                 key_sha256,
-                runtime: runtime.clone(),
                 fixed,
                 endpoints: app.endpoints.as_ref().map(|e| e.iter().cloned().collect()),
                 share: ip_quotas
@@ -99,8 +164,65 @@ impl Gateway {
         }
         Ok(Self {
             apps,
+            profiles: profiles.into_values().collect(),
             shares: Quotas::new(),
         })
+    }
+
+    /// Reads every profile's privileges now, then again every ten minutes
+    /// in the background.
+    pub async fn watch_privileges(self: &Arc<Self>) {
+        for profile in &self.profiles {
+            profile.refresh_privileges().await;
+        }
+        let gateway = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PRIVILEGES_REFRESH).await;
+                let Some(gateway) = gateway.upgrade() else { return };
+                for profile in &gateway.profiles {
+                    profile.refresh_privileges().await;
+                }
+            }
+        });
+    }
+
+    /// Ready when every profile's token is there and not expired and the
+    /// upstream's `/pings` answers: 200, else 503 with the reasons.
+    async fn readiness(&self) -> (StatusCode, String) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut faults = Vec::new();
+        for profile in &self.profiles {
+            match profile.runtime.token_claims() {
+                None => faults.push(format!("profile {}: no token", profile.name)),
+                Some(Ok(claims)) if claims.exp.is_some_and(|exp| u64::try_from(exp).unwrap_or(0) <= now) => {
+                    faults.push(format!("profile {}: its token has expired", profile.name));
+                }
+                _ => {}
+            }
+            let pings = types::Request {
+                endpoint: "pings".into(),
+                version: None,
+                params: vec![],
+                query: vec![],
+                trace: empty_trace(),
+            };
+            match profile.runtime.call(&pings).await {
+                Ok(r) if r.status == 200 => {}
+                Ok(r) => faults.push(format!(
+                    "profile {}: the API's /pings answered {}",
+                    profile.name, r.status
+                )),
+                Err(e) => faults.push(format!("profile {}: the API's /pings failed: {e}", profile.name)),
+            }
+        }
+        if faults.is_empty() {
+            (StatusCode::OK, "ready\n".to_owned())
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, faults.join("\n") + "\n")
+        }
     }
 
     /// The routes: `/healthz`, `/readyz`, and every other path answered as
@@ -129,7 +251,10 @@ impl Gateway {
             .max_age(Duration::from_secs(600));
         Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
-            .route("/readyz", get(|| async { "ready\n" }))
+            .route(
+                "/readyz",
+                get(|State(gateway): State<Arc<Gateway>>| async move { gateway.readiness().await }),
+            )
             .fallback(api)
             .layer(cors)
             .with_state(self)
@@ -163,9 +288,47 @@ impl Gateway {
     }
 }
 
-/// Every API route.
+/// One line of the audit trail (JSON, on standard output): never a key or
+/// a token.
+#[derive(serde::Serialize, Default)]
+struct Audit<'a> {
+    time: String,
+    application: Option<&'a str>,
+    profile: Option<&'a str>,
+    endpoint: Option<&'a str>,
+    version: Option<u8>,
+    context: Option<String>,
+    recipient: Option<String>,
+    object: Option<String>,
+    user_id: Option<String>,
+    status: u16,
+    codes: Vec<String>,
+    request_id: Option<String>,
+    latency_ms: f64,
+}
+
+/// Every API route: the answer, and its line in the audit trail.
 async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    if request.method() != Method::GET {
+    let started = Instant::now();
+    let mut audit = Audit::default();
+    let (parts, _body) = request.into_parts();
+    let response = decide(&gateway, &parts, &mut audit).await;
+    audit.time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    audit.status = response.status().as_u16();
+    audit.latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    if let Ok(line) = serde_json::to_string(&audit) {
+        // A closed standard output loses the trail, never the answer.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+    response
+}
+
+/// The answer to one request, filling in what the audit trail records.
+async fn decide<'a>(gateway: &'a Gateway, request: &http::request::Parts, audit: &mut Audit<'a>) -> Response {
+    if request.method != Method::GET {
         return answer::refusal(
             StatusCode::METHOD_NOT_ALLOWED,
             "00405",
@@ -174,35 +337,47 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
             None,
         );
     }
-    let Some(app) = gateway.authenticate(request.headers().get(header::AUTHORIZATION)) else {
+    let Some(app) = gateway.authenticate(request.headers.get(header::AUTHORIZATION)) else {
+        audit.codes.push("00101".into());
         return answer::unauthorized();
     };
-    if let Some(origin) = request.headers().get(header::ORIGIN)
+    audit.application = Some(&app.name);
+    audit.profile = Some(&app.profile.name);
+    if let Some(origin) = request.headers.get(header::ORIGIN)
         && !app.origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
     {
         let detail = format!("the application `{}` does not allow this browser origin", app.name);
+        audit.codes.push("00100".into());
         return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
     }
-    let path = request.uri().path().to_owned();
+    let path = request.uri.path().to_owned();
     let Some((endpoint, values)) = catalogue::route(&path) else {
         return answer::not_found();
     };
+    audit.endpoint = Some(endpoint.id);
+    audit.version = Some(endpoint.version);
     if app
         .endpoints
         .as_ref()
         .is_some_and(|allowed| !allowed.contains(endpoint.id))
     {
         let detail = format!("the application `{}` may not call `{}`", app.name, endpoint.id);
+        audit.codes.push("00100".into());
         return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
     }
-    let mut trace = types::Trace {
-        context: String::new(),
-        recipient: String::new(),
-        object: String::new(),
-        user_id: None,
-    };
+    if !app.profile.may_call(endpoint) {
+        let detail = format!(
+            "the token of the profile `{}` has none of the scopes {} that `{}` needs (its /privileges)",
+            app.profile.name,
+            endpoint.scopes.join(", "),
+            endpoint.id
+        );
+        audit.codes.push("00100".into());
+        return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
+    }
+    let mut trace = empty_trace();
     let mut query = Vec::new();
-    for (name, value) in form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).into_owned() {
+    for (name, value) in form_urlencoded::parse(request.uri.query().unwrap_or_default().as_bytes()).into_owned() {
         match name.as_str() {
             "context" => trace.context = value,
             "recipient" => trace.recipient = value,
@@ -222,15 +397,21 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
                 "the application `{}` always calls with its own `{field}`: leave it out or give the same value",
                 app.name
             );
+            audit.codes.push("00100".into());
             return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
         }
         fixed.clone_into(given);
     }
+    audit.context = Some(trace.context.clone());
+    audit.recipient = Some(trace.recipient.clone());
+    audit.object = Some(trace.object.clone());
+    audit.user_id.clone_from(&trace.user_id);
     if let Err(wait) = gateway.shares.try_acquire(&app.share).await {
         let detail = format!(
             "the application `{}` has spent its share of the per-IP quota ({}): nothing was sent",
             app.name, wait.quota
         );
+        audit.codes.push("00429".into());
         return answer::refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "00429",
@@ -251,5 +432,16 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
         catalogue::Kind::Privileges => types::EndpointKind::Privileges,
         _ => types::EndpointKind::Json,
     };
-    answer::from_call(kind, app.runtime.call(&call).await).into_response()
+    let result = app.profile.runtime.call(&call).await;
+    match &result {
+        Ok(r) => audit.request_id.clone_from(&r.request_id),
+        Err(CallError::Client(c)) => {
+            audit.codes = c.codes().into_iter().map(str::to_owned).collect();
+            if let types::Error::Api(api) = &c.0 {
+                audit.request_id.clone_from(&api.request_id);
+            }
+        }
+        Err(_) => {}
+    }
+    answer::from_call(kind, result).into_response()
 }

@@ -91,10 +91,12 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         runtimes.insert(name.clone(), Arc::new(runtime));
     }
     let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?)?);
+    gateway.watch_privileges().await;
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
+    // The first line says where; every later one is the audit trail (JSON).
     println!("gateway listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
     gateway.serve(listener, shutdown()).await?;
