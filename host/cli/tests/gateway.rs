@@ -439,3 +439,64 @@ async fn healthz_says_alive_and_readyz_says_whether_the_api_answers() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("profile aides: the API's /pings failed"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_greedy_caller_cannot_hold_the_gateway() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let config = two_applications(&sandbox, "")
+        + "\n[limits]\nmax_connections = 3\nheader_read_timeout_seconds = 1\nmax_header_bytes = 8192\n";
+    let gateway = start("limits", &config, &[]);
+    let addr = gateway.url.trim_start_matches("http://").to_owned();
+    /// Whether the server closed the connection within `within`.
+    fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+        stream.set_read_timeout(Some(within)).unwrap();
+        let mut buf = [0u8; 512];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    // Three idle connections fill the cap: a fourth is closed at once.
+    let mut idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fourth = TcpStream::connect(&addr).unwrap();
+    assert!(
+        closed_within(&mut fourth, Duration::from_millis(800)),
+        "past the cap, closed at once"
+    );
+
+    // A caller that never finishes its headers is cut off after 1 s.
+    let started = Instant::now();
+    idle[0].write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(closed_within(&mut idle[0], Duration::from_secs(5)));
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    for stream in &mut idle[1..] {
+        assert!(
+            closed_within(stream, Duration::from_secs(5)),
+            "idle connections are closed too"
+        );
+    }
+
+    // Headers past the cap are refused; a normal request is served.
+    let mut big = TcpStream::connect(&addr).unwrap();
+    let header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let _ = big.write_all(header.as_bytes());
+    let mut answer = String::new();
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = big.read_to_string(&mut answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let (status, _, _) = raw_request("GET", &format!("{}/healthz", gateway.url), &[]).await;
+    assert_eq!(status, 200);
+}

@@ -63,6 +63,31 @@ pub struct Config {
     /// The applications, by name.
     #[serde(default)]
     pub applications: BTreeMap<String, Application>,
+    /// What one caller may hold of the gateway.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Inbound limits, so that a slow or hostile caller cannot hold the gateway.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections open at once; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// Seconds a caller has to send a request's headers.
+    pub header_read_timeout_seconds: u64,
+    /// The largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout_seconds: 10,
+            max_header_bytes: 16 * 1024,
+        }
+    }
 }
 
 impl Default for Config {
@@ -72,6 +97,7 @@ impl Default for Config {
             base_url: None,
             profiles: BTreeMap::new(),
             applications: BTreeMap::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -214,6 +240,12 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.limits.max_connections == 0 || self.limits.header_read_timeout_seconds == 0 {
+            return Err("[limits]: `max_connections` and `header_read_timeout_seconds` must be above 0".into());
+        }
+        if self.limits.max_header_bytes < 8192 {
+            return Err("[limits]: `max_header_bytes` must be at least 8192".into());
         }
         if shares > 1.0 + 1e-9 {
             return Err(format!(

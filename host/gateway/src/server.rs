@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::answer;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 
 /// The trace fields an application may have fixed.
 const TRACE_FIELDS: [&str; 3] = ["context", "recipient", "object"];
@@ -94,6 +94,7 @@ pub struct Gateway {
     apps: Vec<App>,
     profiles: Vec<Arc<ProfileState>>,
     shares: Quotas,
+    limits: Limits,
 }
 
 /// Why the gateway cannot start from a configuration.
@@ -166,6 +167,7 @@ impl Gateway {
             apps,
             profiles: profiles.into_values().collect(),
             shares: Quotas::new(),
+            limits: config.limits,
         })
     }
 
@@ -260,16 +262,70 @@ impl Gateway {
             .with_state(self)
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then lets the calls
-    /// in flight finish (each within its own deadline).
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting
+    /// and lets the calls in flight finish (each within its own deadline).
+    /// Inbound limits hold for every connection: a cap on open connections
+    /// (past it a new one is closed at once), a deadline for a request's
+    /// headers, a cap on their size.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        let limits = self.limits;
+        let service = hyper_util::service::TowerToHyperService::new(self.router());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(limits.header_read_timeout_seconds))
+            .max_buf_size(limits.max_header_bytes);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(
+                    "{} connections are open, the most allowed: a new one is closed",
+                    limits.max_connections
+                );
+                continue;
+            };
+            let (builder, service, watcher) = (builder.clone(), service.clone(), graceful.watcher());
+            tokio::spawn(async move {
+                // hyper times a request's headers from their first byte: a
+                // caller that sends nothing at all gets the same deadline.
+                let mut byte = [0u8; 1];
+                let first = Duration::from_secs(limits.header_read_timeout_seconds);
+                if !matches!(tokio::time::timeout(first, stream.peek(&mut byte)).await, Ok(Ok(1..))) {
+                    return;
+                }
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let _ = watcher.watch(connection).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+        Ok(())
     }
 
     /// The application whose key `authorization` carries, comparing with
