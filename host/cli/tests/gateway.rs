@@ -500,3 +500,59 @@ async fn a_slow_or_greedy_caller_cannot_hold_the_gateway() {
     let (status, _, _) = raw_request("GET", &format!("{}/healthz", gateway.url), &[]).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_applications_under_traffic_without_a_failed_request() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let config = two_applications(&sandbox, "");
+    let gateway = start("reload", &config, &[]);
+    let path = std::env::temp_dir()
+        .join(format!("api-entreprise-gateway-reload-{}", std::process::id()))
+        .join("gateway.toml");
+    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    let traffic = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..60 {
+                statuses.push(get(&url, Some(BATCH_KEY), None).await.0);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            statuses
+        })
+    };
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    const THIRD_KEY: &str = "third-key-5555555555";
+    assert_eq!(get(&url, Some(THIRD_KEY), None).await.0, 401);
+    let third = format!(
+        "{config}\n[applications.third]\nkey_sha256 = \"{}\"\nprofile = \"aides\"\n",
+        hash_key(THIRD_KEY)
+    );
+    std::fs::write(&path, third).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hup(gateway.child.id());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(get(&url, Some(THIRD_KEY), None).await.0, 200, "the new key is served");
+
+    // A configuration with a fault leaves the running one as it was.
+    std::fs::write(&path, "[applications.x]\nkey_sha256 = \"nope\"\n").unwrap();
+    hup(gateway.child.id());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(get(&url, Some(THIRD_KEY), None).await.0, 200);
+    let stderr = std::fs::read_to_string(&gateway.stderr).unwrap();
+    assert!(
+        stderr.contains("reloaded") && stderr.contains("stays as it was"),
+        "{stderr}"
+    );
+
+    let statuses = traffic.await.unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}

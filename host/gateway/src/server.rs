@@ -89,10 +89,12 @@ fn empty_trace() -> types::Trace {
     }
 }
 
-/// The gateway: its applications and the quotas of their shares.
+/// The gateway: its applications (replaced whole by a reload) and the
+/// quotas of their shares.
 pub struct Gateway {
-    apps: Vec<App>,
-    profiles: Vec<Arc<ProfileState>>,
+    apps: RwLock<Arc<Vec<Arc<App>>>>,
+    profiles: BTreeMap<String, Arc<ProfileState>>,
+    ip_quotas: Vec<QuotaSpec>,
     shares: Quotas,
     limits: Limits,
 }
@@ -118,8 +120,7 @@ impl Gateway {
         runtimes: &BTreeMap<String, Arc<Runtime>>,
         ip_quotas: &[QuotaSpec],
     ) -> Result<Self, GatewayError> {
-        let shares = config.shares();
-        let profiles: BTreeMap<&str, Arc<ProfileState>> = runtimes
+        let profiles = runtimes
             .iter()
             .map(|(name, runtime)| {
                 let state = ProfileState {
@@ -127,13 +128,45 @@ impl Gateway {
                     runtime: runtime.clone(),
                     scopes: RwLock::new(None),
                 };
-                (name.as_str(), Arc::new(state))
+                (name.clone(), Arc::new(state))
             })
             .collect();
+        let mut gateway = Self {
+            apps: RwLock::new(Arc::new(Vec::new())),
+            profiles,
+            ip_quotas: ip_quotas.to_vec(),
+            shares: Quotas::new(),
+            limits: config.limits,
+        };
+        let apps = gateway.applications(config)?;
+        gateway.apps = RwLock::new(Arc::new(apps));
+        Ok(gateway)
+    }
+
+    /// Replaces the applications and their keys with `config`'s, at once:
+    /// a request in flight finishes with the application it started with.
+    /// The profiles and the limits are read at start only. Returns how many
+    /// applications there are now.
+    pub fn reload(&self, config: &Config) -> Result<usize, GatewayError> {
+        if let Some(name) = config.profiles.keys().find(|p| !self.profiles.contains_key(*p)) {
+            return Err(GatewayError(format!(
+                "the profile `{name}` is new: profiles (tokens) are read at start, restart the gateway to add one"
+            )));
+        }
+        let apps = self.applications(config)?;
+        let count = apps.len();
+        *self.apps.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(apps);
+        Ok(count)
+    }
+
+    /// The applications of `config`, on this gateway's profiles.
+    fn applications(&self, config: &Config) -> Result<Vec<Arc<App>>, GatewayError> {
+        let shares = config.shares();
         let mut apps = Vec::new();
         for (name, app) in &config.applications {
-            let profile = profiles
-                .get(app.profile.as_str())
+            let profile = self
+                .profiles
+                .get(&app.profile)
                 .ok_or_else(|| GatewayError(format!("no runtime for the profile `{}`", app.profile)))?;
             let key_sha256 = decode_hash(&app.key_sha256.to_ascii_lowercase())
                 .ok_or_else(|| GatewayError(format!("application `{name}`: `key_sha256` is not 64 hex digits")))?;
@@ -143,13 +176,14 @@ impl Gateway {
                 .zip([&app.context, &app.recipient, &app.object])
                 .filter_map(|(field, value)| Some((field, value.clone()?)))
                 .collect();
-            apps.push(App {
+            apps.push(Arc::new(App {
                 name: name.clone(),
                 profile: profile.clone(),
                 key_sha256,
                 fixed,
                 endpoints: app.endpoints.as_ref().map(|e| e.iter().cloned().collect()),
-                share: ip_quotas
+                share: self
+                    .ip_quotas
                     .iter()
                     .map(|q| QuotaKey {
                         name: format!("application {name} {q}"),
@@ -161,20 +195,30 @@ impl Gateway {
                     })
                     .collect(),
                 origins: app.cors_origins.clone(),
-            });
+            }));
         }
-        Ok(Self {
-            apps,
-            profiles: profiles.into_values().collect(),
-            shares: Quotas::new(),
-            limits: config.limits,
-        })
+        Ok(apps)
+    }
+
+    /// The applications now.
+    fn apps(&self) -> Arc<Vec<Arc<App>>> {
+        self.apps
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether an application lists `origin` (for CORS).
+    fn origin_listed(&self, origin: &HeaderValue) -> bool {
+        self.apps()
+            .iter()
+            .any(|a| a.origins.iter().any(|o| o.as_bytes() == origin.as_bytes()))
     }
 
     /// Reads every profile's privileges now, then again every ten minutes
     /// in the background.
     pub async fn watch_privileges(self: &Arc<Self>) {
-        for profile in &self.profiles {
+        for profile in self.profiles.values() {
             profile.refresh_privileges().await;
         }
         let gateway = Arc::downgrade(self);
@@ -182,7 +226,7 @@ impl Gateway {
             loop {
                 tokio::time::sleep(PRIVILEGES_REFRESH).await;
                 let Some(gateway) = gateway.upgrade() else { return };
-                for profile in &gateway.profiles {
+                for profile in gateway.profiles.values() {
                     profile.refresh_privileges().await;
                 }
             }
@@ -196,7 +240,7 @@ impl Gateway {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut faults = Vec::new();
-        for profile in &self.profiles {
+        for profile in self.profiles.values() {
             match profile.runtime.token_claims() {
                 None => faults.push(format!("profile {}: no token", profile.name)),
                 Some(Ok(claims)) if claims.exp.is_some_and(|exp| u64::try_from(exp).unwrap_or(0) <= now) => {
@@ -230,14 +274,10 @@ impl Gateway {
     /// The routes: `/healthz`, `/readyz`, and every other path answered as
     /// API Entreprise would.
     pub fn router(self: Arc<Self>) -> Router {
-        let origins: Vec<HeaderValue> = self
-            .apps
-            .iter()
-            .flat_map(|a| a.origins.iter())
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
+        // Asked at each request, so that a reload's origins apply at once.
+        let gateway = self.clone();
         let cors = CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(AllowOrigin::predicate(move |origin, _| gateway.origin_listed(origin)))
             .allow_methods([Method::GET])
             .allow_headers([header::AUTHORIZATION, header::ACCEPT])
             .expose_headers(
@@ -330,14 +370,14 @@ impl Gateway {
 
     /// The application whose key `authorization` carries, comparing with
     /// every key in constant time.
-    fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<&App> {
+    fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<Arc<App>> {
         let key = authorization?.to_str().ok()?.strip_prefix("Bearer ")?;
         let hash = crate::config::hash_key(key);
         let hash = decode_hash(&hash)?;
         let mut found = None;
-        for app in &self.apps {
+        for app in self.apps().iter() {
             if bool::from(app.key_sha256.ct_eq(&hash)) {
-                found = Some(app);
+                found = Some(app.clone());
             }
         }
         found
@@ -347,11 +387,11 @@ impl Gateway {
 /// One line of the audit trail (JSON, on standard output): never a key or
 /// a token.
 #[derive(serde::Serialize, Default)]
-struct Audit<'a> {
+struct Audit {
     time: String,
-    application: Option<&'a str>,
-    profile: Option<&'a str>,
-    endpoint: Option<&'a str>,
+    application: Option<String>,
+    profile: Option<String>,
+    endpoint: Option<&'static str>,
     version: Option<u8>,
     context: Option<String>,
     recipient: Option<String>,
@@ -383,7 +423,7 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
 }
 
 /// The answer to one request, filling in what the audit trail records.
-async fn decide<'a>(gateway: &'a Gateway, request: &http::request::Parts, audit: &mut Audit<'a>) -> Response {
+async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut Audit) -> Response {
     if request.method != Method::GET {
         return answer::refusal(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -397,8 +437,8 @@ async fn decide<'a>(gateway: &'a Gateway, request: &http::request::Parts, audit:
         audit.codes.push("00101".into());
         return answer::unauthorized();
     };
-    audit.application = Some(&app.name);
-    audit.profile = Some(&app.profile.name);
+    audit.application = Some(app.name.clone());
+    audit.profile = Some(app.profile.name.clone());
     if let Some(origin) = request.headers.get(header::ORIGIN)
         && !app.origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
     {

@@ -92,6 +92,9 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     }
     let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?)?);
     gateway.watch_privileges().await;
+    if let Some(path) = args.config.clone() {
+        reload_on_sighup(gateway.clone(), path);
+    }
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -102,6 +105,27 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     gateway.serve(listener, shutdown()).await?;
     drop(sandbox);
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: read the configuration again and replace the applications and
+/// their keys; a configuration with a fault leaves the running one as it is.
+fn reload_on_sighup(gateway: Arc<Gateway>, path: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            eprintln!("warning: SIGHUP cannot be caught here: reloading needs a restart");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let reloaded = Config::load(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|config| gateway.reload(&config).map_err(|e| e.to_string()));
+            match reloaded {
+                Ok(count) => eprintln!("reloaded {}: {count} application(s)", path.display()),
+                Err(e) => eprintln!("error: {e}; the configuration in use stays as it was"),
+            }
+        }
+    });
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let the calls in flight finish.
