@@ -556,3 +556,42 @@ async fn sighup_reloads_the_applications_under_traffic_without_a_failed_request(
     let statuses = traffic.await.unwrap();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_sharing_one_redis_never_pass_the_per_ip_quota_together() {
+    let redis = api_entreprise_tests::RedisServer::start();
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000_000));
+    let config = format!(
+        "base_url = \"{}\"\n[profiles.aides]\ntoken_env = \"GATEWAY_TEST_TOKEN\"\n\
+         [applications.batch]\nkey_sha256 = \"{}\"\nprofile = \"aides\"\n",
+        sandbox.base_url(),
+        hash_key(BATCH_KEY)
+    );
+    let global = ["--ip-quota", "6/3s", "--redis-url", &redis.url()];
+    let fleet = [start("fleet-a", &config, &global), start("fleet-b", &config, &global)];
+    let mut calls = Vec::new();
+    for round in 0..40 {
+        let url = format!(
+            "{}/v3/insee/sirene/unites_legales/552049447?{TRACE}",
+            fleet[round % 2].url
+        );
+        calls.push(tokio::spawn(async move { get(&url, Some(BATCH_KEY), None).await.0 }));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert!(served >= 6, "{statuses:?}");
+    // Every arrival, the gateways' own /privileges included: never more than
+    // 6 in any 3 s.
+    let arrivals: Vec<u64> = sandbox.requests().iter().map(|r| r.at_unix_ms).collect();
+    for (i, start) in arrivals.iter().enumerate() {
+        let within = arrivals[i..].iter().filter(|t| **t < start + 3000).count();
+        assert!(within <= 6, "{within} arrivals within 3 s from {start}: {arrivals:?}");
+    }
+    assert_eq!(arrivals.len(), served + 2, "the refused calls sent nothing");
+}
