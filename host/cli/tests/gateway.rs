@@ -595,3 +595,105 @@ async fn two_gateways_sharing_one_redis_never_pass_the_per_ip_quota_together() {
     }
     assert_eq!(arrivals.len(), served + 2, "the refused calls sent nothing");
 }
+
+/// A page server of the test's own: its origin, and the page it answers to
+/// any request (set once the gateway's address is known).
+fn page_server() -> (String, std::sync::Arc<std::sync::Mutex<String>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let page = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let served = page.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let page = served.lock().unwrap().clone();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (origin, page)
+}
+
+/// What headless Chromium shows of `url` once its script ran.
+fn chromium_dom(url: &str) -> String {
+    let profile = tempfile_dir("chromium");
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .output()
+        .expect("chromium is not installed: run scripts/setup (it installs Debian's chromium)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("api-entreprise-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_page_from_an_allowed_origin_calls_the_gateway_and_another_origin_is_blocked() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let (allowed, allowed_page) = page_server();
+    let (other, other_page) = page_server();
+    let gateway = start(
+        "browser",
+        &two_applications(&sandbox, "").replace(ORIGIN, &allowed),
+        &[],
+    );
+    // The page calls the gateway with fetch and writes what it got.
+    let page = format!(
+        r#"<!doctype html><html><body><p id="out">waiting</p><script>
+        fetch("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}",
+              {{ headers: {{ Authorization: "Bearer {PORTAIL_KEY}" }} }})
+          .then(r => r.json().then(j => [r.status, j, r.headers.get("ratelimit-remaining")]))
+          .then(([status, j, remaining]) => {{
+            document.getElementById("out").textContent =
+              "answered " + status + " " + j.data.siren + " remaining " + remaining + " " + JSON.stringify(j);
+          }})
+          .catch(e => {{ document.getElementById("out").textContent = "blocked " + e; }});
+        </script></body></html>"#,
+        gateway.url
+    );
+    page.clone_into(&mut allowed_page.lock().unwrap());
+    page.clone_into(&mut other_page.lock().unwrap());
+
+    let dom = tokio::task::spawn_blocking(move || chromium_dom(&format!("{allowed}/page.html")))
+        .await
+        .unwrap();
+    assert!(dom.contains("answered 200 552049447 remaining "), "{dom}");
+    assert!(
+        !dom.contains("remaining null"),
+        "the page reads the exposed RateLimit headers: {dom}"
+    );
+    let dom_elsewhere = tokio::task::spawn_blocking(move || chromium_dom(&format!("{other}/page.html")))
+        .await
+        .unwrap();
+    assert!(dom_elsewhere.contains("blocked TypeError"), "{dom_elsewhere}");
+    // The API token is in nothing the pages received.
+    assert!(!dom.contains(DEFAULT_TOKEN) && !dom_elsewhere.contains(DEFAULT_TOKEN));
+    assert_eq!(
+        data_requests(&sandbox).len(),
+        1,
+        "the blocked page's call was refused before the API"
+    );
+}
