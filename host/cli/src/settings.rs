@@ -107,7 +107,7 @@ pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtim
             (sandbox.base_url(), Token::new(DEFAULT_TOKEN)?, Some(sandbox))
         }
     };
-    let runtime = runtime(settings, base_url, token, sandbox.is_some()).await?;
+    let runtime = runtime(settings, base_url, token, sandbox.is_some(), None).await?;
     Ok((runtime, sandbox))
 }
 
@@ -126,9 +126,16 @@ pub async fn start_sandbox(quiet: bool, extra: &str) -> anyhow::Result<Sandbox> 
     Ok(sandbox)
 }
 
-/// A runtime for `base_url` with `token`, from the shared settings. Against
-/// the built-in sandbox (`sandbox`), the quotas are kept in memory only.
-pub async fn runtime(settings: &HostArgs, base_url: String, token: Token, sandbox: bool) -> anyhow::Result<Runtime> {
+/// A runtime for `base_url` with `token` (and the token's own limit per
+/// minute, if it has one), from the shared settings. Against the built-in
+/// sandbox (`sandbox`), the quotas are kept in memory only.
+pub async fn runtime(
+    settings: &HostArgs,
+    base_url: String,
+    token: Token,
+    sandbox: bool,
+    token_rate_limit: Option<u32>,
+) -> anyhow::Result<Runtime> {
     let component = match &settings.component {
         Some(path) => ComponentSource::File(path.clone()),
         None => ComponentSource::Bytes(api_entreprise_component::CLIENT.into()),
@@ -142,6 +149,9 @@ pub async fn runtime(settings: &HostArgs, base_url: String, token: Token, sandbo
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
         });
+    if let Some(per_minute) = token_rate_limit {
+        builder = builder.token_rate_limit(per_minute);
+    }
     if let Some(dir) = settings.cache_dir.clone().or_else(|| project_dir(dirs::cache_dir())) {
         builder = builder.cache_dir(dir);
     }

@@ -114,6 +114,11 @@ pub struct Profile {
     pub token_env: Option<String>,
     /// Or the file that holds it (its first line).
     pub token_file: Option<PathBuf>,
+    /// The token's own limit per minute for every group, when API
+    /// Entreprise gave it one (`rate_limit_per_minute`), instead of the
+    /// catalogue's group limits.
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
     /// The default trace fields of `call --profile` for a person.
     #[serde(default)]
     pub context: Option<String>,

@@ -85,7 +85,7 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
             ),
         };
         let token = Token::new(token).with_context(|| format!("profile `{name}`: its token"))?;
-        let runtime = settings::runtime(host, base_url, token, sandbox.is_some())
+        let runtime = settings::runtime(host, base_url, token, sandbox.is_some(), profile.rate_limit_per_minute)
             .await
             .with_context(|| format!("profile `{name}`"))?;
         runtimes.insert(name.clone(), Arc::new(runtime));

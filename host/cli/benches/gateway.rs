@@ -1,0 +1,164 @@
+//! The gateway under load, side by side with the sandbox called directly,
+//! in one run: a fixed number of Sirene calls at concurrency 1, 16 and 64
+//! from this program's own client (hyper, pooled keep-alive connections),
+//! throughput, p50, p99 and errors for each, and the gateway's resident
+//! memory. The gateway is the real `api-entreprise serve` process, in front
+//! of the sandbox in this process, with its quotas in a real Redis (as a
+//! fleet keeps them); they are opened wide (a profile with
+//! `rate_limit_per_minute`, a wide `--ip-quota`) so that the figures measure
+//! the path, not the quota.
+//!
+//! `cargo bench -p api-entreprise-cli --bench gateway`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
+use http_body_util::{BodyExt, Empty};
+
+const KEY: &str = "bench-key-0000000000";
+const TRACE: &str = "context=bench&recipient=13002526500013&object=bench";
+const UNLIMITED: u32 = 100_000_000;
+
+struct Figures {
+    throughput: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+/// `total` GETs of `url` with `bearer` from `concurrency` tasks.
+async fn load(url: &str, bearer: &str, concurrency: usize, total: usize) -> Figures {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency)
+        .build_http::<Empty<bytes::Bytes>>();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next, url, bearer) = (client.clone(), next.clone(), url.to_owned(), bearer.to_owned());
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0);
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                    let request = http::Request::get(&url)
+                        .header("authorization", format!("Bearer {bearer}"))
+                        .body(Empty::new())
+                        .unwrap();
+                    let t = Instant::now();
+                    match client.request(request).await {
+                        Ok(response) => {
+                            let ok = response.status() == 200;
+                            let body = response.into_body().collect().await;
+                            errors += usize::from(!ok || body.is_err());
+                        }
+                        Err(_) => errors += 1,
+                    }
+                    latencies.push(t.elapsed());
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, e) = task.await.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Figures {
+        throughput: total as f64 / elapsed.as_secs_f64(),
+        p50: latencies[latencies.len() / 2],
+        p99: latencies[latencies.len() * 99 / 100],
+        errors,
+    }
+}
+
+/// `VmRSS` and `VmHWM` of a process, in MiB.
+fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main]
+async fn main() {
+    let redis = api_entreprise_tests::RedisServer::start();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    sandbox.set_rate_limit(Some(UNLIMITED));
+    let dir = std::env::temp_dir().join(format!("api-entreprise-gateway-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "base_url = \"{}\"\n[profiles.bench]\ntoken_env = \"BENCH_TOKEN\"\nrate_limit_per_minute = {UNLIMITED}\n\
+             [applications.bench]\nkey_sha256 = \"{}\"\nprofile = \"bench\"\n",
+            sandbox.base_url(),
+            api_entreprise_gateway::hash_key(KEY)
+        ),
+    )
+    .unwrap();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_api-entreprise"))
+        .args(["--ip-quota", &format!("{UNLIMITED}/1m"), "--redis-url", &redis.url()])
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("BENCH_TOKEN", DEFAULT_TOKEN)
+        .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
+        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
+        .env_remove("API_ENTREPRISE_TOKEN")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(gateway.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let gateway_url = line.trim().strip_prefix("gateway listening on ").unwrap().to_owned();
+    // The audit trail: read and dropped, as a log collector would.
+    std::thread::spawn(move || for _ in stdout.lines() {});
+
+    let path = format!("/v3/insee/sirene/unites_legales/552049447?{TRACE}");
+    let direct = format!("{}{path}", sandbox.base_url());
+    let through = format!("{gateway_url}{path}");
+    let (rss, _) = memory(gateway.id());
+    println!("gateway resident memory at start: {rss:.1} MiB\n");
+    println!(
+        "| concurrency | requests | sandbox directly: req/s, p50, p99, errors | through the gateway: req/s, p50, p99, errors | throughput ratio | gateway RSS (peak) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for concurrency in [1, 16, 64] {
+        let total = 2_000 + 100 * concurrency;
+        load(&through, KEY, concurrency, 200).await;
+        let a = load(&direct, DEFAULT_TOKEN, concurrency, total).await;
+        let b = load(&through, KEY, concurrency, total).await;
+        let (rss, peak) = memory(gateway.id());
+        println!(
+            "| {concurrency} | {total} | {:.0}, {}, {}, {} | {:.0}, {}, {}, {} | {:.2}× | {rss:.1} MiB ({peak:.1}) |",
+            a.throughput,
+            ms(a.p50),
+            ms(a.p99),
+            a.errors,
+            b.throughput,
+            ms(b.p50),
+            ms(b.p99),
+            b.errors,
+            b.throughput / a.throughput
+        );
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+}
