@@ -697,3 +697,35 @@ async fn a_browser_page_from_an_allowed_origin_calls_the_gateway_and_another_ori
         "the blocked page's call was refused before the API"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_are_on_their_own_listener_and_hold_no_secret() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let config = format!("metrics_listen = \"127.0.0.1:0\"\n{}", two_applications(&sandbox, ""));
+    let gateway = start("metrics", &config, &[]);
+    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    assert_eq!(get(&url, Some(BATCH_KEY), None).await.0, 200);
+    assert_eq!(get(&url, Some("wrong"), None).await.0, 401);
+    let stderr = std::fs::read_to_string(&gateway.stderr).unwrap();
+    let metrics_url = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics on "))
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .to_owned();
+    let (status, _, body) = raw_request("GET", &metrics_url, &[]).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    for expected in [
+        r#"api_entreprise_gateway_requests_total{application="batch",endpoint="insee_unites_legales",status="200"} 1"#,
+        r#"api_entreprise_gateway_requests_total{application="-",endpoint="-",status="401"} 1"#,
+        r#"api_entreprise_quota_remaining{endpoint="insee_unites_legales",profile="aides"}"#,
+        r#"api_entreprise_component_info{contract="0.2.0"} 1"#,
+        "api_entreprise_gateway_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    assert!(!text.contains(DEFAULT_TOKEN) && !text.contains(BATCH_KEY));
+    // Not on the API's listener.
+    let (status, _, _) = raw_request("GET", &format!("{}/metrics", gateway.url), &[]).await;
+    assert_eq!(status, 401);
+}

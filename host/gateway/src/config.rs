@@ -57,6 +57,10 @@ pub struct Config {
     /// The API, by default production.
     #[serde(default)]
     pub base_url: Option<String>,
+    /// Where to serve the Prometheus metrics (`/metrics`), apart from the
+    /// API's listener; none by default.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// The profiles, by name.
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
@@ -95,6 +99,7 @@ impl Default for Config {
         Self {
             listen: default_listen(),
             base_url: None,
+            metrics_listen: None,
             profiles: BTreeMap::new(),
             applications: BTreeMap::new(),
             limits: Limits::default(),

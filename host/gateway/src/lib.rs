@@ -6,11 +6,13 @@
 //!
 //! - [`config`]: the configuration file (profiles, applications);
 //! - `server`: the routes, the application checks, the quota shares;
-//! - `answer`: answers in the API's own shapes.
+//! - `answer`: answers in the API's own shapes;
+//! - `metrics`: the Prometheus metrics, on a listener of their own.
 
 pub mod config;
 
 mod answer;
+mod metrics;
 mod server;
 
 pub use config::{Config, ConfigError, hash_key};

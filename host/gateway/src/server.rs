@@ -97,6 +97,7 @@ pub struct Gateway {
     ip_quotas: Vec<QuotaSpec>,
     shares: Quotas,
     limits: Limits,
+    metrics: crate::metrics::Metrics,
 }
 
 /// Why the gateway cannot start from a configuration.
@@ -137,6 +138,7 @@ impl Gateway {
             ip_quotas: ip_quotas.to_vec(),
             shares: Quotas::new(),
             limits: config.limits,
+            metrics: crate::metrics::Metrics::new(),
         };
         let apps = gateway.applications(config)?;
         gateway.apps = RwLock::new(Arc::new(apps));
@@ -269,6 +271,37 @@ impl Gateway {
         } else {
             (StatusCode::SERVICE_UNAVAILABLE, faults.join("\n") + "\n")
         }
+    }
+
+    /// Serves the metrics on `listener` (a listener of their own).
+    pub async fn serve_metrics(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.metrics_router()).await
+    }
+
+    /// The metrics' own routes: `/metrics`, in Prometheus' text format.
+    pub fn metrics_router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route(
+                "/metrics",
+                get(|State(gateway): State<Arc<Gateway>>| async move {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    for profile in gateway.profiles.values() {
+                        if let Some(Ok(claims)) = profile.runtime.token_claims()
+                            && let Some(exp) = claims.exp
+                        {
+                            let days = (exp - i64::try_from(now).unwrap_or(i64::MAX)) as f64 / 86_400.0;
+                            gateway.metrics.token_expiry(&profile.name, days);
+                        }
+                    }
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        gateway.metrics.render(),
+                    )
+                }),
+            )
+            .with_state(self)
     }
 
     /// The routes: `/healthz`, `/readyz`, and every other path answered as
@@ -413,7 +446,14 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     audit.status = response.status().as_u16();
-    audit.latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    let seconds = started.elapsed().as_secs_f64();
+    audit.latency_ms = (seconds * 1e4).round() / 10.0;
+    gateway.metrics.answered(
+        audit.application.as_deref().unwrap_or("-"),
+        audit.endpoint.unwrap_or("-"),
+        audit.status,
+        seconds,
+    );
     if let Ok(line) = serde_json::to_string(&audit) {
         // A closed standard output loses the trail, never the answer.
         use std::io::Write;
@@ -529,6 +569,17 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
         _ => types::EndpointKind::Json,
     };
     let result = app.profile.runtime.call(&call).await;
+    let limits = match &result {
+        Ok(r) => Some(&r.rate_limit),
+        Err(CallError::Client(c)) => match &c.0 {
+            types::Error::Api(api) => Some(&api.rate_limit),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    if let Some(remaining) = limits.and_then(|l| l.remaining) {
+        gateway.metrics.remaining(&app.profile.name, endpoint.id, remaining);
+    }
     match &result {
         Ok(r) => audit.request_id.clone_from(&r.request_id),
         Err(CallError::Client(c)) => {

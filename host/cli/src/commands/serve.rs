@@ -95,6 +95,13 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = args.config.clone() {
         reload_on_sighup(gateway.clone(), path);
     }
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for the metrics on {addr}"))?;
+        eprintln!("metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(gateway.clone().serve_metrics(listener));
+    }
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -1,0 +1,116 @@
+//! Prometheus metrics of the gateway, served on a listener of their own
+//! (`metrics_listen`), never on the API's: requests by application,
+//! endpoint and status, their latency, the upstream's remaining quota per
+//! profile and group, the days before each token expires, and the contract
+//! of the component the host runs.
+
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    remaining: GaugeVec,
+    token_days: GaugeVec,
+}
+
+impl Metrics {
+    /// The metrics, registered.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "api_entreprise_gateway_requests_total",
+                "Requests answered, by application, endpoint and status",
+            ),
+            &["application", "endpoint", "status"],
+        )
+        .expect("a valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "api_entreprise_gateway_request_duration_seconds",
+                "Time to answer a request",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 12.0]),
+            &["application"],
+        )
+        .expect("a valid metric");
+        let remaining = GaugeVec::new(
+            Opts::new(
+                "api_entreprise_quota_remaining",
+                "Requests left in the upstream's window (RateLimit-Remaining), by profile and endpoint group",
+            ),
+            &["profile", "endpoint"],
+        )
+        .expect("a valid metric");
+        let token_days = GaugeVec::new(
+            Opts::new(
+                "api_entreprise_token_expiry_days",
+                "Days before each profile's token expires",
+            ),
+            &["profile"],
+        )
+        .expect("a valid metric");
+        let component = GaugeVec::new(
+            Opts::new(
+                "api_entreprise_component_info",
+                "The contract of the client component the host runs",
+            ),
+            &["contract"],
+        )
+        .expect("a valid metric");
+        component
+            .with_label_values(&[api_entreprise::contract::VERSION])
+            .set(1.0);
+        for metric in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(remaining.clone()),
+            Box::new(token_days.clone()),
+            Box::new(component),
+        ] {
+            registry.register(metric).expect("each metric registered once");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            remaining,
+            token_days,
+        }
+    }
+
+    /// One answered request.
+    pub fn answered(&self, application: &str, endpoint: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[application, endpoint, &status.to_string()])
+            .inc();
+        self.latency.with_label_values(&[application]).observe(seconds);
+    }
+
+    /// What the upstream said is left of a profile's quota for an endpoint.
+    pub fn remaining(&self, profile: &str, endpoint: &str, remaining: u32) {
+        self.remaining
+            .with_label_values(&[profile, endpoint])
+            .set(f64::from(remaining));
+    }
+
+    /// Days before a profile's token expires.
+    pub fn token_expiry(&self, profile: &str, days: f64) {
+        self.token_days.with_label_values(&[profile]).set(days);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
