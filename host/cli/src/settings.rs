@@ -6,10 +6,20 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use api_entreprise::{ComponentSource, QuotaSpec, RetryPolicy, Runtime, RuntimeBuilder, Token};
+use api_entreprise_gateway::Config;
+use api_entreprise_gateway::config::Profile;
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct HostArgs {
+    /// The configuration file (TOML) that `serve` reads and in which
+    /// `--profile` names a profile (see host/gateway/gateway.example.toml).
+    #[arg(long, global = true, env = "API_ENTREPRISE_CONFIG", value_name = "TOML")]
+    config: Option<PathBuf>,
+    /// Call as this profile of the configuration: its token, its base URL,
+    /// its limit, and its default --context, --recipient and --object.
+    #[arg(long, global = true, env = "API_ENTREPRISE_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
     /// The client component (.wasm) to load instead of the built-in one.
     #[arg(long, global = true, env = "API_ENTREPRISE_COMPONENT", value_name = "PATH")]
     component: Option<PathBuf>,
@@ -86,12 +96,51 @@ impl HostArgs {
     pub fn base_url(&self) -> Option<&str> {
         self.base_url.as_deref()
     }
+
+    /// The configuration file given by flag or environment, if any.
+    pub fn config(&self) -> Option<&PathBuf> {
+        self.config.as_ref()
+    }
+
+    /// The configuration, and the profile `--profile` names in it, if one does.
+    pub fn profile(&self) -> anyhow::Result<Option<(Config, String, Profile)>> {
+        let Some(name) = &self.profile else {
+            return Ok(None);
+        };
+        let Some(path) = &self.config else {
+            bail!("--profile {name} needs the configuration that defines it: give --config (or API_ENTREPRISE_CONFIG)");
+        };
+        let config = Config::load(path)?;
+        let Some(profile) = config.profiles.get(name).cloned() else {
+            let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+            bail!(
+                "no profile `{name}` in {}: it defines {}",
+                path.display(),
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            );
+        };
+        Ok(Some((config, name.clone(), profile)))
+    }
 }
 
 /// Builds the runtime; with no token, against a built-in sandbox started
 /// here (kept alive by the returned handle). `quiet` leaves out the line
 /// that says the sandbox is used.
 pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtime, Option<Sandbox>)> {
+    if let Some((config, name, profile)) = settings.profile()? {
+        let base_url = config
+            .base_url
+            .clone()
+            .or_else(|| settings.base_url.clone())
+            .unwrap_or_else(|| api_entreprise::PRODUCTION_BASE_URL.to_owned());
+        let token = Token::new(profile.token(&name)?)?;
+        let runtime = runtime(settings, base_url, token, false, profile.rate_limit_per_minute).await?;
+        return Ok((runtime, None));
+    }
     let (base_url, token, sandbox) = match (&settings.token, &settings.base_url) {
         (Some(token), base) => (
             base.clone()

@@ -729,3 +729,60 @@ async fn prometheus_metrics_are_on_their_own_listener_and_hold_no_secret() {
     let (status, _, _) = raw_request("GET", &format!("{}/metrics", gateway.url), &[]).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_with_a_profile_uses_its_token_and_its_trace_fields() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = tempfile_dir("profile");
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "base_url = \"{}\"\n[profiles.aides]\ntoken_env = \"GATEWAY_TEST_TOKEN\"\n\
+             context = \"aides publiques\"\nrecipient = \"13002526500013\"\nobject = \"dossier 42\"\n",
+            sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    let run = move |profile: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
+                command.env_remove(var);
+            }
+        }
+        command
+            .args(["--config", config.to_str().unwrap(), "--profile", profile])
+            .args(["call", "insee_unites_legales", "552049447", "--object", "dossier 43"])
+            .env("GATEWAY_TEST_TOKEN", DEFAULT_TOKEN)
+            .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || (run("aides"), run("nope")))
+        .await
+        .unwrap();
+    let (ok, unknown) = out;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let sent = data_requests(&sandbox);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].authorized, "the profile's token");
+    let query = &sent[0].query;
+    assert!(
+        query.contains(&("recipient".into(), "13002526500013".into())),
+        "{query:?}"
+    );
+    assert!(
+        query.contains(&("context".into(), "aides publiques".into())),
+        "{query:?}"
+    );
+    assert!(
+        query.contains(&("object".into(), "dossier 43".into())),
+        "a flag wins over the profile: {query:?}"
+    );
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !unknown.status.success() && stderr.contains("no profile `nope`") && stderr.contains("aides"),
+        "{stderr}"
+    );
+}

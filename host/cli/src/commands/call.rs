@@ -53,6 +53,19 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--query {q:?} is not NAME=VALUE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // A profile's trace fields fill what the flags leave out.
+    let mut args = args;
+    if let Some((_, _, profile)) = settings.profile()? {
+        for (given, default) in [
+            (&mut args.context, profile.context),
+            (&mut args.recipient, profile.recipient),
+            (&mut args.object, profile.object),
+        ] {
+            if given.is_empty() {
+                *given = default.unwrap_or_default();
+            }
+        }
+    }
     if args.object.chars().count() > 50 {
         eprintln!("warning: --object is over the 50 characters API Entreprise advises; it is sent whole");
     }

@@ -17,16 +17,15 @@ use api_entreprise_sandbox::DEFAULT_TOKEN;
 
 use crate::settings::{self, HostArgs};
 
+/// Serves the configuration given by the global `--config` (TOML:
+/// `listen`, `base_url`, `metrics_listen`, [profiles.NAME] with `token_env`
+/// or `token_file`, [applications.NAME] with `key_sha256`, `profile`, fixed
+/// `recipient`/`context`/`object`, `endpoints`, `share`, `cors_origins`,
+/// and [limits]; see host/gateway/gateway.example.toml). Without it and
+/// without a token, the built-in sandbox is served, and its token is the one
+/// application key.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file (TOML: `listen`, `base_url`, [profiles.NAME]
-    /// with `token_env` or `token_file`, [applications.NAME] with
-    /// `key_sha256`, `profile`, fixed `recipient`/`context`/`object`,
-    /// `endpoints`, `share`, `cors_origins`; see gateway.example.toml).
-    /// Without it and without a token, the built-in sandbox is served, and
-    /// its token is the one application key.
-    #[arg(long, env = "API_ENTREPRISE_GATEWAY_CONFIG", value_name = "TOML")]
-    config: Option<PathBuf>,
     /// Listen here instead of the configuration's `listen` (by default
     /// 127.0.0.1:8080; port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
@@ -49,7 +48,7 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", hash_key(&key));
         return Ok(ExitCode::SUCCESS);
     }
-    let (config, sandbox) = match (&args.config, host.token()) {
+    let (config, sandbox) = match (host.config(), host.token()) {
         (Some(path), _) => (Config::load(path)?, None),
         (None, Some(_)) => bail!(
             "no configuration: the gateway serves applications by their keys, each bound to a profile's token; \
@@ -92,7 +91,7 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     }
     let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?)?);
     gateway.watch_privileges().await;
-    if let Some(path) = args.config.clone() {
+    if let Some(path) = host.config().cloned() {
         reload_on_sighup(gateway.clone(), path);
     }
     if let Some(addr) = config.metrics_listen {
