@@ -720,6 +720,7 @@ async fn prometheus_metrics_are_on_their_own_listener_and_hold_no_secret() {
         r#"api_entreprise_gateway_requests_total{application="-",endpoint="-",status="401"} 1"#,
         r#"api_entreprise_quota_remaining{endpoint="insee_unites_legales",profile="aides"}"#,
         r#"api_entreprise_component_info{contract="0.2.0"} 1"#,
+        r#"api_entreprise_circuit_open_seconds{circuit="api",profile="aides"} 0"#,
         "api_entreprise_gateway_request_duration_seconds_bucket",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");

@@ -1,8 +1,8 @@
 //! Prometheus metrics of the gateway, served on a listener of their own
 //! (`metrics_listen`), never on the API's: requests by application,
 //! endpoint and status, their latency, the upstream's remaining quota per
-//! profile and group, the days before each token expires, and the contract
-//! of the component the host runs.
+//! profile and group, the circuits, the days before each token expires, and
+//! the contract of the component the host runs.
 
 use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
@@ -13,6 +13,7 @@ pub struct Metrics {
     latency: HistogramVec,
     remaining: GaugeVec,
     token_days: GaugeVec,
+    circuits: GaugeVec,
 }
 
 impl Metrics {
@@ -52,6 +53,14 @@ impl Metrics {
             &["profile"],
         )
         .expect("a valid metric");
+        let circuits = GaugeVec::new(
+            Opts::new(
+                "api_entreprise_circuit_open_seconds",
+                "Seconds a circuit stays open (0: closed), by profile and circuit (`api` or a provider)",
+            ),
+            &["profile", "circuit"],
+        )
+        .expect("a valid metric");
         let component = GaugeVec::new(
             Opts::new(
                 "api_entreprise_component_info",
@@ -68,6 +77,7 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(remaining.clone()),
             Box::new(token_days.clone()),
+            Box::new(circuits.clone()),
             Box::new(component),
         ] {
             registry.register(metric).expect("each metric registered once");
@@ -78,7 +88,15 @@ impl Metrics {
             latency,
             remaining,
             token_days,
+            circuits,
         }
+    }
+
+    /// How long a profile's circuit stays open (zero when closed).
+    pub fn circuit(&self, profile: &str, circuit: &str, open_for: std::time::Duration) {
+        self.circuits
+            .with_label_values(&[profile, circuit])
+            .set(open_for.as_secs_f64());
     }
 
     /// One answered request.

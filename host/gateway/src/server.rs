@@ -288,6 +288,10 @@ impl Gateway {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
                     for profile in gateway.profiles.values() {
+                        for circuit in profile.runtime.circuit_states() {
+                            let open_for = circuit.open_for.unwrap_or_default();
+                            gateway.metrics.circuit(&profile.name, &circuit.name, open_for);
+                        }
                         if let Some(Ok(claims)) = profile.runtime.token_claims()
                             && let Some(exp) = claims.exp
                         {

@@ -50,6 +50,15 @@ struct Breaker {
     cooldown: Duration,
 }
 
+/// One circuit as it stands: the API's (`api`) or a provider's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitState {
+    /// `api`, or the provider's name (`insee`, `dgfip`…).
+    pub name: String,
+    /// How long it stays open, when it is open (zero: a probe may go).
+    pub open_for: Option<Duration>,
+}
+
 /// What a request may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -96,6 +105,20 @@ impl Circuits {
             Some(_) => Verdict::Probe,
             None => Verdict::Closed,
         }
+    }
+
+    /// Every circuit that has seen a failure, the API's first.
+    pub fn states(&self) -> Vec<CircuitState> {
+        let now = Instant::now();
+        let state = self.lock();
+        let open_for = |b: &Breaker| b.open_until.map(|until| until.saturating_duration_since(now));
+        std::iter::once(("api".to_owned(), &state.api))
+            .chain(state.providers.iter().map(|(name, b)| (name.clone(), b)))
+            .map(|(name, b)| CircuitState {
+                name,
+                open_for: open_for(b),
+            })
+            .collect()
     }
 
     /// A connect or first-byte timeout, or a failed probe.

@@ -59,7 +59,7 @@ mod runtime;
 pub mod sender;
 mod token;
 
-pub use circuit::CircuitConfig;
+pub use circuit::{CircuitConfig, CircuitState};
 pub use codec::Codec;
 pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};

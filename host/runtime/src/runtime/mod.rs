@@ -107,6 +107,12 @@ impl Runtime {
         self.policy.token.as_ref().map(Token::claims)
     }
 
+    /// The circuits as they stand: the API's, and each provider's that has
+    /// failed.
+    pub fn circuit_states(&self) -> Vec<crate::CircuitState> {
+        self.policy.circuits.states()
+    }
+
     /// The API base URL calls go to.
     pub fn base_url(&self) -> &str {
         &self.base_url
