@@ -4,33 +4,11 @@
 // authority, the allow-list, the 5 s / 12 s timeouts, the quotas in process.
 
 import { Codec } from "./codec.js";
-import {
-  ApiEntrepriseError,
-  ApiError,
-  CodecError,
-  InvalidInputError,
-  QuotaExceededError,
-  RefusedByHostError,
-  TimeoutError,
-  TransportError,
-  UnknownEndpointError,
-  errorFrom,
-} from "./errors.js";
+import { QuotaExceededError, RefusedByHostError, TimeoutError, TransportError, errorFrom } from "./errors.js";
 import { Quotas, policyOf, table } from "./policy.js";
 
-export {
-  ApiEntrepriseError,
-  ApiError,
-  Codec,
-  CodecError,
-  InvalidInputError,
-  QuotaExceededError,
-  RefusedByHostError,
-  TimeoutError,
-  TransportError,
-  UnknownEndpointError,
-  policyOf,
-};
+export * from "./errors.js";
+export { Codec, policyOf };
 
 export const PRODUCTION_BASE_URL = "https://entreprise.api.gouv.fr";
 
