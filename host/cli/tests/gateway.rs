@@ -236,6 +236,12 @@ async fn keys_allow_lists_and_fixed_fields_are_refused_in_the_apis_shape_and_not
     let (status, _, body) = get(&sirene("context=x&object=y&recipient=1"), Some(BATCH_KEY), None).await;
     assert_eq!(status, 422, "invalid input, refused locally: {body}");
     assert!(codes(&body).contains(&"00210"), "{body}");
+    let (status, _, body) = get(&format!("{}/v3/nothing/here?{TRACE}", gateway.url), Some(BATCH_KEY), None).await;
+    assert_eq!((status, body), (404, Value::String("Not Found".into())), "the API's own 404");
+    let authorization = format!("Bearer {BATCH_KEY}");
+    let (status, _, body) = raw_request("POST", &sirene(TRACE), &[("authorization", authorization.as_str())]).await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, codes(&body)), (405, vec!["00405"]), "GET only");
     assert_eq!(data_requests(&sandbox).len(), 0, "nothing left the gateway");
 
     // The fixed recipient is sent when the caller leaves it out.
@@ -253,14 +259,14 @@ async fn keys_allow_lists_and_fixed_fields_are_refused_in_the_apis_shape_and_not
     // One audit line per call, refusals included; never a key or a token.
     std::thread::sleep(std::time::Duration::from_millis(200));
     let audit = gateway.audit();
-    assert_eq!(audit.len(), 6, "{audit:?}");
+    assert_eq!(audit.len(), 8, "{audit:?}");
     assert_eq!(audit[0]["status"], 401);
     assert_eq!(audit[0]["application"], Value::Null);
     assert_eq!(
         (audit[2]["application"].as_str(), audit[2]["codes"][0].as_str()),
         (Some("portail"), Some("00100"))
     );
-    let last = &audit[5];
+    let last = &audit[7];
     assert_eq!(
         (last["status"].as_u64(), last["endpoint"].as_str()),
         (Some(200), Some("insee_unites_legales"))
