@@ -236,8 +236,17 @@ async fn keys_allow_lists_and_fixed_fields_are_refused_in_the_apis_shape_and_not
     let (status, _, body) = get(&sirene("context=x&object=y&recipient=1"), Some(BATCH_KEY), None).await;
     assert_eq!(status, 422, "invalid input, refused locally: {body}");
     assert!(codes(&body).contains(&"00210"), "{body}");
-    let (status, _, body) = get(&format!("{}/v3/nothing/here?{TRACE}", gateway.url), Some(BATCH_KEY), None).await;
-    assert_eq!((status, body), (404, Value::String("Not Found".into())), "the API's own 404");
+    let (status, _, body) = get(
+        &format!("{}/v3/nothing/here?{TRACE}", gateway.url),
+        Some(BATCH_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (404, Value::String("Not Found".into())),
+        "the API's own 404"
+    );
     let authorization = format!("Bearer {BATCH_KEY}");
     let (status, _, body) = raw_request("POST", &sirene(TRACE), &[("authorization", authorization.as_str())]).await;
     let body: Value = serde_json::from_slice(&body).unwrap();
