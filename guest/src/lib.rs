@@ -38,6 +38,23 @@ use exports::api_entreprise::client::{catalogue as wit_catalogue, codec as wit_c
 
 struct Component;
 
+/// This build's version (the crate's), in a custom section a host reads from
+/// the component's bytes without calling it: which client version runs is
+/// visible with no change of the contract.
+#[cfg(target_arch = "wasm32")]
+#[used]
+#[unsafe(link_section = "api-entreprise-client-version")]
+static CLIENT_VERSION: [u8; env!("CARGO_PKG_VERSION").len()] = {
+    let text = env!("CARGO_PKG_VERSION").as_bytes();
+    let mut out = [0u8; env!("CARGO_PKG_VERSION").len()];
+    let mut i = 0;
+    while i < text.len() {
+        out[i] = text[i];
+        i += 1;
+    }
+    out
+};
+
 impl wit_catalogue::Guest for Component {
     fn endpoints() -> Vec<wit::Endpoint> {
         catalogue::all().map(Into::into).collect()

@@ -734,7 +734,11 @@ async fn prometheus_metrics_are_on_their_own_listener_and_hold_no_secret() {
         r#"api_entreprise_gateway_requests_total{application="batch",endpoint="insee_unites_legales",status="200"} 1"#,
         r#"api_entreprise_gateway_requests_total{application="-",endpoint="-",status="401"} 1"#,
         r#"api_entreprise_quota_remaining{endpoint="insee_unites_legales",profile="aides"}"#,
-        r#"api_entreprise_component_info{contract="0.2.0"} 1"#,
+        concat!(
+            r#"api_entreprise_component_info{contract="0.2.0",version=""#,
+            env!("CARGO_PKG_VERSION"),
+            r#""} 1"#
+        ),
         r#"api_entreprise_circuit_open_seconds{circuit="api",profile="aides"} 0"#,
         "api_entreprise_gateway_request_duration_seconds_bucket",
     ] {

@@ -17,8 +17,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics, registered.
-    pub fn new() -> Self {
+    /// The metrics, registered; `version` is the client component's.
+    pub fn new(version: &str) -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -64,13 +64,13 @@ impl Metrics {
         let component = GaugeVec::new(
             Opts::new(
                 "api_entreprise_component_info",
-                "The contract of the client component the host runs",
+                "The client component the host runs: its version and its contract",
             ),
-            &["contract"],
+            &["version", "contract"],
         )
         .expect("a valid metric");
         component
-            .with_label_values(&[api_entreprise::contract::VERSION])
+            .with_label_values(&[version, api_entreprise::contract::VERSION])
             .set(1.0);
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -124,11 +124,5 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -138,7 +138,12 @@ impl Gateway {
             ip_quotas: ip_quotas.to_vec(),
             shares: Quotas::new(),
             limits: config.limits,
-            metrics: crate::metrics::Metrics::new(),
+            metrics: crate::metrics::Metrics::new(
+                runtimes
+                    .values()
+                    .find_map(|r| r.component_version())
+                    .unwrap_or("unknown"),
+            ),
         };
         let apps = gateway.applications(config)?;
         gateway.apps = RwLock::new(Arc::new(apps));

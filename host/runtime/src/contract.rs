@@ -119,6 +119,23 @@ pub enum Refusal {
     ExtraImports(Vec<String>),
 }
 
+/// The custom section in which a client says which version it is.
+pub const VERSION_SECTION: &str = "api-entreprise-client-version";
+
+/// The client version a component's bytes declare (its
+/// [`VERSION_SECTION`], in any of its modules), if any.
+pub fn client_version(bytes: &[u8]) -> Option<String> {
+    wasmparser::Parser::new(0)
+        .parse_all(bytes)
+        .filter_map(Result::ok)
+        .find_map(|payload| match payload {
+            wasmparser::Payload::CustomSection(section) if section.name() == VERSION_SECTION => {
+                std::str::from_utf8(section.data()).ok().map(|v| v.trim().to_owned())
+            }
+            _ => None,
+        })
+}
+
 /// Explains why `bytes` are not a component at all, if that is the case:
 /// a clearer message than the parser's.
 pub fn not_a_component(bytes: &[u8]) -> Option<Refusal> {
@@ -382,6 +399,21 @@ mod tests {
         assert_eq!(err, Refusal::ExtraImports(vec!["wasi:clocks/wall-clock@0.2.0".into()]));
         let err = check_names(&[], &CLIENT, Role::Codec).unwrap_err();
         assert_eq!(err, Refusal::MissingExports(vec!["json".into()]));
+    }
+
+    #[test]
+    fn a_client_version_is_read_from_its_custom_section() {
+        let name = VERSION_SECTION.as_bytes();
+        let payload = [&[u8::try_from(name.len()).unwrap()][..], name, b"9.9.9"].concat();
+        let module = [
+            &b"\0asm\x01\0\0\0"[..],
+            &[0, u8::try_from(payload.len()).unwrap()],
+            &payload,
+        ]
+        .concat();
+        assert_eq!(client_version(&module).as_deref(), Some("9.9.9"));
+        assert_eq!(client_version(b"\0asm\x01\0\0\0"), None);
+        assert_eq!(client_version(b"not wasm"), None);
     }
 
     #[test]

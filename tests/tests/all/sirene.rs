@@ -367,3 +367,16 @@ async fn a_second_start_loads_the_compiled_component_from_the_cache() {
     assert_eq!(third.component_origin(), api_entreprise::ComponentOrigin::Compiled);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_client_component_says_which_version_it_is_and_the_probe_does_not() {
+    let sandbox = sandbox().await;
+    let runtime = runtime(&sandbox).await;
+    assert_eq!(runtime.component_version(), Some(env!("CARGO_PKG_VERSION")));
+    let probe = api_entreprise_tests::builder(&sandbox)
+        .component(api_entreprise_tests::probe_component())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(probe.component_version(), None);
+}

@@ -156,7 +156,17 @@ async fn run(
     out: &mut impl Write,
 ) -> std::io::Result<bool> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut lines = vec![(Mark::Info, format!("API: {}", runtime.base_url()))];
+    let mut lines = vec![
+        (Mark::Info, format!("API: {}", runtime.base_url())),
+        (
+            Mark::Info,
+            format!(
+                "client component: version {} (contract {})",
+                runtime.component_version().unwrap_or("unknown"),
+                api_entreprise::contract::VERSION
+            ),
+        ),
+    ];
     lines.push(token_line(runtime.token_claims(), now));
 
     match runtime.call(&request("privileges", vec![], trace)).await {

@@ -207,7 +207,11 @@ impl RuntimeBuilder {
 
     /// Reads the component, checks its contract before anything of it runs,
     /// compiles it (or loads it from the cache) and pre-instantiates it.
-    fn load(&self, engine: &Engine) -> Result<(PathBuf, ApiEntreprisePre<CallState>, ComponentOrigin), ConfigError> {
+    #[allow(clippy::type_complexity, reason = "private, one caller")]
+    fn load(
+        &self,
+        engine: &Engine,
+    ) -> Result<(PathBuf, ApiEntreprisePre<CallState>, ComponentOrigin, Option<String>), ConfigError> {
         let (path, bytes) = match &self.component {
             None => return Err(ConfigError::NoComponent),
             Some(ComponentSource::Bytes(bytes)) => (PathBuf::from("<bytes>"), Ok(bytes.clone())),
@@ -239,7 +243,8 @@ impl RuntimeBuilder {
             .instantiate_pre(&component)
             .and_then(ApiEntreprisePre::new)
             .map_err(|e| failed("linking it", e))?;
-        Ok((path, pre, origin))
+        let version = crate::contract::client_version(&bytes);
+        Ok((path, pre, origin, version))
     }
 
     /// Compiles the component and prepares it for calls.
@@ -251,7 +256,7 @@ impl RuntimeBuilder {
         }
         let sender = self.sender(&api)?;
         let engine = new_engine(self.pooling).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
-        let (path, pre, origin) = self.load(&engine)?;
+        let (path, pre, origin, version) = self.load(&engine)?;
         spawn_epoch_ticker(&engine);
         let quotas = match (self.quotas, &self.state_file) {
             (Some(quotas), _) => quotas,
@@ -300,6 +305,7 @@ impl RuntimeBuilder {
             document_timeout: self.document_timeout,
             retry: self.retry,
             origin,
+            version,
             slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
         };
         // The component's catalogue is a description (for `endpoints`),

@@ -64,6 +64,8 @@ pub struct Runtime {
     document_timeout: Duration,
     retry: crate::RetryPolicy,
     origin: ComponentOrigin,
+    /// The client version the component declares, if it does.
+    version: Option<String>,
     /// One permit per pool slot: a call past the pool's size waits.
     slots: tokio::sync::Semaphore,
 }
@@ -100,6 +102,12 @@ impl Runtime {
     /// Whether the component was compiled at start or loaded from the cache.
     pub fn component_origin(&self) -> ComponentOrigin {
         self.origin
+    }
+
+    /// The client version the component declares in its version section
+    /// (`None` for a component that does not say).
+    pub fn component_version(&self) -> Option<&str> {
+        self.version.as_deref()
     }
 
     /// The token's claims, when a token is set and is a JWT.
