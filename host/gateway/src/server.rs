@@ -22,15 +22,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::answer;
 use crate::config::{Config, Limits};
 
-/// The trace fields an application may have fixed.
-const TRACE_FIELDS: [&str; 3] = ["context", "recipient", "object"];
-
 /// One application, as the gateway checks its calls.
 struct App {
     name: String,
     profile: Arc<ProfileState>,
     key_sha256: [u8; 32],
-    fixed: Vec<(&'static str, String)>,
+    /// Its fixed `context`, `recipient` and `object`, in that order.
+    fixed: [Option<String>; 3],
     endpoints: Option<BTreeSet<String>>,
     share: Vec<QuotaKey>,
     origins: Vec<String>,
@@ -47,14 +45,7 @@ struct ProfileState {
 impl ProfileState {
     /// Reads the token's scopes from `/privileges` (free of any trace).
     async fn refresh_privileges(&self) {
-        let request = types::Request {
-            endpoint: "privileges".into(),
-            version: None,
-            params: vec![],
-            query: vec![],
-            trace: empty_trace(),
-        };
-        match self.runtime.call(&request).await {
+        match self.runtime.call(&free_request("privileges")).await {
             Ok(types::Response {
                 typed: Some(types::TypedData::Privileges(scopes)),
                 ..
@@ -79,6 +70,17 @@ impl ProfileState {
 
 /// How often the profiles' privileges are read again.
 const PRIVILEGES_REFRESH: Duration = Duration::from_secs(600);
+
+/// A request for a route that takes no value and no trace.
+fn free_request(endpoint: &str) -> types::Request {
+    types::Request {
+        endpoint: endpoint.into(),
+        version: None,
+        params: vec![],
+        query: vec![],
+        trace: empty_trace(),
+    }
+}
 
 fn empty_trace() -> types::Trace {
     types::Trace {
@@ -178,16 +180,11 @@ impl Gateway {
             let key_sha256 = decode_hash(&app.key_sha256.to_ascii_lowercase())
                 .ok_or_else(|| GatewayError(format!("application `{name}`: `key_sha256` is not 64 hex digits")))?;
             let share = shares.get(name).copied().unwrap_or(0.0);
-            let fixed = TRACE_FIELDS
-                .into_iter()
-                .zip([&app.context, &app.recipient, &app.object])
-                .filter_map(|(field, value)| Some((field, value.clone()?)))
-                .collect();
             apps.push(Arc::new(App {
                 name: name.clone(),
                 profile: profile.clone(),
                 key_sha256,
-                fixed,
+                fixed: [app.context.clone(), app.recipient.clone(), app.object.clone()],
                 endpoints: app.endpoints.as_ref().map(|e| e.iter().cloned().collect()),
                 share: self
                     .ip_quotas
@@ -255,14 +252,7 @@ impl Gateway {
                 }
                 _ => {}
             }
-            let pings = types::Request {
-                endpoint: "pings".into(),
-                version: None,
-                params: vec![],
-                query: vec![],
-                trace: empty_trace(),
-            };
-            match profile.runtime.call(&pings).await {
+            match profile.runtime.call(&free_request("pings")).await {
                 Ok(r) if r.status == 200 => {}
                 Ok(r) => faults.push(format!(
                     "profile {}: the API's /pings answered {}",
@@ -531,12 +521,13 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
             _ => query.push((name, value)),
         }
     }
-    for (field, fixed) in &app.fixed {
-        let given = match *field {
-            "context" => &mut trace.context,
-            "recipient" => &mut trace.recipient,
-            _ => &mut trace.object,
-        };
+    let fields = [
+        ("context", &mut trace.context),
+        ("recipient", &mut trace.recipient),
+        ("object", &mut trace.object),
+    ];
+    for ((field, given), fixed) in fields.into_iter().zip(&app.fixed) {
+        let Some(fixed) = fixed else { continue };
         if !given.is_empty() && given != fixed {
             let detail = format!(
                 "the application `{}` always calls with its own `{field}`: leave it out or give the same value",
