@@ -3,6 +3,24 @@
 //! The logic lives in plain modules that compile and are tested natively;
 //! this file holds only the bindings and the conversions between the WIT
 //! types and plain Rust. `transport` sends through `wasi:http`.
+//!
+//! Two features build the test harness's other versions of this client:
+//! `testing-next` (version `-next`, one more endpoint) and `testing-broken`
+//! (traps when parsing `insee_unites_legales` answers). Never ship them.
+
+/// The client version, as a literal for `concat!`.
+#[cfg(not(feature = "testing-next"))]
+macro_rules! client_version {
+    () => {
+        env!("CARGO_PKG_VERSION")
+    };
+}
+#[cfg(feature = "testing-next")]
+macro_rules! client_version {
+    () => {
+        concat!(env!("CARGO_PKG_VERSION"), "-next")
+    };
+}
 
 pub mod catalogue;
 pub mod codec;
@@ -44,9 +62,9 @@ struct Component;
 #[cfg(target_arch = "wasm32")]
 #[used]
 #[unsafe(link_section = "api-entreprise-client-version")]
-static CLIENT_VERSION: [u8; env!("CARGO_PKG_VERSION").len()] = {
-    let text = env!("CARGO_PKG_VERSION").as_bytes();
-    let mut out = [0u8; env!("CARGO_PKG_VERSION").len()];
+static CLIENT_VERSION: [u8; request::VERSION.len()] = {
+    let text = request::VERSION.as_bytes();
+    let mut out = [0u8; request::VERSION.len()];
     let mut i = 0;
     while i < text.len() {
         out[i] = text[i];

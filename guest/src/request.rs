@@ -21,7 +21,11 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'%');
 
 /// Names the product and its version to the API's operators.
-pub const USER_AGENT: &str = concat!("api-entreprise-rs/", env!("CARGO_PKG_VERSION"), " (wasm component)");
+pub const USER_AGENT: &str = concat!("api-entreprise-rs/", client_version!(), " (wasm component)");
+
+/// This build's client version: the crate's (with `-next` in the
+/// `testing-next` build the tests swap to).
+pub const VERSION: &str = client_version!();
 
 /// The parts of an `http` or `https` base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

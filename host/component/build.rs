@@ -17,21 +17,44 @@ fn main() {
         .ancestors()
         .nth(2)
         .expect("host/component/ is two levels down");
-    let client = build(workspace, "guest", "wasm32-wasip2", "api_entreprise_guest.wasm");
+    if std::env::var_os("CARGO_FEATURE_PROBE").is_some() {
+        let probe = build(
+            workspace,
+            "tests/probe",
+            "wasm32-wasip2",
+            "api_entreprise_probe.wasm",
+            "",
+        );
+        println!("cargo:rustc-env=API_ENTREPRISE_PROBE_COMPONENT={}", probe.display());
+        // The client's other versions, for the hot-swap tests. Each build of
+        // the guest overwrites its artifact: each is copied aside at once.
+        for (feature, name) in [("testing-next", "NEXT"), ("testing-broken", "BROKEN")] {
+            let built = build(
+                workspace,
+                "guest",
+                "wasm32-wasip2",
+                "api_entreprise_guest.wasm",
+                feature,
+            );
+            let kept = built.with_file_name(format!("api_entreprise_client_{feature}.wasm"));
+            std::fs::copy(&built, &kept).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
+            println!("cargo:rustc-env=API_ENTREPRISE_CLIENT_{name}={}", kept.display());
+        }
+    }
+    let built = build(workspace, "guest", "wasm32-wasip2", "api_entreprise_guest.wasm", "");
+    let client = built.with_file_name("api_entreprise_client.wasm");
+    std::fs::copy(&built, &client).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
     println!("cargo:rustc-env=API_ENTREPRISE_CLIENT_COMPONENT={}", client.display());
     let core = build(
         workspace,
         "guest",
         "wasm32-unknown-unknown",
         "api_entreprise_guest.wasm",
+        "",
     );
     let codec = core.with_file_name("api_entreprise_codec.wasm");
     encode(&core, &codec);
     println!("cargo:rustc-env=API_ENTREPRISE_CODEC_COMPONENT={}", codec.display());
-    if std::env::var_os("CARGO_FEATURE_PROBE").is_some() {
-        let probe = build(workspace, "tests/probe", "wasm32-wasip2", "api_entreprise_probe.wasm");
-        println!("cargo:rustc-env=API_ENTREPRISE_PROBE_COMPONENT={}", probe.display());
-    }
 }
 
 /// Wraps the core module at `core` (built for `wasm32-unknown-unknown`, its
@@ -74,8 +97,9 @@ fn imports(component: &[u8]) -> Vec<String> {
 }
 
 /// Builds the crate at `manifest_dir` (relative to the workspace root) for
-/// `target` and returns the path of its `.wasm`, named `artifact`.
-fn build(workspace: &Path, manifest_dir: &str, target: &str, artifact: &str) -> PathBuf {
+/// `target`, with `features` (comma-separated, or none), and returns the
+/// path of its `.wasm`, named `artifact`.
+fn build(workspace: &Path, manifest_dir: &str, target: &str, artifact: &str, features: &str) -> PathBuf {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
@@ -87,6 +111,7 @@ fn build(workspace: &Path, manifest_dir: &str, target: &str, artifact: &str) -> 
         .arg("--manifest-path")
         .arg(&manifest)
         .args(["--target", target, "--release", "--locked"])
+        .args(["--features", features])
         // Small and self-contained: the name section is dropped (traps then
         // show function indices; build the guest by hand for names).
         .args(["--config", "profile.release.strip=true"])

@@ -32,3 +32,14 @@ pub const CODEC_PATH: &str = env!("API_ENTREPRISE_CODEC_COMPONENT");
 /// real host, as a file an administrator would give.
 #[cfg(feature = "probe")]
 pub const PROBE_PATH: &str = env!("API_ENTREPRISE_PROBE_COMPONENT");
+
+/// The client built with its `testing-next` feature: version `-next`, a
+/// changed `User-Agent` and one more endpoint (the hot-swap tests' good
+/// new version).
+#[cfg(feature = "probe")]
+pub const CLIENT_NEXT_PATH: &str = env!("API_ENTREPRISE_CLIENT_NEXT");
+
+/// The client built with its `testing-broken` feature: it traps when
+/// parsing `insee_unites_legales` answers (the hot-swap tests' bad version).
+#[cfg(feature = "probe")]
+pub const CLIENT_BROKEN_PATH: &str = env!("API_ENTREPRISE_CLIENT_BROKEN");

@@ -14,11 +14,21 @@ pub struct Metrics {
     remaining: GaugeVec,
     token_days: GaugeVec,
     circuits: GaugeVec,
+    component: GaugeVec,
+    swaps: IntCounterVec,
 }
 
 impl Metrics {
     /// The metrics, registered; `version` is the client component's.
     pub fn new(version: &str) -> Self {
+        let swaps = IntCounterVec::new(
+            Opts::new(
+                "api_entreprise_component_swaps_total",
+                "Changes of the client component: swapped, refused, rolled_back (asked) or rolled_back_automatically",
+            ),
+            &["outcome"],
+        )
+        .expect("a valid metric");
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -78,7 +88,8 @@ impl Metrics {
             Box::new(remaining.clone()),
             Box::new(token_days.clone()),
             Box::new(circuits.clone()),
-            Box::new(component),
+            Box::new(component.clone()),
+            Box::new(swaps.clone()),
         ] {
             registry.register(metric).expect("each metric registered once");
         }
@@ -89,7 +100,23 @@ impl Metrics {
             remaining,
             token_days,
             circuits,
+            component,
+            swaps,
         }
+    }
+
+    /// The client component now serving, after a swap or a rollback.
+    pub fn component(&self, version: &str) {
+        self.component.reset();
+        self.component
+            .with_label_values(&[version, api_entreprise::contract::VERSION])
+            .set(1.0);
+    }
+
+    /// One change of the client component (`swapped`, `refused`,
+    /// `rolled_back`, `rolled_back_automatically`).
+    pub fn swap(&self, outcome: &str) {
+        self.swaps.with_label_values(&[outcome]).inc();
     }
 
     /// How long a profile's circuit stays open (zero when closed).

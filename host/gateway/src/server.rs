@@ -144,6 +144,7 @@ impl Gateway {
                 runtimes
                     .values()
                     .find_map(|r| r.component_version())
+                    .as_deref()
                     .unwrap_or("unknown"),
             ),
         };

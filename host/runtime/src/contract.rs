@@ -246,7 +246,22 @@ pub fn check_names(imports: &[&str], exports: &[&str], role: Role) -> Result<(),
 /// the host's catalogue (a newer or a hostile component): the host's is
 /// the one every policy uses.
 pub(crate) fn compare_catalogues(described: &[types::Endpoint]) {
-    let differences: Vec<String> = described
+    let differences = catalogue_differences(described);
+    if !differences.is_empty() {
+        tracing::warn!(
+            target: "api_entreprise::contract",
+            count = differences.len(),
+            "the component describes {} endpoint(s) differently from the host's catalogue, whose quotas and timeouts apply: {}",
+            differences.len(),
+            differences.join("; ")
+        );
+    }
+}
+
+/// Where the component's description of its endpoints differs from the
+/// host's catalogue, one line per endpoint.
+pub(crate) fn catalogue_differences(described: &[types::Endpoint]) -> Vec<String> {
+    described
         .iter()
         .filter_map(|e| {
             let why = match catalogue::find(&e.id, Some(e.version)) {
@@ -284,16 +299,7 @@ pub(crate) fn compare_catalogues(described: &[types::Endpoint]) {
             };
             Some(format!("{} v{}: {why}", e.id, e.version))
         })
-        .collect();
-    if !differences.is_empty() {
-        tracing::warn!(
-            target: "api_entreprise::contract",
-            count = differences.len(),
-            "the component describes {} endpoint(s) differently from the host's catalogue, whose quotas and timeouts apply: {}",
-            differences.len(),
-            differences.join("; ")
-        );
-    }
+        .collect()
 }
 
 /// Whether the catalogue's kind and the component's are the same.

@@ -57,6 +57,7 @@ pub mod quota;
 mod retry;
 mod runtime;
 pub mod sender;
+pub mod swap;
 mod token;
 
 pub use circuit::{CircuitConfig, CircuitState};
@@ -66,10 +67,11 @@ pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};
 pub use retry::RetryPolicy;
 pub use runtime::{
-    ComponentOrigin, ComponentSource, DOCUMENT_TIMEOUT, JSON_TIMEOUT, POOL_SLOTS, PRODUCTION_BASE_URL, QUOTA_MARGIN,
-    Runtime, RuntimeBuilder,
+    ComponentOrigin, ComponentSource, DOCUMENT_TIMEOUT, JSON_TIMEOUT, LoadTimings, POOL_SLOTS, PRODUCTION_BASE_URL,
+    QUOTA_MARGIN, Runtime, RuntimeBuilder, VersionInfo,
 };
 pub use sender::Sender;
+pub use swap::{SwapError, SwapEvent, SwapReport};
 pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};
 
 /// The contract's types (`api-entreprise:client/types@0.2.0`).

@@ -91,7 +91,7 @@ async fn the_catalogue_and_the_spec_do_not_drift_apart() {
         assert!(in_spec.insert((id, version)), "{op} twice");
     }
     assert_eq!(in_spec.len(), 51, "the spec has 51 data operations");
-    for e in runtime.endpoints() {
+    for e in runtime.endpoints().iter() {
         if e.needs_trace {
             assert!(
                 in_spec.contains(&(e.id.clone(), e.version)),
@@ -166,7 +166,7 @@ async fn every_fixture_parses_or_is_refused_locally_by_name() {
         let e = runtime.resolve(&id, Some(version)).unwrap_or_else(|| panic!("{op}"));
         for fixture in list {
             let name = format!("{op}/{}", fixture.file);
-            let prepared = match runtime.prepare(&fixture_request(e, fixture)).await {
+            let prepared = match runtime.prepare(&fixture_request(&e, fixture)).await {
                 Err(CallError::Client(c)) => {
                     let types::Error::InvalidInput(items) = &c.0 else {
                         panic!("{name}: {c}")
@@ -249,7 +249,7 @@ fn sample(kind: types::ParamKind) -> &'static str {
 
 async fn call_every_endpoint(runtime: &Runtime) -> Vec<(String, Result<types::Response, CallError>)> {
     let mut results = Vec::new();
-    for e in runtime.endpoints() {
+    for e in runtime.endpoints().iter() {
         let mut request = types::Request {
             endpoint: e.id.clone(),
             version: Some(e.version),

@@ -12,3 +12,4 @@ mod quotas;
 mod retries;
 mod shared_quota;
 mod sirene;
+mod swap;

@@ -372,7 +372,7 @@ async fn a_second_start_loads_the_compiled_component_from_the_cache() {
 async fn the_client_component_says_which_version_it_is_and_the_probe_does_not() {
     let sandbox = sandbox().await;
     let runtime = runtime(&sandbox).await;
-    assert_eq!(runtime.component_version(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(runtime.component_version().as_deref(), Some(env!("CARGO_PKG_VERSION")));
     let probe = api_entreprise_tests::builder(&sandbox)
         .component(api_entreprise_tests::probe_component())
         .build()

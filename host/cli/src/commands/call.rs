@@ -90,7 +90,7 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
                 summary::write_json(&mut out, &response)?;
             } else {
                 let endpoint = runtime.resolve(&request.endpoint, request.version);
-                summary::write_summary(&mut out, endpoint, &response, started.elapsed())?;
+                summary::write_summary(&mut out, endpoint.as_ref(), &response, started.elapsed())?;
             }
             if let Some(path) = &args.download {
                 let Some(url) = response.document.as_ref().and_then(|d| d.url.as_deref()) else {

@@ -162,7 +162,7 @@ async fn run(
             Mark::Info,
             format!(
                 "client component: version {} (contract {})",
-                runtime.component_version().unwrap_or("unknown"),
+                runtime.component_version().as_deref().unwrap_or("unknown"),
                 api_entreprise::contract::VERSION
             ),
         ),
@@ -174,7 +174,8 @@ async fn run(
             typed: Some(types::TypedData::Privileges(scopes)),
             ..
         }) => {
-            let data: Vec<_> = runtime.endpoints().iter().filter(|e| e.needs_trace).collect();
+            let endpoints = runtime.endpoints();
+            let data: Vec<_> = endpoints.iter().filter(|e| e.needs_trace).collect();
             let callable: Vec<_> = data
                 .iter()
                 .filter(|e| e.scopes.is_empty() || e.scopes.iter().any(|s| scopes.contains(s)))

@@ -17,7 +17,7 @@ pub struct Args {
 
 pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     let (runtime, _sandbox) = connect(settings, true).await?;
-    print(runtime.endpoints(), args.json)?;
+    print(&runtime.endpoints(), args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 

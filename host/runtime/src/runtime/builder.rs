@@ -5,14 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::Engine;
-use wasmtime::component::Linker;
-
-use super::cache::{ComponentOrigin, load_component};
 use super::engine::{POOL_SLOTS, new_engine, spawn_epoch_ticker};
-use super::linker::{CallState, add_wasi_to_linker};
 use super::{DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
-use crate::bindings::ApiEntreprisePre;
 use crate::error::ConfigError;
 use crate::policy::{Authority, OutboundPolicy};
 use crate::quota::{QuotaKey, QuotaSpec, Quotas, SystemClock};
@@ -205,48 +199,6 @@ impl RuntimeBuilder {
         crate::sender::Sender::new(&roots, !api.is_loopback(), connect_timeout).map_err(ca_err)
     }
 
-    /// Reads the component, checks its contract before anything of it runs,
-    /// compiles it (or loads it from the cache) and pre-instantiates it.
-    #[allow(clippy::type_complexity, reason = "private, one caller")]
-    fn load(
-        &self,
-        engine: &Engine,
-    ) -> Result<(PathBuf, ApiEntreprisePre<CallState>, ComponentOrigin, Option<String>), ConfigError> {
-        let (path, bytes) = match &self.component {
-            None => return Err(ConfigError::NoComponent),
-            Some(ComponentSource::Bytes(bytes)) => (PathBuf::from("<bytes>"), Ok(bytes.clone())),
-            Some(ComponentSource::File(path)) => (path.clone(), std::fs::read(path).map(std::borrow::Cow::Owned)),
-        };
-        let failed = |reason: &str, e: wasmtime::Error| ConfigError::Component {
-            path: path.clone(),
-            reason: reason.to_owned(),
-            source: e.into_boxed_dyn_error(),
-        };
-        let bytes = bytes.map_err(|e| ConfigError::Component {
-            path: path.clone(),
-            reason: "reading it".into(),
-            source: Box::new(e),
-        })?;
-        let refused = |refusal| ConfigError::Contract {
-            path: path.clone(),
-            refusal,
-        };
-        if let Some(refusal) = crate::contract::not_a_component(&bytes) {
-            return Err(refused(refusal));
-        }
-        let (component, origin) =
-            load_component(engine, &bytes, self.cache_dir.as_deref()).map_err(|e| failed("compiling it", e))?;
-        crate::contract::check(engine, &component, crate::contract::Role::Client).map_err(refused)?;
-        let mut linker = Linker::<CallState>::new(engine);
-        add_wasi_to_linker(&mut linker).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(ApiEntreprisePre::new)
-            .map_err(|e| failed("linking it", e))?;
-        let version = crate::contract::client_version(&bytes);
-        Ok((path, pre, origin, version))
-    }
-
     /// Compiles the component and prepares it for calls.
     pub async fn build(self) -> Result<Runtime, ConfigError> {
         let api = Authority::of_base_url(&self.base_url)?;
@@ -256,7 +208,8 @@ impl RuntimeBuilder {
         }
         let sender = self.sender(&api)?;
         let engine = new_engine(self.pooling).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
-        let (path, pre, origin, version) = self.load(&engine)?;
+        let source = self.component.as_ref().ok_or(ConfigError::NoComponent)?;
+        let (loaded, _) = super::loaded::load(&engine, source, self.cache_dir.as_deref())?;
         spawn_epoch_ticker(&engine);
         let quotas = match (self.quotas, &self.state_file) {
             (Some(quotas), _) => quotas,
@@ -294,34 +247,22 @@ impl RuntimeBuilder {
             circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
             sender,
         });
-        let mut runtime = Runtime {
+        let runtime = Runtime {
             engine,
-            pre,
             policy,
             base_url: self.base_url.trim_end_matches('/').to_owned(),
-            endpoints: Vec::new(),
             document_hosts,
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
             retry: self.retry,
-            origin,
-            version,
+            cache_dir: self.cache_dir,
+            versions: crate::swap::Versions::new(loaded),
             slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
         };
         // The component's catalogue is a description (for `endpoints`),
         // compared with the host's own, never trusted for a policy.
-        runtime.endpoints = runtime
-            .with_instance(runtime.json_timeout, async |store, client| {
-                let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
-                Ok(Ok(endpoints))
-            })
-            .await
-            .map_err(|e| ConfigError::Component {
-                path,
-                reason: "listing its endpoints failed".into(),
-                source: Box::new(e),
-            })?;
-        crate::contract::compare_catalogues(&runtime.endpoints);
+        let endpoints = runtime.list_endpoints(&runtime.versions.current()).await?;
+        crate::contract::compare_catalogues(&endpoints);
         Ok(runtime)
     }
 }

@@ -2,14 +2,16 @@
 //! in a fresh store under the outbound policy and the call's deadline.
 //!
 //! `builder.rs` configures and builds it; `engine.rs` holds the engine, its
-//! instance pool, the epoch ticker and the memory cap; `cache.rs` keeps the
-//! compiled component between starts; `linker.rs` links what a component
-//! may import and holds one call's store.
+//! instance pool, the epoch ticker and the memory cap; `loaded.rs` loads one
+//! client version; `cache.rs` keeps the compiled component between starts;
+//! `linker.rs` links what a component may import and holds one call's store.
+//! Replacing the version while serving is `crate::swap`'s.
 
 mod builder;
 mod cache;
 mod engine;
 mod linker;
+pub(crate) mod loaded;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,14 +27,16 @@ pub use builder::{ComponentSource, RuntimeBuilder};
 pub use cache::ComponentOrigin;
 pub use engine::POOL_SLOTS;
 pub(crate) use engine::{EPOCH_TICK, spawn_epoch_ticker};
+pub use loaded::{LoadTimings, VersionInfo};
 
-use crate::bindings::{ApiEntreprise, ApiEntreprisePre};
-use crate::error::{CallError, ClientError};
+use crate::bindings::ApiEntreprise;
+use crate::error::{CallError, ClientError, ConfigError};
 use crate::policy::{Authority, CallHooks, OutboundPolicy};
 use crate::token::Token;
 use crate::types;
 use engine::{MEMORY_LIMIT, MemoryCap};
 use linker::CallState;
+use loaded::Loaded;
 
 /// The production API.
 pub const PRODUCTION_BASE_URL: &str = "https://entreprise.api.gouv.fr";
@@ -54,18 +58,17 @@ pub const QUOTA_MARGIN: Duration = Duration::from_millis(500);
 ///
 /// Cheap to share: wrap it in an `Arc` and call from many tasks.
 pub struct Runtime {
-    engine: Engine,
-    pre: ApiEntreprisePre<CallState>,
+    pub(crate) engine: Engine,
     policy: Arc<OutboundPolicy>,
     base_url: String,
-    endpoints: Vec<types::Endpoint>,
     document_hosts: Vec<Authority>,
-    json_timeout: Duration,
+    pub(crate) json_timeout: Duration,
     document_timeout: Duration,
     retry: crate::RetryPolicy,
-    origin: ComponentOrigin,
-    /// The client version the component declares, if it does.
-    version: Option<String>,
+    /// Where compiled components are kept, for a swap's too.
+    pub(crate) cache_dir: Option<std::path::PathBuf>,
+    /// The version serving, the one before it, and what a swap needs.
+    pub(crate) versions: crate::swap::Versions,
     /// One permit per pool slot: a call past the pool's size waits.
     slots: tokio::sync::Semaphore,
 }
@@ -75,39 +78,50 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("base_url", &self.base_url)
             .field("policy", &self.policy)
-            .field("endpoints", &self.endpoints.len())
+            .field("version", &self.versions.current().info)
             .finish_non_exhaustive()
     }
 }
 
 impl Runtime {
-    /// Every version of every endpoint the component supports.
-    pub fn endpoints(&self) -> &[types::Endpoint] {
-        &self.endpoints
+    /// Every version of every endpoint the serving component supports.
+    pub fn endpoints(&self) -> Arc<Vec<types::Endpoint>> {
+        self.versions.current().endpoints()
     }
 
     /// The endpoint a request would call: the given version, or the newest
     /// non-deprecated one.
-    pub fn resolve(&self, id: &str, version: Option<u8>) -> Option<&types::Endpoint> {
-        let mut versions = self.endpoints.iter().filter(|e| e.id == id);
+    pub fn resolve(&self, id: &str, version: Option<u8>) -> Option<types::Endpoint> {
+        let endpoints = self.endpoints();
+        let mut versions = endpoints.iter().filter(|e| e.id == id);
         match version {
-            Some(v) => versions.find(|e| e.version == v),
+            Some(v) => versions.find(|e| e.version == v).cloned(),
             None => {
                 let all: Vec<_> = versions.collect();
-                all.iter().rev().find(|e| !e.deprecated).or(all.last()).copied()
+                all.iter()
+                    .rev()
+                    .find(|e| !e.deprecated)
+                    .or(all.last())
+                    .copied()
+                    .cloned()
             }
         }
     }
 
-    /// Whether the component was compiled at start or loaded from the cache.
+    /// Whether the serving component was compiled or loaded from the cache.
     pub fn component_origin(&self) -> ComponentOrigin {
-        self.origin
+        self.versions.current().info.origin
     }
 
-    /// The client version the component declares in its version section
-    /// (`None` for a component that does not say).
-    pub fn component_version(&self) -> Option<&str> {
-        self.version.as_deref()
+    /// The client version the serving component declares in its version
+    /// section (`None` for a component that does not say).
+    pub fn component_version(&self) -> Option<String> {
+        self.versions.current().info.version.clone()
+    }
+
+    /// Which component serves: its declared version, digest and source.
+    pub fn component(&self) -> VersionInfo {
+        self.versions.current().info.clone()
     }
 
     /// The token's claims, when a token is set and is a JWT.
@@ -153,15 +167,17 @@ impl Runtime {
             _ => self.json_timeout,
         };
         let base_url = self.base_url.clone();
+        let loaded = self.versions.current();
         let result = self
-            .with_instance(ceiling, async |store, client| {
+            .run_on(&loaded, ceiling, async |store, client| {
                 client
                     .api_entreprise_client_client()
                     .call_call(store, &base_url, request)
                     .await
             })
             .await;
-        audit(request, endpoint, &result, started.elapsed());
+        audit(request, endpoint, &loaded.info, &result, started.elapsed());
+        self.versions.record(&loaded, &result);
         result
     }
 
@@ -213,6 +229,26 @@ impl Runtime {
         .await
     }
 
+    /// Lists the endpoints `loaded` describes (once; later calls give the
+    /// same list).
+    pub(crate) async fn list_endpoints(&self, loaded: &Loaded) -> Result<Arc<Vec<types::Endpoint>>, ConfigError> {
+        if let Some(listed) = loaded.endpoints.get() {
+            return Ok(listed.clone());
+        }
+        let endpoints = self
+            .run_on(loaded, self.json_timeout, async |store, client| {
+                let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
+                Ok(Ok(endpoints))
+            })
+            .await
+            .map_err(|e| ConfigError::Component {
+                path: loaded.info.source.clone(),
+                reason: "listing its endpoints failed".into(),
+                source: Box::new(e),
+            })?;
+        Ok(loaded.endpoints.get_or_init(|| Arc::new(endpoints)).clone())
+    }
+
     /// Instantiates the component in a fresh store and drops it: what every
     /// call pays before its own work. Returns how long that took.
     pub async fn instantiation_cost(&self) -> Result<Duration, CallError> {
@@ -228,12 +264,26 @@ impl Runtime {
         &self.policy.sender
     }
 
-    /// Runs `f` against a fresh instance in a fresh store, under the call's
-    /// `ceiling`. A refusal by the policy replaces the guest's generic
-    /// message. Calls that should send nothing (the catalogue, the sans-IO
-    /// codec) are held to the same policy if they send anyway.
+    /// Runs `f` on the serving version (see [`Self::run_on`]), and counts
+    /// how it went for that version's health.
     async fn with_instance<R>(
         &self,
+        ceiling: Duration,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, CallError> {
+        let loaded = self.versions.current();
+        let result = self.run_on(&loaded, ceiling, f).await;
+        self.versions.record(&loaded, &result);
+        result
+    }
+
+    /// Runs `f` against a fresh instance of `loaded` in a fresh store, under
+    /// the call's `ceiling`. A refusal by the policy replaces the guest's
+    /// generic message. Calls that should send nothing (the catalogue, the
+    /// sans-IO codec) are held to the same policy if they send anyway.
+    pub(crate) async fn run_on<R>(
+        &self,
+        loaded: &Loaded,
         ceiling: Duration,
         f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, CallError> {
@@ -269,7 +319,7 @@ impl Runtime {
         // below also interrupts a guest that never waits on I/O.
         store.epoch_deadline_async_yield_and_update(1);
         let run = async {
-            let client = self.pre.instantiate_async(&mut store).await?;
+            let client = loaded.pre.instantiate_async(&mut store).await?;
             f(&mut store, &client).await
         };
         let outcome = tokio::time::timeout(ceiling + DEADLINE_SLACK, run).await;
@@ -324,6 +374,7 @@ impl Runtime {
 fn audit(
     request: &types::Request,
     endpoint: Option<&catalogue::Endpoint>,
+    client: &VersionInfo,
     result: &Result<types::Response, CallError>,
     latency: Duration,
 ) {
@@ -347,6 +398,8 @@ fn audit(
         outcome = %outcome,
         request_id = request_id.as_deref(),
         latency_ms = latency.as_millis() as u64,
+        client_version = client.version.as_deref(),
+        client_digest = %client.digest,
         "call"
     );
 }
