@@ -8,7 +8,7 @@ pub use redis_server::RedisServer;
 
 use api_entreprise::{ComponentSource, Runtime, RuntimeBuilder, Token, types};
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 
 /// The official reference data (the OpenAPI spec, `throttle.yml`, the
 /// staging fixtures): `$API_ENTREPRISE_REFERENCE`, else `shared/reference`
@@ -95,14 +95,24 @@ pub async fn raw_get(url: &str, bearer: Option<&str>) -> (u16, Vec<(String, Stri
 /// Any request over real HTTP with the given headers: status, headers (by
 /// lower-case name) and body.
 pub async fn raw_request(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    raw_send(method, url, headers, Vec::new()).await
+}
+
+/// [`raw_request`] with a body.
+pub async fn raw_send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
+        .build_http::<Full<bytes::Bytes>>();
     let mut req = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
     let response = client
-        .request(req.body(Empty::new()).unwrap())
+        .request(req.body(Full::new(body.into())).unwrap())
         .await
         .expect("raw request");
     let status = response.status().as_u16();

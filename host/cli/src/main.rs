@@ -1,13 +1,16 @@
 //! `api-entreprise`: call API Entreprise through the sandboxed client
 //! component, list its endpoints, download a document, check a set-up, run
-//! the offline sandbox, or serve the API to other applications (the gateway). Each command lives in `commands/`; the settings
-//! every command shares are resolved once, in `settings.rs`.
+//! the offline sandbox, serve the API to other applications (the gateway),
+//! or ship a new client version. Each command lives in `commands/`; the
+//! settings every command shares are resolved once, in `settings.rs`; the
+//! installed client versions are kept as `components.rs` says.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod components;
 mod settings;
 mod summary;
 
@@ -38,6 +41,8 @@ enum Command {
     /// The gateway: API Entreprise's own routes over HTTP for applications
     /// in any language or a browser, with the tokens held here.
     Serve(commands::serve::Args),
+    /// Ship a new client version: check it, install it, roll it back.
+    Component(commands::component::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,5 +79,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => commands::doctor::exec(settings, args).await,
         Command::Sandbox(args) => commands::sandbox::exec(args).await,
         Command::Serve(args) => commands::serve::exec(settings, args).await,
+        Command::Component(args) => commands::component::exec(settings, args).await,
     }
 }

@@ -10,7 +10,9 @@ use api_entreprise_gateway::Config;
 use api_entreprise_gateway::config::Profile;
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 
-#[derive(Debug, clap::Args)]
+use crate::components::Components;
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct HostArgs {
     /// The configuration file (TOML) that `serve` reads and in which
     /// `--profile` names a profile (see host/gateway/gateway.example.toml).
@@ -20,9 +22,15 @@ pub struct HostArgs {
     /// its limit, and its default --context, --recipient and --object.
     #[arg(long, global = true, env = "API_ENTREPRISE_PROFILE", value_name = "NAME")]
     profile: Option<String>,
-    /// The client component (.wasm) to load instead of the built-in one.
+    /// The client component (.wasm) to load instead of the installed one
+    /// (`component install`) or the built-in one.
     #[arg(long, global = true, env = "API_ENTREPRISE_COMPONENT", value_name = "PATH")]
     component: Option<PathBuf>,
+    /// Where `component install` keeps client versions [default:
+    /// $XDG_DATA_HOME/api-entreprise/components, else
+    /// ~/.local/share/api-entreprise/components].
+    #[arg(long, global = true, env = "API_ENTREPRISE_COMPONENTS_DIR", value_name = "DIR")]
+    components_dir: Option<PathBuf>,
     /// The API base URL [default: https://entreprise.api.gouv.fr with a token,
     /// the built-in sandbox without].
     #[arg(long, global = true, env = "API_ENTREPRISE_BASE_URL", value_name = "URL")]
@@ -95,6 +103,45 @@ impl HostArgs {
     /// The base URL given by flag or environment, if any.
     pub fn base_url(&self) -> Option<&str> {
         self.base_url.as_deref()
+    }
+
+    /// The components directory.
+    pub fn components(&self) -> anyhow::Result<Components> {
+        self.components_dir
+            .clone()
+            .or_else(|| project_dir(dirs::data_dir()).map(|d| d.join("components")))
+            .map(Components::at)
+            .context("no components directory: set --components-dir or API_ENTREPRISE_COMPONENTS_DIR")
+    }
+
+    /// The client component to run: `--component`, else the installed
+    /// current version, else the built-in client.
+    pub fn component_source(&self) -> anyhow::Result<ComponentSource> {
+        if let Some(path) = &self.component {
+            return Ok(ComponentSource::File(path.clone()));
+        }
+        let installed = match self.components() {
+            Ok(components) => components.current()?,
+            Err(_) => None,
+        };
+        Ok(match installed {
+            Some(path) => ComponentSource::File(path),
+            None => ComponentSource::Bytes(api_entreprise_component::CLIENT.into()),
+        })
+    }
+
+    /// The file whose change means a new client version: `--component`'s,
+    /// else the components directory's history.
+    pub fn component_watched(&self) -> Option<PathBuf> {
+        match &self.component {
+            Some(path) => Some(path.clone()),
+            None => self.components().ok().map(|c| c.history_file()),
+        }
+    }
+
+    /// Where the compiled component is kept between runs.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.cache_dir.clone().or_else(|| project_dir(dirs::cache_dir()))
     }
 
     /// The configuration file given by flag or environment, if any.
@@ -185,10 +232,7 @@ pub async fn runtime(
     sandbox: bool,
     token_rate_limit: Option<u32>,
 ) -> anyhow::Result<Runtime> {
-    let component = match &settings.component {
-        Some(path) => ComponentSource::File(path.clone()),
-        None => ComponentSource::Bytes(api_entreprise_component::CLIENT.into()),
-    };
+    let component = settings.component_source()?;
     let mut builder = RuntimeBuilder::new(base_url)
         .token(token)
         .ip_quotas(settings.ip_quotas()?)
@@ -201,7 +245,7 @@ pub async fn runtime(
     if let Some(per_minute) = token_rate_limit {
         builder = builder.token_rate_limit(per_minute);
     }
-    if let Some(dir) = settings.cache_dir.clone().or_else(|| project_dir(dirs::cache_dir())) {
+    if let Some(dir) = settings.cache_dir() {
         builder = builder.cache_dir(dir);
     }
     if let Some(url) = &settings.redis_url {

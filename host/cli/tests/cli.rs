@@ -7,7 +7,13 @@ use std::process::{Command, Output};
 /// of the shell that runs the tests (a developer's token, quota or state
 /// directory must not change what a test sees).
 fn command() -> Command {
-    clean(Command::new(env!("CARGO_BIN_EXE_api-entreprise")))
+    let mut command = clean(Command::new(env!("CARGO_BIN_EXE_api-entreprise")));
+    // No client installed by `component install`: the built-in one.
+    command.env(
+        "API_ENTREPRISE_COMPONENTS_DIR",
+        std::env::temp_dir().join(format!("api-entreprise-cli-no-components-{}", std::process::id())),
+    );
+    command
 }
 
 /// `command` without the `API_ENTREPRISE_*` variables of the tests' shell.
@@ -364,4 +370,92 @@ async fn a_state_directory_that_is_a_file_is_refused_with_what_to_do() {
     assert_eq!(stderr.matches("File exists").count(), 1, "the cause once: {stderr}");
     assert_eq!(sandbox.received(), 0, "nothing was sent");
     std::fs::remove_file(&file).unwrap();
+}
+
+/// `component …` with its own components and cache directories.
+fn component(dir: &std::path::Path, args: &[&str]) -> Output {
+    command()
+        .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"))
+        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
+        .args(args)
+        .output()
+        .expect("running api-entreprise")
+}
+
+#[test]
+fn component_check_install_rollback_and_list_ship_a_new_client_version() {
+    let dir = std::env::temp_dir().join(format!("api-entreprise-cli-component-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let next = api_entreprise_component::CLIENT_NEXT_PATH;
+    let broken = api_entreprise_component::CLIENT_BROKEN_PATH;
+    let text = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let endpoints = |dir: &std::path::Path| {
+        let out = command()
+            .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"))
+            .args(["endpoints", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).contains("insee_unites_legales_diffusion")
+    };
+
+    // `check` reports and installs nothing.
+    let out = component(&dir, &["component", "check", next]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    for expected in [
+        "added: insee_unites_legales_diffusion v4",
+        "0 refusing",
+        "a swap would be accepted",
+        "-next",
+    ] {
+        assert!(report.contains(expected), "{expected} missing from:\n{report}");
+    }
+    let out = component(&dir, &["component", "check", broken]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("it traps"), "{}", text(&out));
+    assert!(text(&component(&dir, &["component", "list"])).contains("none installed"));
+
+    // A broken one is not installed; a good one is, and every later command
+    // uses it.
+    let out = component(&dir, &["component", "install", broken]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not installed"), "{}", text(&out));
+    assert!(!endpoints(&dir));
+    let out = component(&dir, &["component", "install", next]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(endpoints(&dir), "the installed version is used");
+    let list = text(&component(&dir, &["component", "list"]));
+    assert!(list.starts_with("* client-0.1.0-next-"), "{list}");
+
+    // A broken one forced in is installed too (its report still shows why).
+    let out = component(&dir, &["component", "install", "--accept-differences", broken]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!endpoints(&dir));
+    assert_eq!(text(&component(&dir, &["component", "list"])).lines().count(), 2);
+
+    // Each rollback returns to the version before, down to the built-in one.
+    let out = component(&dir, &["component", "rollback"]);
+    assert!(text(&out).contains("is current"), "{}", text(&out));
+    assert!(endpoints(&dir));
+    let out = component(&dir, &["component", "rollback"]);
+    assert!(text(&out).contains("the built-in client is current"), "{}", text(&out));
+    assert!(!endpoints(&dir));
+    let out = component(&dir, &["component", "rollback"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("nothing to roll back"), "{}", text(&out));
+
+    // What is not a client is refused with a reason, and nothing changes.
+    let junk = dir.join("junk.wasm");
+    std::fs::write(&junk, b"<html>").unwrap();
+    let out = component(&dir, &["component", "install", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("not WebAssembly"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
 }

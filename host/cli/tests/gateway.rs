@@ -90,6 +90,7 @@ fn start(name: &str, config: &str, global: &[&str]) -> Gateway {
         .env("GATEWAY_TEST_TOKEN", DEFAULT_TOKEN)
         .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
         .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
+        .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"))
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
@@ -735,9 +736,9 @@ async fn prometheus_metrics_are_on_their_own_listener_and_hold_no_secret() {
         r#"api_entreprise_gateway_requests_total{application="-",endpoint="-",status="401"} 1"#,
         r#"api_entreprise_quota_remaining{endpoint="insee_unites_legales",profile="aides"}"#,
         concat!(
-            r#"api_entreprise_component_info{contract="0.2.0",version=""#,
+            r#"api_entreprise_component_info{contract="0.2.0",profile="aides",version=""#,
             env!("CARGO_PKG_VERSION"),
-            r#""} 1"#
+            " ("
         ),
         r#"api_entreprise_circuit_open_seconds{circuit="api",profile="aides"} 0"#,
         "api_entreprise_gateway_request_duration_seconds_bucket",
@@ -805,4 +806,161 @@ async fn call_with_a_profile_uses_its_token_and_its_trace_fields() {
         !unknown.status.success() && stderr.contains("no profile `nope`") && stderr.contains("aides"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_swaps_its_client_under_traffic_and_the_admin_route_checks_and_rolls_back() {
+    const ADMIN_KEY: &str = "admin-key-7777777777";
+    const UNLIMITED: u32 = 100_000_000;
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(UNLIMITED));
+    let dir = tempfile_dir("gateway-swap");
+    let component = dir.join("client.wasm");
+    std::fs::copy(api_entreprise_component::CLIENT_PATH, &component).unwrap();
+    let config = format!(
+        r#"
+        admin_key_sha256 = "{admin}"
+        base_url = "{base}"
+        metrics_listen = "127.0.0.1:0"
+        [profiles.aides]
+        token_env = "GATEWAY_TEST_TOKEN"
+        rate_limit_per_minute = {UNLIMITED}
+        [applications.batch]
+        key_sha256 = "{batch}"
+        profile = "aides"
+        "#,
+        admin = hash_key(ADMIN_KEY),
+        base = sandbox.base_url(),
+        batch = hash_key(BATCH_KEY),
+    );
+    let gateway = start(
+        "swap",
+        &config,
+        &[
+            "--component",
+            component.to_str().unwrap(),
+            "--ip-quota",
+            &format!("{UNLIMITED}/1m"),
+        ],
+    );
+    let stderr = || std::fs::read_to_string(&gateway.stderr).unwrap();
+    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    let admin = format!("{}/admin/component", gateway.url);
+    let bearer = format!("Bearer {ADMIN_KEY}");
+    let as_admin = [("authorization", bearer.as_str())];
+    let serving = |body: &[u8]| -> Value {
+        let status: Value = serde_json::from_slice(body).unwrap();
+        status["profiles"]["aides"].clone()
+    };
+
+    // Continuous traffic, concurrency 16, while the component file is
+    // replaced (by a rename, as a deployment does) with the new version.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (url, stop) = (url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    statuses.push(get(&url, Some(BATCH_KEY), None).await.0);
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let staged = dir.join("client.wasm.new");
+    std::fs::copy(api_entreprise_component::CLIENT_NEXT_PATH, &staged).unwrap();
+    std::fs::rename(&staged, &component).unwrap();
+    let started = std::time::Instant::now();
+    while !stderr().contains("replaces") {
+        assert!(started.elapsed().as_secs() < 120, "no swap:\n{}", stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.extend(task.await.unwrap());
+    }
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    eprintln!("swap through the gateway: {} requests, {failed} failed", statuses.len());
+    assert_eq!(failed, 0, "{statuses:?}");
+    let agents: Vec<String> = sandbox
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "user-agent")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert!(agents.iter().any(|a| a.contains("-next")) && agents.iter().any(|a| !a.contains("-next")));
+    let audit = gateway.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["client"].as_str().is_some_and(|c| c.starts_with("0.1.0-next (")))
+    );
+
+    // The admin route: its own key only.
+    assert_eq!(raw_request("GET", &admin, &[]).await.0, 401);
+    let batch = format!("Bearer {BATCH_KEY}");
+    assert_eq!(raw_request("GET", &admin, &[("authorization", &batch)]).await.0, 401);
+    let (status, _, body) = raw_request("GET", &admin, &as_admin).await;
+    assert_eq!(status, 200);
+    let aides = serving(&body);
+    assert_eq!(aides["current"]["version"], "0.1.0-next", "{aides}");
+    assert_eq!(aides["previous"]["version"], "0.1.0", "{aides}");
+
+    // A broken version is refused by the canary; the serving one stays.
+    let broken = std::fs::read(api_entreprise_component::CLIENT_BROKEN_PATH).unwrap();
+    let (status, _, body) = api_entreprise_tests::raw_send("POST", &admin, &as_admin, broken).await;
+    let report = String::from_utf8_lossy(&body);
+    assert_eq!(status, 409, "{report}");
+    assert!(report.contains("refused") && report.contains("it traps"), "{report}");
+    let (_, _, body) = raw_request("GET", &admin, &as_admin).await;
+    assert_eq!(serving(&body)["current"]["version"], "0.1.0-next");
+
+    // Rollback; then SIGHUP sees that the file holds another version, and
+    // swaps to it again.
+    let (status, _, body) = raw_request("POST", &format!("{admin}/rollback"), &as_admin).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (_, _, body) = raw_request("GET", &admin, &as_admin).await;
+    assert_eq!(serving(&body)["current"]["version"], "0.1.0");
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &gateway.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let (_, _, body) = raw_request("GET", &admin, &as_admin).await;
+        if serving(&body)["current"]["version"] == "0.1.0-next" {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 120, "SIGHUP did not swap:\n{}", stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(get(&url, Some(BATCH_KEY), None).await.0, 200);
+
+    // Every change is in the metrics.
+    let metrics_url = stderr()
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics on "))
+        .unwrap()
+        .to_owned();
+    let text = String::from_utf8(raw_request("GET", &metrics_url, &[]).await.2).unwrap();
+    for expected in [
+        r#"api_entreprise_component_swaps_total{outcome="swapped"} 2"#,
+        r#"api_entreprise_component_swaps_total{outcome="refused"} 1"#,
+        r#"api_entreprise_component_swaps_total{outcome="rolled_back"} 1"#,
+        r#"api_entreprise_component_info{contract="0.2.0",profile="aides",version="0.1.0-next ("#,
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

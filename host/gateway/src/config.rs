@@ -70,6 +70,11 @@ pub struct Config {
     /// What one caller may hold of the gateway.
     #[serde(default)]
     pub limits: Limits,
+    /// The SHA-256 of the administrator's key (`serve --hash-key`), which
+    /// opens `/admin/component` (swap or roll back the client component);
+    /// without it that route does not exist.
+    #[serde(default)]
+    pub admin_key_sha256: Option<String>,
 }
 
 /// Inbound limits, so that a slow or hostile caller cannot hold the gateway.
@@ -103,6 +108,7 @@ impl Default for Config {
             profiles: BTreeMap::new(),
             applications: BTreeMap::new(),
             limits: Limits::default(),
+            admin_key_sha256: None,
         }
     }
 }
@@ -164,6 +170,11 @@ pub struct Application {
     pub cors_origins: Vec<String>,
 }
 
+/// Whether `hex` reads as a SHA-256 (64 hexadecimal digits).
+fn is_sha256(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The SHA-256 of an application key, as the configuration holds it.
 pub fn hash_key(key: &str) -> String {
     Sha256::digest(key.trim().as_bytes())
@@ -206,6 +217,16 @@ impl Config {
             }
         }
         let mut keys = BTreeMap::new();
+        if let Some(hash) = &self.admin_key_sha256 {
+            if !is_sha256(hash) {
+                return Err(
+                    "`admin_key_sha256` must be 64 hexadecimal digits (the SHA-256 of the administrator's key, \
+                     from `api-entreprise serve --hash-key`), never the key itself"
+                        .into(),
+                );
+            }
+            keys.insert(hash.to_ascii_lowercase(), "the administrator".to_owned());
+        }
         let mut shares = 0.0;
         for (name, app) in &self.applications {
             if !self.profiles.contains_key(&app.profile) {
@@ -215,15 +236,15 @@ impl Config {
                 ));
             }
             let hash = app.key_sha256.to_ascii_lowercase();
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !is_sha256(&hash) {
                 return Err(format!(
                     "application `{name}`: `key_sha256` must be 64 hexadecimal digits (the SHA-256 of the key, \
                      from `api-entreprise serve --hash-key`), never the key itself"
                 ));
             }
-            if let Some(other) = keys.insert(hash, name) {
+            if let Some(other) = keys.insert(hash, format!("the application `{name}`")) {
                 return Err(format!(
-                    "applications `{other}` and `{name}` have the same key: give each its own"
+                    "{other} and the application `{name}` have the same key: give each its own"
                 ));
             }
             if let Some(endpoints) = &app.endpoints {

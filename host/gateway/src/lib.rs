@@ -7,11 +7,14 @@
 //! - [`config`]: the configuration file (profiles, applications);
 //! - `server`: the routes, the application checks, the quota shares;
 //! - `answer`: answers in the API's own shapes;
+//! - `component`: the client component's swaps and rollbacks, and the
+//!   admin routes that ask for them;
 //! - `metrics`: the Prometheus metrics, on a listener of their own.
 
 pub mod config;
 
 mod answer;
+mod component;
 mod metrics;
 mod server;
 

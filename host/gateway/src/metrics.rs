@@ -19,8 +19,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics, registered; `version` is the client component's.
-    pub fn new(version: &str) -> Self {
+    /// The metrics, registered.
+    pub fn new() -> Self {
         let swaps = IntCounterVec::new(
             Opts::new(
                 "api_entreprise_component_swaps_total",
@@ -74,14 +74,11 @@ impl Metrics {
         let component = GaugeVec::new(
             Opts::new(
                 "api_entreprise_component_info",
-                "The client component the host runs: its version and its contract",
+                "The client component each profile runs: its version (and digest) and its contract",
             ),
-            &["version", "contract"],
+            &["profile", "version", "contract"],
         )
         .expect("a valid metric");
-        component
-            .with_label_values(&[version, api_entreprise::contract::VERSION])
-            .set(1.0);
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -105,12 +102,14 @@ impl Metrics {
         }
     }
 
-    /// The client component now serving, after a swap or a rollback.
-    pub fn component(&self, version: &str) {
+    /// The client component each profile runs now, as `(profile, version)`.
+    pub fn components(&self, versions: &[(String, String)]) {
         self.component.reset();
-        self.component
-            .with_label_values(&[version, api_entreprise::contract::VERSION])
-            .set(1.0);
+        for (profile, version) in versions {
+            self.component
+                .with_label_values(&[profile.as_str(), version.as_str(), api_entreprise::contract::VERSION])
+                .set(1.0);
+        }
     }
 
     /// One change of the client component (`swapped`, `refused`,

@@ -35,9 +35,9 @@ struct App {
 }
 
 /// A profile: its runtime (one token) and the scopes `/privileges` gave it.
-struct ProfileState {
-    name: String,
-    runtime: Arc<Runtime>,
+pub(crate) struct ProfileState {
+    pub(crate) name: String,
+    pub(crate) runtime: Arc<Runtime>,
     /// `None` until `/privileges` answered (the server then decides alone).
     scopes: RwLock<Option<BTreeSet<String>>>,
 }
@@ -100,6 +100,8 @@ pub struct Gateway {
     shares: Quotas,
     limits: Limits,
     metrics: crate::metrics::Metrics,
+    /// The SHA-256 of the administrator's key, in lowercase hex.
+    admin_key: RwLock<Option<String>>,
 }
 
 /// Why the gateway cannot start from a configuration.
@@ -140,14 +142,10 @@ impl Gateway {
             ip_quotas: ip_quotas.to_vec(),
             shares: Quotas::new(),
             limits: config.limits,
-            metrics: crate::metrics::Metrics::new(
-                runtimes
-                    .values()
-                    .find_map(|r| r.component_version())
-                    .as_deref()
-                    .unwrap_or("unknown"),
-            ),
+            metrics: crate::metrics::Metrics::new(),
+            admin_key: RwLock::new(None),
         };
+        gateway.set_admin_key(config);
         let apps = gateway.applications(config)?;
         gateway.apps = RwLock::new(Arc::new(apps));
         Ok(gateway)
@@ -166,7 +164,34 @@ impl Gateway {
         let apps = self.applications(config)?;
         let count = apps.len();
         *self.apps.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(apps);
+        self.set_admin_key(config);
         Ok(count)
+    }
+
+    fn set_admin_key(&self, config: &Config) {
+        *self
+            .admin_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            config.admin_key_sha256.as_deref().map(str::to_ascii_lowercase);
+    }
+
+    /// The SHA-256 of the administrator's key, if one is configured.
+    pub(crate) fn admin_key(&self) -> Option<String> {
+        self.admin_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The profiles, by name.
+    pub(crate) fn profiles(&self) -> impl Iterator<Item = &Arc<ProfileState>> {
+        self.profiles.values()
+    }
+
+    /// The metrics.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The applications of `config`, on this gateway's profiles.
@@ -332,7 +357,8 @@ impl Gateway {
             )
             .fallback(api)
             .layer(cors)
-            .with_state(self)
+            .with_state(self.clone())
+            .merge(self.admin_router())
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting
@@ -434,6 +460,8 @@ struct Audit {
     codes: Vec<String>,
     request_id: Option<String>,
     latency_ms: f64,
+    /// The client component that served the call: version and digest.
+    client: Option<String>,
 }
 
 /// Every API route: the answer, and its line in the audit trail.
@@ -570,6 +598,7 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
         _ => types::EndpointKind::Json,
     };
     let result = app.profile.runtime.call(&call).await;
+    audit.client = Some(app.profile.runtime.component().to_string());
     let limits = match &result {
         Ok(r) => Some(&r.rate_limit),
         Err(CallError::Client(c)) => match &c.0 {

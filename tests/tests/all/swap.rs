@@ -133,10 +133,7 @@ async fn a_good_version_swaps_in_under_traffic_and_no_request_is_lost() {
     assert!(seen.ok > 100, "{} calls", seen.ok);
     let agents = user_agents(&sandbox);
     let next_agent = format!("api-entreprise-rs/{}-next (wasm component)", env!("CARGO_PKG_VERSION"));
-    assert!(
-        agents.contains(&next_agent),
-        "no request from the new version"
-    );
+    assert!(agents.contains(&next_agent), "no request from the new version");
     assert!(
         agents.iter().any(|a| *a != next_agent),
         "no request from the old version"

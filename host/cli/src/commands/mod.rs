@@ -1,6 +1,7 @@
 //! One module per command: its arguments (`Args`) and what it does (`exec`).
 
 pub mod call;
+pub mod component;
 pub mod doctor;
 pub mod download;
 pub mod endpoints;

@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use api_entreprise::Token;
+use api_entreprise::{ComponentSource, SwapError, Token, VersionInfo};
 use api_entreprise_gateway::config::{Application, Profile};
 use api_entreprise_gateway::{Config, Gateway, hash_key};
 use api_entreprise_sandbox::DEFAULT_TOKEN;
@@ -91,8 +92,10 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     }
     let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?)?);
     gateway.watch_privileges().await;
-    if let Some(path) = host.config().cloned() {
-        reload_on_sighup(gateway.clone(), path);
+    gateway.watch_components();
+    reload_on_sighup(gateway.clone(), host.clone());
+    if let Some(watched) = host.component_watched() {
+        tokio::spawn(watch_component(gateway.clone(), host.clone(), watched));
     }
     if let Some(addr) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -114,8 +117,9 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGHUP: read the configuration again and replace the applications and
-/// their keys; a configuration with a fault leaves the running one as it is.
-fn reload_on_sighup(gateway: Arc<Gateway>, path: PathBuf) {
+/// their keys (a configuration with a fault leaves the running one as it
+/// is), and swap to the client component if it changed.
+fn reload_on_sighup(gateway: Arc<Gateway>, host: HostArgs) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
         let Ok(mut hangup) = signal(SignalKind::hangup()) else {
@@ -123,15 +127,88 @@ fn reload_on_sighup(gateway: Arc<Gateway>, path: PathBuf) {
             return;
         };
         while hangup.recv().await.is_some() {
-            let reloaded = Config::load(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|config| gateway.reload(&config).map_err(|e| e.to_string()));
-            match reloaded {
-                Ok(count) => eprintln!("reloaded {}: {count} application(s)", path.display()),
-                Err(e) => eprintln!("error: {e}; the configuration in use stays as it was"),
+            if let Some(path) = host.config() {
+                let reloaded = Config::load(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|config| gateway.reload(&config).map_err(|e| e.to_string()));
+                match reloaded {
+                    Ok(count) => eprintln!("reloaded {}: {count} application(s)", path.display()),
+                    Err(e) => eprintln!("error: {e}; the configuration in use stays as it was"),
+                }
             }
+            swap_if_changed(&gateway, &host).await;
         }
     });
+}
+
+/// How often the component file is looked at, and how long it must stay
+/// unchanged before it is read (a copy in progress is not swapped in).
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Swaps to the client component when `watched` (the `--component` file, or
+/// the components directory's history) changes. Its size and modification
+/// time are polled: simple, and it sees a file replaced by a rename (as
+/// editors, `cp` to a temporary name and `component install` do), which a
+/// watch on the file itself misses.
+async fn watch_component(gateway: Arc<Gateway>, host: HostArgs, watched: PathBuf) {
+    let stamp = |path: &PathBuf| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
+    let mut seen = stamp(&watched);
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        let now = stamp(&watched);
+        if now == seen {
+            continue;
+        }
+        // Debounce: wait until it holds still for one interval.
+        let mut settled = now;
+        loop {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            let again = stamp(&watched);
+            if again == settled {
+                break;
+            }
+            settled = again;
+        }
+        seen = settled;
+        if seen.is_some() {
+            eprintln!("{} changed", watched.display());
+            swap_if_changed(&gateway, &host).await;
+        }
+    }
+}
+
+/// Swaps every profile to the client component the settings name now, if
+/// its bytes differ from the serving one's; a refusal leaves the serving
+/// version as it is, and says why.
+async fn swap_if_changed(gateway: &Gateway, host: &HostArgs) {
+    let source = match host.component_source() {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("error: {e:#}; the client component in use stays");
+            return;
+        }
+    };
+    let digest = match &source {
+        ComponentSource::Bytes(bytes) => VersionInfo::digest_of(bytes),
+        ComponentSource::File(path) => match std::fs::read(path) {
+            Ok(bytes) => VersionInfo::digest_of(&bytes),
+            Err(e) => {
+                eprintln!(
+                    "error: reading {}: {e}; the client component in use stays",
+                    path.display()
+                );
+                return;
+            }
+        },
+    };
+    if gateway.component().is_some_and(|serving| serving.digest == digest) {
+        return;
+    }
+    match gateway.swap_component(&source, false).await {
+        Ok(report) => eprintln!("{report}"),
+        Err(SwapError::Refused(report)) => eprintln!("{report}\nerror: the client component in use stays"),
+        Err(e) => eprintln!("error: {e}; the client component in use stays"),
+    }
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let the calls in flight finish.

@@ -42,6 +42,16 @@ pub struct VersionInfo {
     pub origin: ComponentOrigin,
 }
 
+impl VersionInfo {
+    /// The digest [`VersionInfo::digest`] holds for a component's `bytes`.
+    pub fn digest_of(bytes: &[u8]) -> String {
+        sha2::Sha256::digest(bytes)[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 impl std::fmt::Display for VersionInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -131,10 +141,9 @@ pub(crate) fn load(
         .instantiate_pre(&component)
         .and_then(ApiEntreprisePre::new)
         .map_err(|e| failed("linking it", e))?;
-    let digest = sha2::Sha256::digest(&bytes);
     let info = VersionInfo {
         version: crate::contract::client_version(&bytes),
-        digest: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
+        digest: VersionInfo::digest_of(&bytes),
         source: path,
         origin,
     };
