@@ -239,10 +239,21 @@ pub fn versions(id: &str) -> impl Iterator<Item = &'static Endpoint> {
 /// `id` in `version`, or in the newest non-deprecated version when
 /// `version` is `None` (the newest deprecated one if all are deprecated).
 pub fn find(id: &str, version: Option<u8>) -> Option<&'static Endpoint> {
+    find_among(all(), id, version)
+}
+
+/// [`find`] among `endpoints` (a client's own list, such as one with an
+/// endpoint the catalogue does not have yet).
+pub fn find_among<'a>(
+    endpoints: impl Iterator<Item = &'a Endpoint>,
+    id: &str,
+    version: Option<u8>,
+) -> Option<&'a Endpoint> {
+    let mut versions = endpoints.filter(|e| e.id == id);
     match version {
-        Some(v) => versions(id).find(|e| e.version == v),
+        Some(v) => versions.find(|e| e.version == v),
         None => {
-            let all: Vec<_> = versions(id).collect();
+            let all: Vec<_> = versions.collect();
             all.iter().rev().find(|e| !e.deprecated).or(all.last()).copied()
         }
     }

@@ -39,25 +39,13 @@ pub fn all() -> impl Iterator<Item = &'static Endpoint> {
     api_entreprise_catalogue::all().chain(EXTRA)
 }
 
-/// Every version of `id`, oldest first.
-fn versions(id: &str) -> impl Iterator<Item = &'static Endpoint> {
-    all().filter(move |e| e.id == id)
-}
-
 /// Finds `id` in `version`, or in the newest non-deprecated version when
 /// `version` is `None` (the newest deprecated one if all are deprecated).
 pub fn find(id: &str, version: Option<u8>) -> Result<&'static Endpoint, Error> {
-    let found = match version {
-        Some(v) => versions(id).find(|e| e.version == v),
-        None => {
-            let all: Vec<_> = versions(id).collect();
-            all.iter().rev().find(|e| !e.deprecated).or(all.last()).copied()
-        }
-    };
-    if let Some(endpoint) = found {
+    if let Some(endpoint) = api_entreprise_catalogue::find_among(all(), id, version) {
         return Ok(endpoint);
     }
-    let known: Vec<String> = versions(id).map(|e| e.version.to_string()).collect();
+    let known: Vec<String> = all().filter(|e| e.id == id).map(|e| e.version.to_string()).collect();
     // Without a pinned version, an id that has versions always resolves.
     Err(Error::UnknownEndpoint(match version {
         Some(v) if !known.is_empty() => format!(

@@ -63,6 +63,20 @@ pub async fn runtime(sandbox: &Sandbox) -> Runtime {
     builder(sandbox).build().await.expect("building the runtime")
 }
 
+/// The `User-Agent` of every request `sandbox` received, in order.
+pub fn user_agents(sandbox: &Sandbox) -> Vec<String> {
+    sandbox
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "user-agent")
+                .map(|(_, v)| v.clone())
+        })
+        .collect()
+}
+
 /// A valid trace: DINUM as the recipient, as in the spec's examples.
 pub fn trace() -> types::Trace {
     types::Trace {

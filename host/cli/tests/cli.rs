@@ -303,29 +303,33 @@ async fn processes_on_one_machine_share_the_quota_file() {
             std::thread::spawn(move || {
                 let global = ["--ip-quota", "10/5s", "--state-dir", state.to_str().unwrap()];
                 // Calls for 12 s, a little apart after a refusal: more than
-                // two windows' worth, from every process at once.
-                let (started, mut succeeded) = (std::time::Instant::now(), 0);
+                // two windows' worth, from every process at once. A refusal
+                // by the quota sends nothing; any other failure (a deadline
+                // on a loaded machine) may have sent its request.
+                let (started, mut succeeded, mut other) = (std::time::Instant::now(), 0, Vec::new());
                 while started.elapsed() < std::time::Duration::from_secs(12) {
-                    if unite_legale_against(&base_url, &global)
-                        .output()
-                        .unwrap()
-                        .status
-                        .success()
-                    {
+                    let out = unite_legale_against(&base_url, &global).output().unwrap();
+                    if out.status.success() {
                         succeeded += 1;
-                    } else {
-                        std::thread::sleep(std::time::Duration::from_millis(250));
+                        continue;
                     }
+                    let stderr = text(&out.stderr);
+                    if !stderr.contains("nothing was sent") {
+                        other.push(stderr);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
                 }
-                succeeded
+                (succeeded, other)
             })
         })
         .collect();
-    let mut succeeded = 0;
+    let (mut succeeded, mut other) = (0, Vec::new());
     for worker in workers {
-        succeeded += tokio::task::spawn_blocking(move || worker.join().unwrap())
+        let (ok, failed) = tokio::task::spawn_blocking(move || worker.join().unwrap())
             .await
             .unwrap();
+        succeeded += ok;
+        other.extend(failed);
     }
     let mut times: Vec<u64> = sandbox.requests().iter().map(|r| r.at_unix_ms).collect();
     times.sort_unstable();
@@ -334,10 +338,10 @@ async fn processes_on_one_machine_share_the_quota_file() {
         .max()
         .unwrap_or(0);
     println!("{succeeded} calls from 8 processes; the worst 5 s window at the sandbox held {worst} of 10");
-    assert_eq!(
-        times.len(),
-        succeeded,
-        "every process that succeeded sent one request, the others none"
+    assert!(
+        (succeeded..=succeeded + other.len()).contains(&times.len()),
+        "{} requests arrived for {succeeded} successes: a refused process sent one; other failures: {other:?}",
+        times.len()
     );
     assert!(
         worst <= 10,

@@ -404,6 +404,14 @@ mod tests {
             (app("cors_origins = [\"*\"]"), "no wildcard"),
             (app("cors_origins = [\"https://x.fr/app\"]"), "no path"),
             ("listen = \"nowhere\"".to_owned(), "invalid socket address"),
+            (
+                format!("admin_key_sha256 = \"admin\"\n{}", app("")),
+                "`admin_key_sha256` must be 64",
+            ),
+            (
+                format!("admin_key_sha256 = \"{HASH}\"\n{}", app("")),
+                "the administrator and the application `a` have the same key",
+            ),
         ] {
             let err = parse(&text).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");

@@ -33,7 +33,8 @@ impl Role {
     /// The interfaces it must export.
     fn exports(self) -> &'static [&'static str] {
         match self {
-            Self::Client => &["catalogue", "codec", "client"],
+            // `json` too: a swap's canary compares versions through it.
+            Self::Client => &["catalogue", "codec", "json", "client"],
             Self::Codec => &["catalogue", "codec", "json"],
         }
     }
@@ -321,10 +322,11 @@ fn same_kind(ours: catalogue::Kind, theirs: types::EndpointKind) -> bool {
 mod tests {
     use super::*;
 
-    const CLIENT: [&str; 3] = [
+    const CLIENT: [&str; 4] = [
         "api-entreprise:client/catalogue@0.2.0",
         "api-entreprise:client/codec@0.2.0",
         "api-entreprise:client/client@0.2.0",
+        "api-entreprise:client/json@0.2.0",
     ];
 
     #[test]
@@ -348,7 +350,7 @@ mod tests {
         assert_eq!(
             check_names(
                 &[],
-                &["api-entreprise:client/catalogue@0.2.7", CLIENT[1], CLIENT[2]],
+                &["api-entreprise:client/catalogue@0.2.7", CLIENT[1], CLIENT[2], CLIENT[3]],
                 Role::Client
             ),
             Ok(())
@@ -373,6 +375,12 @@ mod tests {
             .to_string();
         assert!(err.contains("@0.1.0"), "{err}");
         let err = check_names(&[], &CLIENT[..2], Role::Client).unwrap_err().to_string();
+        assert!(err.contains("interface(s) json, client "), "{err}");
+        let err = check_names(&[], &CLIENT[..3], Role::Client).unwrap_err().to_string();
+        assert!(err.contains("interface(s) json "), "{err}");
+        let err = check_names(&[], &[CLIENT[0], CLIENT[1], CLIENT[3]], Role::Client)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("interface(s) client "), "{err}");
         let err = check_names(
             &["wasi:filesystem/preopens@0.2.0", "wasi:sockets/tcp@0.2.0"],
@@ -403,7 +411,7 @@ mod tests {
         assert_eq!(check_names(&[], &codec, Role::Codec), Ok(()));
         let err = check_names(&["wasi:clocks/wall-clock@0.2.0"], &codec, Role::Codec).unwrap_err();
         assert_eq!(err, Refusal::ExtraImports(vec!["wasi:clocks/wall-clock@0.2.0".into()]));
-        let err = check_names(&[], &CLIENT, Role::Codec).unwrap_err();
+        let err = check_names(&[], &CLIENT[..3], Role::Codec).unwrap_err();
         assert_eq!(err, Refusal::MissingExports(vec!["json".into()]));
     }
 

@@ -15,6 +15,10 @@
 //!    values and the [`types::Trace`].
 //! 3. `runtime.call(&request).await` gives a [`types::Response`] (the raw
 //!    envelope plus typed records) or a [`CallError`] that says what to do.
+//! 4. To ship a new client version while serving, [`Runtime::swap`] checks
+//!    it (contract, catalogue, a canary against the serving version) and
+//!    swaps it in; [`Runtime::rollback`] and automatic rollback undo it
+//!    ([`swap`] says how).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {

@@ -175,6 +175,7 @@ async fn foreign_components_are_refused_with_what_is_wrong() {
             (instance $i)
             (export "api-entreprise:client/catalogue@0.2.0" (instance $i))
             (export "api-entreprise:client/codec@0.2.0" (instance $i))
+            (export "api-entreprise:client/json@0.2.0" (instance $i))
             (export "api-entreprise:client/client@0.2.0" (instance $i)))"#,
     ))
     .await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use api_entreprise::swap::{MIN_FAILURES, RollbackReason};
 use api_entreprise::{ComponentSource, Runtime, SwapError, SwapEvent, types};
 use api_entreprise_sandbox::Sandbox;
-use api_entreprise_tests::{builder, request, sandbox};
+use api_entreprise_tests::{builder, request, sandbox, user_agents};
 
 const CONCURRENCY: usize = 16;
 /// No quota of the host or of the sandbox gets in the way of the traffic.
@@ -86,19 +86,6 @@ fn mixed() -> Vec<types::Request> {
         request("insee_unites_legales", &["552049447"]),
         request("insee_etablissements", &["55204944776279"]),
     ]
-}
-
-fn user_agents(sandbox: &Sandbox) -> Vec<String> {
-    sandbox
-        .requests()
-        .iter()
-        .filter_map(|r| {
-            r.headers
-                .iter()
-                .find(|(k, _)| k == "user-agent")
-                .map(|(_, v)| v.clone())
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

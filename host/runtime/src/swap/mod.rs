@@ -15,7 +15,7 @@
 //! have trapped or come back unparseable, and that share is more than twice
 //! the previous version's (over its whole service) plus two points, the
 //! runtime rolls back by itself, logs it, and sends a [`SwapEvent`] to
-//! [`Runtime::subscribe`]rs.
+//! every receiver from [`Runtime::subscribe`].
 
 mod canary;
 
