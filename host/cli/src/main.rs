@@ -43,6 +43,9 @@ enum Command {
     Serve(commands::serve::Args),
     /// Ship a new client version: check it, install it, roll it back.
     Component(commands::component::Args),
+    /// Call for every row of a CSV file or of JSON lines, at the quota's
+    /// pace, one JSON line per row; resumes where it stopped.
+    Batch(Box<commands::batch::Args>),
 }
 
 fn main() -> ExitCode {
@@ -80,5 +83,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => commands::sandbox::exec(args).await,
         Command::Serve(args) => commands::serve::exec(settings, args).await,
         Command::Component(args) => commands::component::exec(settings, args).await,
+        Command::Batch(args) => commands::batch::exec(settings, *args).await,
     }
 }

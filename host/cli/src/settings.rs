@@ -105,6 +105,15 @@ impl HostArgs {
         self.base_url.as_deref()
     }
 
+    /// These settings, with `retries` retries of transient failures when
+    /// `--retries` was left at 0.
+    pub fn with_default_retries(mut self, retries: u32) -> Self {
+        if self.retries == 0 {
+            self.retries = retries;
+        }
+        self
+    }
+
     /// The components directory.
     pub fn components(&self) -> anyhow::Result<Components> {
         self.components_dir

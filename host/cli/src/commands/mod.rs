@@ -1,5 +1,6 @@
 //! One module per command: its arguments (`Args`) and what it does (`exec`).
 
+pub mod batch;
 pub mod call;
 pub mod component;
 pub mod doctor;

@@ -1,0 +1,238 @@
+//! The output: one JSON line per input row, appended as each row is
+//! answered (so in the order answers come, each line carrying its row
+//! number), and the journal that makes a batch resumable. A line is written
+//! whole with one `write` and synced to disk at least once a second; on
+//! restart with the same output, the file is read back: the rows it holds
+//! are not sent again, and a last line cut short by a crash is removed.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often what was written is synced to disk: a power cut loses at most
+/// this much, and those rows are sent again on resume.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the output cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Opening, reading or writing it failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It holds a line that is not one of a batch's.
+    #[error(
+        "{path}, line {line}, is not a batch answer (no \"row\"): it is not this command's output; give another --output"
+    )]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// The line's number.
+        line: u64,
+    },
+}
+
+/// The output file, and which rows it already answers.
+pub struct Output {
+    path: PathBuf,
+    file: File,
+    done: RowSet,
+    last_sync: Instant,
+    dirty: bool,
+}
+
+/// What an earlier run left in the output.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// Rows already answered.
+    pub rows: u64,
+    /// Bytes of a last line cut short, removed.
+    pub cut_bytes: u64,
+}
+
+impl Output {
+    /// Opens `path` for appending, creating it, after reading back what an
+    /// earlier run wrote.
+    pub fn open(path: &Path) -> Result<(Self, Resumed), OutputError> {
+        let io = |source| OutputError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let mut done = RowSet::default();
+        let mut whole = 0u64;
+        let mut reader = BufReader::new(&mut file);
+        let mut line = Vec::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line).map_err(io)?;
+            if read == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            number += 1;
+            let row = serde_json::from_slice::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v["row"].as_u64())
+                .ok_or_else(|| OutputError::Foreign {
+                    path: path.to_owned(),
+                    line: number,
+                })?;
+            done.insert(row);
+            whole += read as u64;
+        }
+        drop(reader);
+        let length = file.metadata().map_err(io)?.len();
+        if length > whole {
+            file.set_len(whole).map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        let resumed = Resumed {
+            rows: done.len(),
+            cut_bytes: length - whole,
+        };
+        let output = Self {
+            path: path.to_owned(),
+            file,
+            done,
+            last_sync: Instant::now(),
+            dirty: false,
+        };
+        Ok((output, resumed))
+    }
+
+    /// Whether row `number` is already answered.
+    pub fn is_done(&self, number: u64) -> bool {
+        self.done.contains(number)
+    }
+
+    /// Appends the answer of row `number` (whole, in one write): a JSON
+    /// object of `fields` in their order (`row` and `key` first).
+    pub fn write(&mut self, number: u64, fields: &[(&str, serde_json::Value)]) -> Result<(), OutputError> {
+        let mut bytes = vec![b'{'];
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                bytes.push(b',');
+            }
+            bytes.extend(serde_json::to_vec(name).unwrap_or_default());
+            bytes.push(b':');
+            bytes.extend(serde_json::to_vec(value).unwrap_or_default());
+        }
+        bytes.extend(b"}\n");
+        self.file.write_all(&bytes).map_err(|source| OutputError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.done.insert(number);
+        self.dirty = true;
+        if self.last_sync.elapsed() >= SYNC_EVERY {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs what was written to disk.
+    pub fn sync(&mut self) -> Result<(), OutputError> {
+        if self.dirty {
+            self.file.sync_data().map_err(|source| OutputError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            self.dirty = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+}
+
+/// A set of row numbers, one bit each: 125 KB for a million rows.
+#[derive(Debug, Default)]
+struct RowSet {
+    bits: Vec<u64>,
+    len: u64,
+}
+
+impl RowSet {
+    fn insert(&mut self, n: u64) {
+        let (word, bit) = ((n / 64) as usize, n % 64);
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        if self.bits[word] & (1 << bit) == 0 {
+            self.bits[word] |= 1 << bit;
+            self.len += 1;
+        }
+    }
+
+    fn contains(&self, n: u64) -> bool {
+        self.bits
+            .get((n / 64) as usize)
+            .is_some_and(|w| w & (1 << (n % 64)) != 0)
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_short_is_removed_and_the_rest_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"row\":2,\"ok\":1}\n{\"row\":1}\n{\"row\":3,\"da").unwrap();
+        let (mut output, resumed) = Output::open(&path).unwrap();
+        assert_eq!(resumed, Resumed { rows: 2, cut_bytes: 12 });
+        assert!(output.is_done(1) && output.is_done(2) && !output.is_done(3));
+        output
+            .write(
+                3,
+                &[
+                    ("row", 3.into()),
+                    ("key", "k".into()),
+                    ("a", serde_json::json!({"z": 1, "b": 2})),
+                ],
+            )
+            .unwrap();
+        output.sync().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"row\":2,\"ok\":1}\n{\"row\":1}\n{\"row\":3,\"key\":\"k\",\"a\":{\"b\":2,\"z\":1}}\n"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_output_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.csv");
+        std::fs::write(&path, "siret\n1\n").unwrap();
+        let err = Output::open(&path).err().unwrap().to_string();
+        assert!(err.contains("line 1, is not a batch answer"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "siret\n1\n", "left untouched");
+    }
+
+    #[test]
+    fn the_row_set_counts_each_row_once() {
+        let mut set = RowSet::default();
+        for n in [1, 64, 1_000_000, 64] {
+            set.insert(n);
+        }
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(1_000_000) && !set.contains(2));
+    }
+}

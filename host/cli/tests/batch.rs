@@ -1,0 +1,328 @@
+//! `api-entreprise batch` as an operator runs it: real processes against
+//! the sandbox (in this process), over real HTTP: the quota's pace and
+//! never over it, `kill -9` then resume with every row exactly once, bad
+//! rows answered without stopping the batch, the time window.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox};
+use serde_json::Value;
+
+/// A SIRET that passes the Luhn check, from a 13-digit stem.
+fn siret(stem: u64) -> String {
+    let digits = format!("{stem:013}");
+    for check in 0..10 {
+        let candidate = format!("{digits}{check}");
+        let sum: u32 = candidate
+            .chars()
+            .rev()
+            .enumerate()
+            .map(|(i, c)| {
+                let d = c.to_digit(10).unwrap();
+                if i % 2 == 1 {
+                    let d = d * 2;
+                    if d > 9 { d - 9 } else { d }
+                } else {
+                    d
+                }
+            })
+            .sum();
+        if sum.is_multiple_of(10) {
+            return candidate;
+        }
+    }
+    unreachable!("one check digit fits")
+}
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("api-entreprise-batch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `batch` against `sandbox`, with its token, the state in `dir`.
+fn batch(sandbox: &Sandbox, dir: &Path, args: &[&str]) -> Command {
+    let mut command = host(sandbox, dir);
+    command.arg("batch").args(args).args([
+        "--context",
+        "aides publiques",
+        "--recipient",
+        "13002526500013",
+        "--object",
+        "dossier 42",
+    ]);
+    command
+}
+
+/// The command against `sandbox`, with its token, the state in `dir`.
+fn host(sandbox: &Sandbox, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
+            command.env_remove(var);
+        }
+    }
+    command
+        .env("API_ENTREPRISE_TOKEN", DEFAULT_TOKEN)
+        .env("API_ENTREPRISE_BASE_URL", sandbox.base_url())
+        .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
+        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
+        .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"));
+    command
+}
+
+fn sirets_csv(dir: &Path, count: u64) -> PathBuf {
+    let path = dir.join("in.csv");
+    let mut text = "siret,nom\n".to_owned();
+    for i in 0..count {
+        text += &format!("{},entreprise {i}\n", siret(1_000_000 + i));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// How many lines each row has.
+fn per_row(lines: &[Value]) -> BTreeMap<u64, usize> {
+    let mut rows = BTreeMap::new();
+    for line in lines {
+        *rows.entry(line["row"].as_u64().unwrap()).or_default() += 1;
+    }
+    rows
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_runs_at_the_quotas_pace_and_never_over_it() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000));
+    let dir = dir("pace");
+    let input = sirets_csv(&dir, 200);
+    let output = dir.join("out.jsonl");
+    let mut command = batch(
+        &sandbox,
+        &dir,
+        &[
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--endpoint",
+            "insee_etablissements",
+            "--ip-quota",
+            "50/5s",
+        ],
+    );
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let report = text(&out);
+    eprintln!("{report}");
+    // The sandbox answers an unknown SIRET with its example: found.
+    assert!(out.status.success(), "{report}");
+    let lines = lines(&output);
+    assert_eq!(per_row(&lines), (1..=200).map(|r| (r, 1)).collect());
+    assert!(lines.iter().all(|l| l["outcome"] == "found"), "not all found");
+
+    // At the sandbox: every row once, no 429, never more than 50 in 5 s.
+    let requests = sandbox.requests();
+    assert_eq!(requests.len(), 200);
+    assert!(requests.iter().all(|r| r.status != 429));
+    let times: Vec<u64> = requests.iter().map(|r| r.at_unix_ms).collect();
+    let worst = (0..times.len())
+        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < 5_000).count())
+        .max()
+        .unwrap();
+    assert!(worst <= 50, "a 5 s window held {worst}");
+    // The pace: at least 95 % of the quota's (10 calls a second).
+    let effective: f64 = report
+        .split("calls/s against")
+        .next()
+        .and_then(|s| s.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in:\n{report}"));
+    assert!(effective >= 9.5, "{effective} calls/s for a quota of 10/s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_points_then_resume_answers_every_row_exactly_once() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000));
+    let dir = dir("resume");
+    const ROWS: u64 = 150;
+    let input = sirets_csv(&dir, ROWS);
+    let output = dir.join("out.jsonl");
+    let args = [
+        input.to_str().unwrap().to_owned(),
+        "-o".into(),
+        output.to_str().unwrap().to_owned(),
+        "--endpoint".into(),
+        "insee_etablissements".into(),
+        "--ip-quota".into(),
+        "40/1s".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Kill points from a seed that the failure message shows.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        300 + (state >> 33) % 1200
+    };
+    let mut kills = 0;
+    for _ in 0..4 {
+        let mut child = batch(&sandbox, &dir, &args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(next())).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let mut last = batch(&sandbox, &dir, &args);
+    let out = tokio::task::spawn_blocking(move || last.output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "seed {seed}: {}", text(&out));
+    let lines = lines(&output);
+    let rows = per_row(&lines);
+    let duplicates = rows.values().filter(|n| **n > 1).count();
+    let lost = (1..=ROWS).filter(|r| !rows.contains_key(r)).count();
+    let sent = sandbox.requests().len();
+    eprintln!(
+        "{ROWS} rows, {kills} kill -9, {duplicates} duplicate lines, {lost} lost, {sent} requests sent (seed {seed})"
+    );
+    assert_eq!((duplicates, lost), (0, 0), "seed {seed}");
+    assert_eq!(lines.len() as u64, ROWS, "seed {seed}");
+    // A row is sent again only if it was in flight when killed.
+    assert!(
+        sent <= ROWS as usize + kills * 16,
+        "seed {seed}: {sent} requests for {ROWS} rows and {kills} kills"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_answered_with_their_errors_and_the_batch_goes_on() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = dir("bad");
+    let input = dir.join("in.csv");
+    let mut bytes = b"siret,recipient\n".to_vec();
+    bytes.extend(b"55204944776279,13002526500013\n"); // 1: found
+    bytes.extend(b"12345678901234,13002526500013\n"); // 2: not a SIRET (00302)
+    bytes.extend(b"55204944776279\n"); // 3: no recipient column
+    bytes.extend(b"55204944776279, \n"); // 4: a blank recipient (00203)
+    bytes.extend(b"5520494477\xff6279,13002526500013\n"); // 5: not UTF-8
+    bytes.extend(b"55204944776279,13002526500013\n"); // 6: the same as row 1
+    bytes.extend(format!("{},13002526500013\n", siret(42)).as_bytes()); // 7: the sandbox's example
+    std::fs::write(&input, bytes).unwrap();
+    let output = dir.join("out.jsonl");
+    let mut command = batch(
+        &sandbox,
+        &dir,
+        &[
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--endpoint",
+            "insee_etablissements",
+            "--recipient-column",
+            "recipient",
+        ],
+    );
+    let out = command.output().unwrap();
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("found 2 · not found 0 · refused locally 4"), "{report}");
+    let by_row: BTreeMap<u64, Value> = lines(&output)
+        .into_iter()
+        .map(|l| (l["row"].as_u64().unwrap(), l))
+        .collect();
+    assert_eq!(by_row.keys().copied().collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+    assert_eq!(by_row[&1]["outcome"], "found");
+    assert_eq!(by_row[&1]["data"]["siret"], "55204944776279");
+    assert_eq!(by_row[&2]["error"]["codes"], serde_json::json!(["00302"]));
+    assert_eq!(by_row[&3]["error"]["kind"], "input");
+    assert!(
+        by_row[&3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no column `recipient`")
+    );
+    assert_eq!(by_row[&4]["error"]["codes"], serde_json::json!(["00203"]));
+    assert_eq!(by_row[&5]["error"]["kind"], "input");
+    assert_eq!(by_row[&6]["same_as"], 1);
+    assert_eq!(by_row[&7]["outcome"], "found");
+    // Only rows 1 and 7 were sent.
+    assert_eq!(sandbox.requests().len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_its_window_a_batch_pauses_says_until_when_and_resumes_by_itself() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = dir("window");
+    let input = sirets_csv(&dir, 5);
+    let output = dir.join("out.jsonl");
+    // The compiled component in the cache first: the injected clock starts
+    // when the command does, and the pause must not pass while it compiles.
+    let mut warm = host(&sandbox, &dir);
+    let warmed = tokio::task::spawn_blocking(move || warm.arg("endpoints").output().unwrap())
+        .await
+        .unwrap();
+    assert!(warmed.status.success(), "{}", text(&warmed));
+    // The injected clock: 19:59:55 in Paris (UTC+1 in winter), 5 s before
+    // the window opens.
+    let mut command = batch(
+        &sandbox,
+        &dir,
+        &[
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--endpoint",
+            "insee_etablissements",
+            "--between",
+            "20:00-07:00",
+        ],
+    );
+    command.env("API_ENTREPRISE_BATCH_CLOCK", "2026-11-30T18:59:55Z");
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("paused until 20:00 Europe/Paris"), "{report}");
+    assert!(waited >= std::time::Duration::from_secs(2), "{waited:?}");
+    assert_eq!(lines(&output).len(), 5);
+    assert_eq!(sandbox.requests().len(), 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}
