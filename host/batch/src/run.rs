@@ -5,7 +5,6 @@
 //! line of the output.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use api_entreprise::{CallError, Runtime, types};
 
+use crate::dedupe::{Duplicates, fingerprint};
 use crate::input::{Row, to_json_line};
 use crate::output::{Output, OutputError};
 use crate::window::Window;
@@ -76,6 +76,10 @@ pub struct Options {
     pub every: Duration,
     /// Where the rows to retry go (JSON lines, this command's input format).
     pub retry_file: PathBuf,
+    /// The requests the input holds more than once, found by a first pass
+    /// ([`Duplicates::find`]); `None` (an input read once, such as standard
+    /// input) remembers every request instead.
+    pub duplicates: Option<Duplicates>,
 }
 
 /// What ends a batch early.
@@ -126,8 +130,9 @@ pub async fn run(
     let waiting = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut retry = RetryFile::new(options.retry_file.clone());
     let mut progress = Progress::default();
-    // The first row sent for each distinct request: the others name it.
+    // The first row sent for each repeated request: the others name it.
     let mut sent: HashMap<u64, u64> = HashMap::new();
+    let remember = |fingerprint: u64| options.duplicates.as_ref().is_none_or(|d| d.is_repeated(fingerprint));
     let mut in_flight = 0usize;
     let mut input_done = false;
     let mut ticker = tokio::time::interval(options.every);
@@ -159,7 +164,9 @@ pub async fn run(
                 };
                 let fingerprint = fingerprint(&request);
                 if output.is_done(row.number) {
-                    sent.entry(fingerprint).or_insert(row.number);
+                    if remember(fingerprint) {
+                        sent.entry(fingerprint).or_insert(row.number);
+                    }
                     progress.resumed += 1;
                     continue;
                 }
@@ -170,7 +177,9 @@ pub async fn run(
                     progress.done += 1;
                     continue;
                 }
-                sent.insert(fingerprint, row.number);
+                if remember(fingerprint) {
+                    sent.insert(fingerprint, row.number);
+                }
                 if let Some(window) = &options.window {
                     while let Some(until) = window.wait() {
                         progress.paused_until = Some(until.label.clone());
@@ -246,14 +255,6 @@ fn count(progress: &mut Progress, outcome: Outcome, codes: &[String]) {
     for code in codes {
         *progress.codes.entry(code.clone()).or_default() += 1;
     }
-}
-
-/// The same request, the same fingerprint.
-fn fingerprint(r: &types::Request) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (&r.endpoint, r.version, &r.params, &r.query).hash(&mut h);
-    (&r.trace.context, &r.trace.recipient, &r.trace.object, &r.trace.user_id).hash(&mut h);
-    h.finish()
 }
 
 /// The output line of an answered row, its outcome and its codes.

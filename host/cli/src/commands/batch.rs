@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use api_entreprise_batch::{CsvMapping, Field, Format, Options, Outcome, Output, Progress, TraceDefaults, Window};
+use api_entreprise_batch::{
+    CsvMapping, Duplicates, Field, Format, Options, Outcome, Output, Progress, TraceDefaults, Window,
+};
 use api_entreprise_catalogue as catalogue;
 
 use crate::settings::{HostArgs, connect};
@@ -137,12 +139,17 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(window) = &window {
         eprintln!("{}", window.describe());
     }
-    let total = count_rows(&args.input, &format);
-    let reader: Box<dyn std::io::Read + Send> = if args.input == Path::new("-") {
-        Box::new(std::io::stdin())
+    // A file is read twice: first for its size and its repeated requests
+    // (with little memory), then for the calls. Standard input, once.
+    let open = || std::fs::File::open(&args.input).with_context(|| format!("reading {}", args.input.display()));
+    let (reader, duplicates): (Box<dyn std::io::Read + Send>, _) = if args.input == Path::new("-") {
+        (Box::new(std::io::stdin()), None)
     } else {
-        Box::new(std::fs::File::open(&args.input).with_context(|| format!("reading {}", args.input.display()))?)
+        let first = api_entreprise_batch::input::rows(open()?, format.clone())?;
+        let duplicates = Duplicates::find(first).context("looking for repeated requests in the input")?;
+        (Box::new(open()?), Some(duplicates))
     };
+    let total = duplicates.as_ref().map(|d| d.rows);
     let rows = api_entreprise_batch::input::rows(reader, format)?;
     let (output, resumed) = Output::open(&args.output)?;
     if resumed.rows > 0 || resumed.cut_bytes > 0 {
@@ -185,6 +192,7 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         window,
         every: display.every(),
         retry_file: retry_file.clone(),
+        duplicates,
     };
     let progress = api_entreprise_batch::run(Arc::new(runtime), rows, output, options, |p| display.show(p)).await?;
     display.finish();
@@ -242,28 +250,6 @@ fn csv_mapping(args: &Args, trace: [Option<String>; 3]) -> anyhow::Result<CsvMap
         },
         query,
     })
-}
-
-/// How many rows a file holds (one pass, nothing kept), for the progress
-/// bar; `None` for standard input.
-fn count_rows(input: &Path, format: &Format) -> Option<u64> {
-    if input == Path::new("-") {
-        return None;
-    }
-    let file = std::fs::File::open(input).ok()?;
-    match format {
-        Format::Csv(_) => Some(csv::Reader::from_reader(file).into_byte_records().count() as u64),
-        Format::JsonLines(_) => {
-            use std::io::BufRead;
-            let lines = std::io::BufReader::new(file).split(b'\n');
-            Some(
-                lines
-                    .map_while(Result::ok)
-                    .filter(|l| !l.trim_ascii().is_empty())
-                    .count() as u64,
-            )
-        }
-    }
 }
 
 /// The progress: a bar at a terminal, a log line every 10 s otherwise.
