@@ -18,12 +18,12 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// Opening, reading or writing it failed.
-    #[error("{path}: {source}")]
+    #[error("the output {path}: {error} (check that its folder exists and can be written)")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// It holds a line that is not one of a batch's.
     #[error(
@@ -59,9 +59,9 @@ impl Output {
     /// Opens `path` for appending, creating it, after reading back what an
     /// earlier run wrote.
     pub fn open(path: &Path) -> Result<(Self, Resumed), OutputError> {
-        let io = |source| OutputError::Io {
+        let io = |error| OutputError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -130,9 +130,9 @@ impl Output {
             bytes.extend(serde_json::to_vec(value).unwrap_or_default());
         }
         bytes.extend(b"}\n");
-        self.file.write_all(&bytes).map_err(|source| OutputError::Io {
+        self.file.write_all(&bytes).map_err(|error| OutputError::Io {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         self.done.insert(number);
         self.dirty = true;
@@ -145,9 +145,9 @@ impl Output {
     /// Syncs what was written to disk.
     pub fn sync(&mut self) -> Result<(), OutputError> {
         if self.dirty {
-            self.file.sync_data().map_err(|source| OutputError::Io {
+            self.file.sync_data().map_err(|error| OutputError::Io {
                 path: self.path.clone(),
-                source,
+                error,
             })?;
             self.dirty = false;
         }

@@ -89,12 +89,12 @@ pub enum BatchError {
     #[error(transparent)]
     Output(#[from] OutputError),
     /// The file of rows to retry could not be written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {error}")]
     Retry {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -326,9 +326,9 @@ impl RetryFile {
     }
 
     fn push(&mut self, key: &str, request: &types::Request) -> Result<(), BatchError> {
-        let failed = |source| BatchError::Retry {
+        let failed = |error| BatchError::Retry {
             path: self.path.clone(),
-            source,
+            error,
         };
         if self.file.is_none() {
             let file = std::fs::OpenOptions::new()
@@ -348,9 +348,9 @@ impl RetryFile {
 
     fn finish(&mut self) -> Result<(), BatchError> {
         match self.file.as_mut() {
-            Some(file) => file.sync_data().map_err(|source| BatchError::Retry {
+            Some(file) => file.sync_data().map_err(|error| BatchError::Retry {
                 path: self.path.clone(),
-                source,
+                error,
             }),
             None => Ok(()),
         }

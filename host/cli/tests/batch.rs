@@ -326,3 +326,118 @@ async fn outside_its_window_a_batch_pauses_says_until_when_and_resumes_by_itself
     assert_eq!(sandbox.requests().len(), 5);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_in_maintenance_pauses_the_batch_instead_of_burning_its_rows() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000));
+    let dir = dir("maintenance");
+    let input = sirets_csv(&dir, 40);
+    let output = dir.join("out.jsonl");
+    let mut warm = host(&sandbox, &dir);
+    let warmed = tokio::task::spawn_blocking(move || warm.arg("endpoints").output().unwrap())
+        .await
+        .unwrap();
+    assert!(warmed.status.success(), "{}", text(&warmed));
+    // The provider answers 503 with `retry_in` for the next 3 s: its
+    // circuit opens until then, and the rows wait rather than fail.
+    sandbox.set_maintenance(Some(std::time::Duration::from_secs(3)));
+    let mut command = batch(
+        &sandbox,
+        &dir,
+        &[
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--endpoint",
+            "insee_etablissements",
+            "--ip-quota",
+            "100000/1m",
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "{report}");
+    let lines = lines(&output);
+    assert_eq!(per_row(&lines), (1..=40).map(|r| (r, 1)).collect());
+    assert!(lines.iter().all(|l| l["outcome"] == "found"), "{report}");
+    // Few requests met the maintenance: the circuit held the rest back.
+    let refused = sandbox.requests().iter().filter(|r| r.status == 503).count();
+    assert!(refused <= 16, "{refused} requests met the maintenance:\n{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_cannot_start_says_why_and_sends_nothing() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = dir("cannot");
+    let input = sirets_csv(&dir, 3);
+    let input = input.to_str().unwrap();
+    let output = dir.join("out.jsonl");
+    let output = output.to_str().unwrap();
+    for (args, expected) in [
+        (vec![input, "-o", output], "a CSV input needs --endpoint"),
+        (vec![input, "-o", output, "--endpoint", "nope"], "no endpoint `nope`"),
+        (
+            vec![
+                input,
+                "-o",
+                output,
+                "--endpoint",
+                "insee_etablissements",
+                "--column",
+                "numero",
+            ],
+            "the CSV has no column `numero` (its columns: siret, nom)",
+        ),
+        (
+            vec![
+                input,
+                "-o",
+                "/nonexistent/folder/out.jsonl",
+                "--endpoint",
+                "insee_etablissements",
+            ],
+            "check that its folder exists",
+        ),
+        (
+            vec![
+                input,
+                "-o",
+                output,
+                "--endpoint",
+                "insee_etablissements",
+                "--between",
+                "8h-9h",
+            ],
+            "is not HH:MM-HH:MM",
+        ),
+        (
+            vec![input, "-o", input, "--endpoint", "insee_etablissements"],
+            "is not a batch answer",
+        ),
+    ] {
+        let out = batch(&sandbox, &dir, &args).output().unwrap();
+        let report = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {report}");
+        assert!(
+            report.contains(expected),
+            "{args:?}: {expected} missing from:\n{report}"
+        );
+        assert_eq!(
+            report.matches("os error").count(),
+            report.contains("os error") as usize,
+            "{report}"
+        );
+    }
+    assert_eq!(sandbox.requests().len(), 0);
+    assert!(
+        std::fs::read_to_string(input).unwrap().starts_with("siret,nom\n"),
+        "the input is untouched"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
