@@ -5,7 +5,7 @@
 //! - [`dedupe`]: the requests an input holds more than once, found with
 //!   little memory;
 //! - [`output`]: one JSON line per row, and the journal that resumes;
-//! - [`run`]: the rows through a runtime, a few in flight, paced by its
+//! - [`mod@run`]: the rows through a runtime, a few in flight, paced by its
 //!   quotas, waiting out open circuits;
 //! - [`window`]: the hours a batch may send in.
 

@@ -441,3 +441,78 @@ async fn a_batch_that_cannot_start_says_why_and_sends_nothing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_that_fail_go_to_the_retry_file_which_batch_reads_back() {
+    // An API that fails every call with a 500 (after the runtime's retries).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let body = r#"{"errors":[{"code":"00500","title":"Erreur interne","detail":"boom"}]}"#;
+                    let answer = format!(
+                        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = dir("retry");
+    let input = sirets_csv(&dir, 3);
+    let output = dir.join("out.jsonl");
+    let mut command = batch(
+        &sandbox,
+        &dir,
+        &[
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--endpoint",
+            "insee_etablissements",
+        ],
+    );
+    command
+        .env("API_ENTREPRISE_BASE_URL", &base_url)
+        .env("API_ENTREPRISE_RETRIES", "1");
+    let out = command.output().unwrap();
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("failed 3") && report.contains("00500 ×3"), "{report}");
+    let retry = dir.join("out.jsonl.retry.jsonl");
+    assert!(report.contains(retry.to_str().unwrap()), "{report}");
+    let retry_lines = lines(&retry);
+    assert_eq!(retry_lines.len(), 3);
+    assert!(
+        retry_lines
+            .iter()
+            .all(|l| l["endpoint"] == "insee_etablissements" && l["recipient"] == "13002526500013")
+    );
+
+    // The retry file is an input: against an API that answers, every row
+    // is found.
+    let again = dir.join("again.jsonl");
+    let out = batch(
+        &sandbox,
+        &dir,
+        &[retry.to_str().unwrap(), "-o", again.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let found = lines(&again);
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().all(|l| l["outcome"] == "found"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
