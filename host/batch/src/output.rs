@@ -25,6 +25,12 @@ pub enum OutputError {
         /// Why.
         error: std::io::Error,
     },
+    /// Another batch is writing it.
+    #[error("another batch is writing {path} now: wait for it to end, or give another --output")]
+    Busy {
+        /// The file.
+        path: PathBuf,
+    },
     /// It holds a line that is not one of a batch's.
     #[error(
         "{path}, line {line}, is not a batch answer (no \"row\"): it is not this command's output; give another --output"
@@ -70,6 +76,13 @@ impl Output {
             .truncate(false)
             .open(path)
             .map_err(io)?;
+        // One batch at a time per output: two would both send the rows
+        // missing from it. The lock goes with the process, crash included.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OutputError::Busy { path: path.to_owned() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
         let mut done = RowSet::default();
         let mut whole = 0u64;
         let mut reader = BufReader::new(&mut file);
@@ -214,6 +227,17 @@ mod tests {
             text,
             "{\"row\":2,\"ok\":1}\n{\"row\":1}\n{\"row\":3,\"key\":\"k\",\"a\":{\"b\":2,\"z\":1}}\n"
         );
+    }
+
+    #[test]
+    fn one_batch_at_a_time_writes_an_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let (first, _) = Output::open(&path).unwrap();
+        let err = Output::open(&path).err().unwrap().to_string();
+        assert!(err.contains("another batch is writing"), "{err}");
+        drop(first);
+        assert!(Output::open(&path).is_ok(), "free again once the first is gone");
     }
 
     #[test]
