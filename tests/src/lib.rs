@@ -63,6 +63,36 @@ pub async fn runtime(sandbox: &Sandbox) -> Runtime {
     builder(sandbox).build().await.expect("building the runtime")
 }
 
+/// `command` without the `API_ENTREPRISE_*` variables of the shell that
+/// runs the tests (a developer's token, quota or state directory must not
+/// change what a test sees).
+pub fn clean_env(mut command: std::process::Command) -> std::process::Command {
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
+            command.env_remove(var);
+        }
+    }
+    command
+}
+
+/// `command` (the `api-entreprise` command, or a shell that runs it)
+/// against `sandbox` with its token, its state, cache and components
+/// directories in `dir`.
+pub fn against_sandbox(
+    command: std::process::Command,
+    sandbox: &Sandbox,
+    dir: &std::path::Path,
+) -> std::process::Command {
+    let mut command = clean_env(command);
+    command
+        .env("API_ENTREPRISE_TOKEN", DEFAULT_TOKEN)
+        .env("API_ENTREPRISE_BASE_URL", sandbox.base_url())
+        .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
+        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
+        .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"));
+    command
+}
+
 /// The `User-Agent` of every request `sandbox` received, in order.
 pub fn user_agents(sandbox: &Sandbox) -> Vec<String> {
     sandbox

@@ -42,21 +42,7 @@ fn command(sandbox: &Sandbox, dir: &Path) -> Command {
     in_env(Command::new(env!("CARGO_BIN_EXE_api-entreprise")), sandbox, dir)
 }
 
-/// `command` with the sandbox's token and URL and its own directories.
-fn in_env(mut command: Command, sandbox: &Sandbox, dir: &Path) -> Command {
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
-            command.env_remove(var);
-        }
-    }
-    command
-        .env("API_ENTREPRISE_TOKEN", DEFAULT_TOKEN)
-        .env("API_ENTREPRISE_BASE_URL", sandbox.base_url())
-        .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
-        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
-        .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"));
-    command
-}
+use api_entreprise_tests::against_sandbox as in_env;
 
 const TRACE: [&str; 6] = [
     "--context",

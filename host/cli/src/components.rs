@@ -59,7 +59,7 @@ impl Components {
     /// Copies `file` (already checked, described by `info`) into the
     /// directory and makes it current. Returns where it is kept.
     pub fn install(&self, file: &Path, info: &VersionInfo) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let _locked = self.lock()?;
         let version: String = info
             .version
             .as_deref()
@@ -87,6 +87,7 @@ impl Components {
     /// returns the one withdrawn and the one now current (`None`: the
     /// built-in client).
     pub fn rollback(&self) -> anyhow::Result<(String, Option<String>)> {
+        let _locked = self.lock()?;
         let mut history = self.history()?;
         let Some(withdrawn) = history.pop() else {
             bail!(
@@ -96,6 +97,22 @@ impl Components {
         };
         self.write_history(&history)?;
         Ok((withdrawn, history.last().cloned()))
+    }
+
+    /// Holds the directory's lock (an OS lock on `.lock`, released with
+    /// the process): two installs or rollbacks at once each read `history`,
+    /// change it and write it, and one would undo the other.
+    fn lock(&self) -> anyhow::Result<std::fs::File> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock().with_context(|| format!("locking {}", path.display()))?;
+        Ok(file)
     }
 
     fn write_history(&self, history: &[String]) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox};
+use api_entreprise_sandbox::Sandbox;
 use serde_json::Value;
 
 /// A SIRET that passes the Luhn check, from a 13-digit stem.
@@ -59,19 +59,7 @@ fn batch(sandbox: &Sandbox, dir: &Path, args: &[&str]) -> Command {
 
 /// The command against `sandbox`, with its token, the state in `dir`.
 fn host(sandbox: &Sandbox, dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
-            command.env_remove(var);
-        }
-    }
-    command
-        .env("API_ENTREPRISE_TOKEN", DEFAULT_TOKEN)
-        .env("API_ENTREPRISE_BASE_URL", sandbox.base_url())
-        .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
-        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
-        .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"));
-    command
+    api_entreprise_tests::against_sandbox(Command::new(env!("CARGO_BIN_EXE_api-entreprise")), sandbox, dir)
 }
 
 fn sirets_csv(dir: &Path, count: u64) -> PathBuf {

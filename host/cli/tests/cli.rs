@@ -16,15 +16,7 @@ fn command() -> Command {
     command
 }
 
-/// `command` without the `API_ENTREPRISE_*` variables of the tests' shell.
-fn clean(mut command: Command) -> Command {
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
-            command.env_remove(var);
-        }
-    }
-    command
-}
+use api_entreprise_tests::clean_env as clean;
 
 /// Runs the command with `args`, with `token` when given.
 fn run_with(args: &[&str], token: Option<&str>) -> Output {

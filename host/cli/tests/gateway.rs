@@ -77,13 +77,7 @@ fn start(name: &str, config: &str, global: &[&str]) -> Gateway {
     let path = dir.join("gateway.toml");
     std::fs::write(&path, config).unwrap();
     let stderr = dir.join("stderr");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("API_ENTREPRISE_") {
-            command.env_remove(var);
-        }
-    }
-    let mut child = command
+    let mut child = api_entreprise_tests::clean_env(Command::new(env!("CARGO_BIN_EXE_api-entreprise")))
         .args(global)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
@@ -886,16 +880,7 @@ async fn the_gateway_swaps_its_client_under_traffic_and_the_admin_route_checks_a
     let failed = statuses.iter().filter(|s| **s != 200).count();
     eprintln!("swap through the gateway: {} requests, {failed} failed", statuses.len());
     assert_eq!(failed, 0, "{statuses:?}");
-    let agents: Vec<String> = sandbox
-        .requests()
-        .iter()
-        .filter_map(|r| {
-            r.headers
-                .iter()
-                .find(|(k, _)| k == "user-agent")
-                .map(|(_, v)| v.clone())
-        })
-        .collect();
+    let agents = api_entreprise_tests::user_agents(&sandbox);
     assert!(agents.iter().any(|a| a.contains("-next")) && agents.iter().any(|a| !a.contains("-next")));
     let audit = gateway.audit();
     assert!(
