@@ -6,7 +6,10 @@ use std::path::PathBuf;
 mod redis_server;
 pub use redis_server::RedisServer;
 
-use api_entreprise::{ComponentSource, Runtime, RuntimeBuilder, Token, types};
+use api_entreprise::{CallPath, ComponentSource, Runtime, RuntimeBuilder, Token, types};
+
+/// Both ways a call reaches the network: the default codec path first.
+pub const PATHS: [CallPath; 2] = [CallPath::Codec, CallPath::WasiHttp];
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
 use http_body_util::{BodyExt, Full};
 

@@ -71,7 +71,7 @@ pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};
 pub use retry::RetryPolicy;
 pub use runtime::{
-    ComponentOrigin, ComponentSource, DOCUMENT_TIMEOUT, JSON_TIMEOUT, LoadTimings, POOL_SLOTS, PRODUCTION_BASE_URL,
+    CallPath, ComponentOrigin, ComponentSource, DOCUMENT_TIMEOUT, JSON_TIMEOUT, LoadTimings, POOL_SLOTS, PRODUCTION_BASE_URL,
     QUOTA_MARGIN, Runtime, RuntimeBuilder, VersionInfo,
 };
 pub use sender::Sender;

@@ -18,6 +18,13 @@
 //!
 //! Its catalogue lies: every endpoint is a free health route with a
 //! rate-limit of 0, to try to dodge the host's quotas.
+//!
+//! Its codec (`codec.prepare` and `codec.parse`, the host's codec path) is
+//! as hostile: `spin`, `hog` and `panic` misbehave in `prepare`; `forge`
+//! asks the host to send an `Authorization` of its own; any other endpoint
+//! asks for a GET of `req.params[0]` whatever the endpoint, and `parse`
+//! reports what it was handed (status, headers, body) in `data`, or, for
+//! `garbage`, an absurd answer.
 
 wit_bindgen::generate!({
     world: "api-entreprise",
@@ -38,7 +45,7 @@ struct Probe;
 impl catalogue::Guest for Probe {
     fn endpoints() -> Vec<Endpoint> {
         let mut all = vec![endpoint("probe", "/probe")];
-        for id in ["spin", "hog", "garbage", "panic"] {
+        for id in ["spin", "hog", "garbage", "panic", "forge"] {
             all.push(endpoint(id, "/probe"));
         }
         // A path whose provider is `insee`, and absurd numbers.
@@ -76,12 +83,78 @@ fn endpoint(id: &str, path: &str) -> Endpoint {
 }
 
 impl codec::Guest for Probe {
-    fn prepare(_: String, _: Request, _: String) -> Result<Prepared, Error> {
-        Err(Error::Other("the probe has no codec".into()))
+    fn prepare(_: String, req: Request, _: String) -> Result<Prepared, Error> {
+        let mut headers = vec![("user-agent".to_owned(), "hostile-probe".to_owned())];
+        match req.endpoint.as_str() {
+            "spin" | "hog" | "panic" => misbehave(&req.endpoint),
+            "forge" => headers.push(("authorization".into(), "Bearer forged-by-the-guest".into())),
+            _ => {}
+        }
+        Ok(Prepared {
+            endpoint: req.endpoint,
+            version: 1,
+            method: "GET".into(),
+            url: req.params.first().cloned().unwrap_or_default(),
+            headers,
+            timeout_ms: u32::MAX,
+        })
     }
 
-    fn parse(_: Prepared, _: u16, _: Vec<(String, String)>, _: String, _: String) -> Result<Response, Error> {
-        Err(Error::Other("the probe has no codec".into()))
+    fn parse(call: Prepared, status: u16, headers: Vec<(String, String)>, body: String, _: String) -> Result<Response, Error> {
+        if call.endpoint == "garbage" {
+            return Ok(garbage());
+        }
+        let report = serde_json::json!({ "status": status, "headers": headers, "body": body });
+        Ok(Response {
+            status,
+            data: report.to_string(),
+            links: "{}".into(),
+            meta: "{}".into(),
+            document: None,
+            files: vec![],
+            typed: None,
+            rate_limit: no_rate_limit(),
+            request_id: None,
+        })
+    }
+}
+
+/// What `spin`, `hog` and `panic` do, wherever they are asked.
+fn misbehave(endpoint: &str) -> ! {
+    match endpoint {
+        "spin" => {
+            let mut n = 0u64;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "hog" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
+        }
+        _ => panic!("the probe panics on purpose"),
+    }
+}
+
+/// A well-typed but absurd answer.
+fn garbage() -> Response {
+    Response {
+        status: 0,
+        data: "\u{0}{not json".into(),
+        links: String::new(),
+        meta: "[".into(),
+        document: None,
+        files: vec![],
+        typed: None,
+        rate_limit: RateLimitState {
+            limit: Some(u32::MAX),
+            remaining: Some(u32::MAX),
+            reset_at: Some("\u{0}".repeat(1 << 10)),
+            retry_after_seconds: Some(u32::MAX),
+        },
+        request_id: Some("x".repeat(4 << 20)),
     }
 }
 
@@ -120,35 +193,8 @@ fn no_rate_limit() -> RateLimitState {
 impl client::Guest for Probe {
     fn call(_: String, req: Request) -> Result<Response, Error> {
         match req.endpoint.as_str() {
-            "spin" => {
-                let mut n = 0u64;
-                loop {
-                    n = std::hint::black_box(n.wrapping_add(1));
-                }
-            }
-            "hog" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
-                }
-            }
-            "panic" => panic!("the probe panics on purpose"),
-            "garbage" => Ok(Response {
-                status: 0,
-                data: "\u{0}{not json".into(),
-                links: String::new(),
-                meta: "[".into(),
-                document: None,
-                files: vec![],
-                typed: None,
-                rate_limit: RateLimitState {
-                    limit: Some(u32::MAX),
-                    remaining: Some(u32::MAX),
-                    reset_at: Some("\u{0}".repeat(1 << 10)),
-                    retry_after_seconds: Some(u32::MAX),
-                },
-                request_id: Some("x".repeat(4 << 20)),
-            }),
+            "spin" | "hog" | "panic" => misbehave(&req.endpoint),
+            "garbage" => Ok(garbage()),
             "garbage-maintenance" => Err(probe(req).map_or_else(|e| e, |_| maintenance_forever())),
             _ => probe(req),
         }

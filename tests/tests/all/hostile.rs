@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use api_entreprise::{CallError, ComponentSource, ConfigError, Runtime, RuntimeBuilder, types};
-use api_entreprise_tests::{builder, probe_component, request, sandbox};
+use api_entreprise::{CallError, CallPath, ComponentSource, ConfigError, Runtime, RuntimeBuilder, types};
+use api_entreprise_tests::{PATHS, builder, probe_component, request, sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -23,9 +23,12 @@ async fn unhung<T>(call: impl Future<Output = T>) -> T {
         .expect("the call hung past the host's deadline")
 }
 
-async fn probe_runtime(sandbox: &api_entreprise_sandbox::Sandbox) -> Runtime {
+/// The hostile probe on `path`: on the codec path it misbehaves in its
+/// `prepare`, on the `wasi:http` path in its `call`.
+async fn probe_runtime(sandbox: &api_entreprise_sandbox::Sandbox, path: CallPath) -> Runtime {
     builder(sandbox)
         .component(probe_component())
+        .call_path(path)
         .timeouts(CEILING, CEILING)
         .build()
         .await
@@ -45,17 +48,25 @@ async fn still_serves(runtime: &Runtime, sandbox: &api_entreprise_sandbox::Sandb
 #[tokio::test]
 async fn a_component_that_loops_forever_is_interrupted_at_the_deadline() {
     let sandbox = sandbox().await;
-    let runtime = probe_runtime(&sandbox).await;
-    let error = unhung(runtime.call(&request("spin", &[]))).await.unwrap_err();
-    assert!(matches!(error, CallError::Deadline(d) if d == CEILING), "{error:?}");
-    assert!(error.to_string().contains("no answer within"), "{error}");
-    still_serves(&runtime, &sandbox).await;
+    for path in PATHS {
+        let runtime = probe_runtime(&sandbox, path).await;
+        let error = unhung(runtime.call(&request("spin", &[]))).await.unwrap_err();
+        assert!(matches!(error, CallError::Deadline(d) if d == CEILING), "{path:?}: {error:?}");
+        assert!(error.to_string().contains("no answer within"), "{error}");
+        still_serves(&runtime, &sandbox).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_spinning_call_does_not_hold_up_the_others() {
     let sandbox = sandbox().await;
-    let runtime = std::sync::Arc::new(probe_runtime(&sandbox).await);
+    for path in PATHS {
+        a_spinning_call_does_not_hold_up_the_others_on(&sandbox, path).await;
+    }
+}
+
+async fn a_spinning_call_does_not_hold_up_the_others_on(sandbox: &api_entreprise_sandbox::Sandbox, path: CallPath) {
+    let runtime = std::sync::Arc::new(probe_runtime(sandbox, path).await);
     let spinning = {
         let runtime = std::sync::Arc::clone(&runtime);
         tokio::spawn(async move { runtime.call(&request("spin", &[])).await })
@@ -65,40 +76,61 @@ async fn a_spinning_call_does_not_hold_up_the_others() {
     // the normal call succeeds (within its own ceiling) while the spinning
     // one is still running.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    still_serves(&runtime, &sandbox).await;
-    assert!(!spinning.is_finished(), "the spinning call was still running");
+    still_serves(&runtime, sandbox).await;
+    assert!(!spinning.is_finished(), "{path:?}: the spinning call was still running");
     assert!(matches!(spinning.await.unwrap(), Err(CallError::Deadline(_))));
 }
 
 #[tokio::test]
 async fn a_component_that_allocates_without_end_hits_the_memory_cap() {
     let sandbox = sandbox().await;
-    let runtime = probe_runtime(&sandbox).await;
-    let error = runtime.call(&request("hog", &[])).await.unwrap_err();
-    let CallError::Trap(why) = &error else {
-        panic!("{error:?}")
-    };
-    assert!(why.contains("memory"), "{why}");
-    assert!(error.to_string().starts_with("the client component failed"), "{error}");
-    still_serves(&runtime, &sandbox).await;
+    for path in PATHS {
+        let runtime = probe_runtime(&sandbox, path).await;
+        let error = runtime.call(&request("hog", &[])).await.unwrap_err();
+        let CallError::Trap(why) = &error else {
+            panic!("{path:?}: {error:?}")
+        };
+        assert!(why.contains("memory"), "{why}");
+        assert!(error.to_string().starts_with("the client component failed"), "{error}");
+        still_serves(&runtime, &sandbox).await;
+    }
 }
 
 #[tokio::test]
 async fn a_component_that_panics_is_a_trap_and_nothing_else() {
     let sandbox = sandbox().await;
-    let runtime = probe_runtime(&sandbox).await;
+    for path in PATHS {
+        let runtime = probe_runtime(&sandbox, path).await;
+        let error = runtime.call(&request("panic", &[])).await.unwrap_err();
+        assert!(matches!(error, CallError::Trap(_)), "{path:?}: {error:?}");
+        still_serves(&runtime, &sandbox).await;
+    }
+}
+
+/// On the codec path nothing is linked: an import the component calls
+/// (here Rust's panic handler reading the environment) traps, and the
+/// caller is told which.
+#[tokio::test]
+async fn on_the_codec_path_a_component_reaches_no_import() {
+    let sandbox = sandbox().await;
+    let runtime = probe_runtime(&sandbox, CallPath::Codec).await;
     let error = runtime.call(&request("panic", &[])).await.unwrap_err();
-    assert!(matches!(error, CallError::Trap(_)), "{error:?}");
-    still_serves(&runtime, &sandbox).await;
+    let CallError::Trap(why) = &error else { panic!("{error:?}") };
+    assert!(why.contains("wasi:cli/environment") && why.contains("not linked on the codec path"), "{why}");
 }
 
 #[tokio::test]
 async fn absurd_results_reach_the_caller_without_harming_the_host() {
     let sandbox = sandbox().await;
-    let runtime = probe_runtime(&sandbox).await;
+    let runtime = probe_runtime(&sandbox, CallPath::WasiHttp).await;
     // Well-typed nonsense is the caller's to judge; the host neither panics
     // nor trusts it for its own policies.
     let r = runtime.call(&request("garbage", &[])).await.unwrap();
+    assert_eq!((r.status, r.request_id.map(|id| id.len())), (0, Some(4 << 20)));
+    // The same from the codec's parse (after a request the host sent).
+    let codec = probe_runtime(&sandbox, CallPath::Codec).await;
+    let pings = format!("{}/pings", sandbox.base_url());
+    let r = codec.call(&request("garbage", &[&pings])).await.unwrap();
     assert_eq!((r.status, r.request_id.map(|id| id.len())), (0, Some(4 << 20)));
     // A maintenance "ending" in u64::MAX seconds, claimed after a request to
     // an `insee` path: nothing overflows, and the provider's circuit (named
@@ -231,8 +263,14 @@ fn answer_200(content_type: &str, body: &[u8]) -> Vec<u8> {
 
 /// The real component against `base`, one Sirene call, which must fail.
 async fn call_against(base: &str) -> CallError {
+    call_on(base, CallPath::default()).await
+}
+
+/// The same on `path`.
+async fn call_on(base: &str, path: CallPath) -> CallError {
     let runtime = RuntimeBuilder::new(base)
         .component(api_entreprise_tests::client_component())
+        .call_path(path)
         .timeouts(CEILING, CEILING)
         .build()
         .await
@@ -278,11 +316,14 @@ async fn a_silent_body_hits_the_between_bytes_timeout() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let error = call_against(&base).await;
     // The between-bytes timeout (the ceiling) fires before the call's
-    // deadline (the ceiling + 0.5 s). wasmtime-wasi-http 48 hands body
+    // deadline (the ceiling + 0.5 s). On the codec path the host reads the
+    // body and knows it for a timeout; wasmtime-wasi-http 48 hands body
     // errors to the guest as text only (`http-error-code` finds no code),
     // hence a transport error that says so.
+    let error = call_on(&base, CallPath::Codec).await;
+    assert!(matches!(client(&error), types::Error::Timeout(_)), "{error:?}");
+    let error = call_on(&base, CallPath::WasiHttp).await;
     assert!(
         matches!(client(&error), types::Error::Transport(m) if m.contains("read timeout")),
         "{error:?}"
@@ -333,15 +374,17 @@ async fn each_malformed_answer_is_a_typed_error_in_time() {
     let mut seen = Vec::new();
     for (name, bytes) in cases {
         let base = hostile_server(move |stream| write_then_close(stream, bytes.clone())).await;
-        let error = call_against(&base).await;
-        let typed = client(&error);
-        assert!(
-            !matches!(typed, types::Error::InvalidInput(_) | types::Error::UnknownEndpoint(_)),
-            "{name}: {typed:?}"
-        );
-        let message = error.to_string();
-        assert!(!message.is_empty() && message.len() < 2000, "{name}: {message}");
-        seen.push(format!("{name}: {message}"));
+        for path in PATHS {
+            let error = call_on(&base, path).await;
+            let typed = client(&error);
+            assert!(
+                !matches!(typed, types::Error::InvalidInput(_) | types::Error::UnknownEndpoint(_)),
+                "{name} ({path:?}): {typed:?}"
+            );
+            let message = error.to_string();
+            assert!(!message.is_empty() && message.len() < 2000, "{name}: {message}");
+            seen.push(format!("{name} ({path:?}): {message}"));
+        }
     }
     println!("{}", seen.join("\n"));
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_entreprise::{CallError, QuotaSpec};
+use api_entreprise::{CallError, CallPath, QuotaSpec};
 use api_entreprise_tests::{builder, request, sandbox};
 
 /// The most requests the sandbox received in any window of `window` ms.
@@ -134,10 +134,11 @@ async fn a_429_closes_the_group_until_retry_after() {
 /// route with a limit of 0) asks `calls` times for its `probe` endpoint
 /// while it sends `path` of the sandbox, under the per-IP quota `ip_quota`.
 /// Returns the quotas that refused, and how many requests arrived.
-async fn probe_sends(path: &str, ip_quota: &str, calls: usize) -> (Vec<String>, usize) {
+async fn probe_sends(path: &str, ip_quota: &str, calls: usize, call_path: CallPath) -> (Vec<String>, usize) {
     let sandbox = sandbox().await;
     let runtime = builder(&sandbox)
         .component(api_entreprise_tests::probe_component())
+        .call_path(call_path)
         .ip_quotas([ip_quota.parse().unwrap()])
         .build()
         .await
@@ -159,10 +160,12 @@ async fn probe_sends(path: &str, ip_quota: &str, calls: usize) -> (Vec<String>, 
 #[tokio::test]
 async fn a_component_cannot_dodge_the_quota_by_describing_its_endpoints_as_free() {
     let sirene = "/v3/insee/sirene/unites_legales/552049447?context=a&recipient=13002526500013&object=b";
-    let (refused, arrived) = probe_sends(sirene, "3/1m", 5).await;
-    assert_eq!(arrived, 3, "past the per-IP quota nothing left");
-    assert_eq!(refused.len(), 2, "{refused:?}");
-    assert!(refused.iter().all(|q| q.starts_with("ip 3/1m")), "{refused:?}");
+    for call_path in api_entreprise_tests::PATHS {
+        let (refused, arrived) = probe_sends(sirene, "3/1m", 5, call_path).await;
+        assert_eq!(arrived, 3, "{call_path:?}: past the per-IP quota nothing left");
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused.iter().all(|q| q.starts_with("ip 3/1m")), "{refused:?}");
+    }
 }
 
 /// A DGFIP attestation's path counts against that endpoint's own group (5 a
@@ -171,13 +174,15 @@ async fn a_component_cannot_dodge_the_quota_by_describing_its_endpoints_as_free(
 async fn the_host_counts_a_request_against_the_group_of_its_path() {
     let attestation =
         "/v4/dgfip/unites_legales/552049447/attestation_fiscale?context=a&recipient=13002526500013&object=b&user_id=u";
-    let (refused, arrived) = probe_sends(attestation, "100/1m", 7).await;
-    assert_eq!(arrived, 5, "past the group's 5 nothing left");
-    assert_eq!(refused.len(), 2, "{refused:?}");
-    assert!(
-        refused
-            .iter()
-            .all(|q| q.starts_with("group high_latency_documents/dgfip_attestations_fiscales")),
-        "{refused:?}"
-    );
+    for call_path in api_entreprise_tests::PATHS {
+        let (refused, arrived) = probe_sends(attestation, "100/1m", 7, call_path).await;
+        assert_eq!(arrived, 5, "{call_path:?}: past the group's 5 nothing left");
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            refused
+                .iter()
+                .all(|q| q.starts_with("group high_latency_documents/dgfip_attestations_fiscales")),
+            "{refused:?}"
+        );
+    }
 }

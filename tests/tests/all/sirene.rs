@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use api_entreprise::{CallError, RuntimeBuilder, Token, types};
+use api_entreprise::{CallError, CallPath, RuntimeBuilder, Token, types};
 use api_entreprise_sandbox::DEFAULT_TOKEN;
-use api_entreprise_tests::{builder, probe_component, raw_get, request, runtime, sandbox};
+use api_entreprise_tests::{PATHS, builder, probe_component, raw_get, request, runtime, sandbox};
 
 fn client_error(result: Result<types::Response, CallError>) -> types::Error {
     match result {
@@ -178,7 +178,12 @@ async fn the_sandbox_received_the_token_from_the_host() {
 #[tokio::test]
 async fn the_guest_can_neither_set_nor_read_the_token() {
     let sandbox = sandbox().await;
-    let runtime = builder(&sandbox).component(probe_component()).build().await.unwrap();
+    let runtime = builder(&sandbox)
+        .component(probe_component())
+        .call_path(CallPath::WasiHttp)
+        .build()
+        .await
+        .unwrap();
     // The probe sets its own Authorization, then asks a server that echoes it.
     let url = format!("{}/__sandbox/echo-authorization", sandbox.base_url());
     let r = runtime.call(&request("probe", &[&url])).await.unwrap();
@@ -209,6 +214,37 @@ async fn the_guest_can_neither_set_nor_read_the_token() {
     assert_eq!(report["args"], serde_json::json!([]), "no arguments");
 }
 
+/// On the codec path the host sends: a component that asks for an
+/// `Authorization` of its own is refused before any connection, and its
+/// `parse` is handed the answer with the echoed token scrubbed.
+#[tokio::test]
+async fn on_the_codec_path_the_guest_can_neither_set_nor_read_the_token() {
+    let sandbox = sandbox().await;
+    let runtime = builder(&sandbox)
+        .component(probe_component())
+        .call_path(CallPath::Codec)
+        .build()
+        .await
+        .unwrap();
+    let url = format!("{}/__sandbox/echo-authorization", sandbox.base_url());
+    let error = client_error(runtime.call(&request("forge", &[&url])).await);
+    let types::Error::RefusedByHost(why) = error else {
+        panic!("{error:?}")
+    };
+    assert!(why.contains("may not set the header `authorization`"), "{why}");
+    assert!(sandbox.requests().is_empty(), "nothing was sent");
+    let r = runtime.call(&request("probe", &[&url])).await.unwrap();
+    let report: serde_json::Value = serde_json::from_str(&r.data).unwrap();
+    assert_eq!(report["status"], 200, "{report}");
+    assert!(!report.to_string().contains(DEFAULT_TOKEN), "the guest saw the token: {report}");
+    assert!(
+        !report["headers"].as_array().unwrap().iter().any(|h| h[0] == "authorization"),
+        "the echoed header was scrubbed: {report}"
+    );
+    let (_, direct, _) = raw_get(&url, Some(DEFAULT_TOKEN)).await;
+    assert!(direct.iter().any(|(k, v)| k == "authorization" && v.contains(DEFAULT_TOKEN)));
+}
+
 #[tokio::test]
 async fn a_request_to_another_authority_is_refused_without_a_connection() {
     let sandbox = sandbox().await;
@@ -217,12 +253,19 @@ async fn a_request_to_another_authority_is_refused_without_a_connection() {
         "http://{}/v4/insee/sirene/unites_legales/552049447",
         elsewhere.local_addr().unwrap()
     );
-    let runtime = builder(&sandbox).component(probe_component()).build().await.unwrap();
-    let error = client_error(runtime.call(&request("probe", &[&elsewhere_url])).await);
-    let types::Error::RefusedByHost(why) = error else {
-        panic!("{error:?}")
-    };
-    assert!(why.contains("is not the configured API"), "{why}");
+    for path in PATHS {
+        let runtime = builder(&sandbox)
+            .component(probe_component())
+            .call_path(path)
+            .build()
+            .await
+            .unwrap();
+        let error = client_error(runtime.call(&request("probe", &[&elsewhere_url])).await);
+        let types::Error::RefusedByHost(why) = error else {
+            panic!("{path:?}: {error:?}")
+        };
+        assert!(why.contains("is not the configured API"), "{why}");
+    }
     // Nothing connected: accept() has nothing waiting.
     let accepted = tokio::time::timeout(Duration::from_millis(200), elsewhere.accept()).await;
     assert!(accepted.is_err(), "a connection reached the other authority");
@@ -329,16 +372,23 @@ async fn a_401_and_a_422_received_by_hand_map_through_the_codec() {
 #[tokio::test]
 async fn the_host_refuses_a_data_request_without_its_trace_whatever_the_component_does() {
     let sandbox = sandbox().await;
-    let runtime = builder(&sandbox).component(probe_component()).build().await.unwrap();
     let url = format!(
         "{}/v4/insee/sirene/unites_legales/552049447?context=x",
         sandbox.base_url()
     );
-    let error = client_error(runtime.call(&request("probe", &[&url])).await);
-    let types::Error::RefusedByHost(why) = error else {
-        panic!("{error:?}")
-    };
-    assert!(why.contains("without recipient, object"), "{why}");
+    for path in PATHS {
+        let runtime = builder(&sandbox)
+            .component(probe_component())
+            .call_path(path)
+            .build()
+            .await
+            .unwrap();
+        let error = client_error(runtime.call(&request("probe", &[&url])).await);
+        let types::Error::RefusedByHost(why) = error else {
+            panic!("{path:?}: {error:?}")
+        };
+        assert!(why.contains("without recipient, object"), "{why}");
+    }
     assert!(
         sandbox.requests().is_empty(),
         "the sandbox saw {:?}",

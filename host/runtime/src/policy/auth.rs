@@ -10,7 +10,7 @@ use wasmtime_wasi_http::{DEFAULT_FORBIDDEN_HEADERS, ForbiddenHeaderFilter};
 use crate::token::Token;
 
 /// The headers the component may not set: WASI's, plus credentials and cookies.
-pub(super) fn forbidden_headers() -> ForbiddenHeaderFilter {
+pub(crate) fn forbidden_headers() -> ForbiddenHeaderFilter {
     Arc::new(|name: &HeaderName| {
         DEFAULT_FORBIDDEN_HEADERS.contains(name) || *name == header::AUTHORIZATION || *name == header::COOKIE
     })

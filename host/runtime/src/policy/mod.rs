@@ -32,6 +32,7 @@ use http_body_util::{BodyExt, Limited};
 use wasmtime_wasi_http::{Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks};
 
 pub use admit::Authority;
+pub(crate) use auth::forbidden_headers;
 
 use crate::circuit::Circuits;
 use crate::quota::{QuotaKey, Quotas};
@@ -124,7 +125,7 @@ impl Refusal {
 
 /// Where a call's hooks and its send futures record a refusal, so that the
 /// caller is told why (the component only sees "denied").
-type RefusalSlot = Arc<Mutex<Option<Refusal>>>;
+pub(crate) type RefusalSlot = Arc<Mutex<Option<Refusal>>>;
 
 /// Records `refusal` for the caller and gives the component its error code.
 fn refuse(slot: &RefusalSlot, refusal: Refusal) -> HttpError {
@@ -160,6 +161,10 @@ type SendFuture = Box<
         > + Send,
 >;
 
+/// The answer to one request that the policy let out, or the `wasi:http`
+/// code of why there is none (a refusal is also recorded in the call's slot).
+pub(crate) type Outbound = std::pin::Pin<Box<dyn Future<Output = Result<Response<WasiBody>, HttpError>> + Send>>;
+
 impl WasiHttpHooks for CallHooks {
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
         auth::forbidden_headers()
@@ -171,74 +176,89 @@ impl WasiHttpHooks for CallHooks {
 
     fn send_request(
         &mut self,
-        mut req: Request<WasiBody>,
+        req: Request<WasiBody>,
         options: Option<RequestOptions>,
         _io: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        let slot = Arc::clone(&self.refusal);
-        if let Err(refusal) = admit::admit(&self.policy.api, req.uri()) {
-            let code = refuse(&slot, refusal);
-            return Box::new(async move { Err(code) });
-        }
-        let path = req.uri().path().to_owned();
-        self.sent_path = Some(path.clone());
-        let passage = match circuit::check(&self.policy.circuits, &req) {
-            Ok(passage) => passage,
-            Err(refusal) => {
-                let code = refuse(&slot, refusal);
-                return Box::new(async move { Err(code) });
-            }
-        };
-        auth::authorize(req.headers_mut(), self.policy.token.as_ref());
-        // One look-up of the path in the host's catalogue decides the rest.
-        let class = api_entreprise_catalogue::policy_of(&path);
-        let options = clamp::clamp(&self.policy, self.ceiling, options, &class);
-        let (keys, group) = quota::keys(&self.policy, &class);
-        let policy = Arc::clone(&self.policy);
-        let deadline = self.deadline;
+        self.sent_path = Some(req.uri().path().to_owned());
+        let answer = send(&self.policy, req, options, self.ceiling, self.deadline, &self.refusal);
         Box::new(async move {
-            if let circuit::Passage::ProbeFirst(url) = &passage {
-                circuit::probe(&policy.circuits, &policy.sender, url, options)
-                    .await
-                    .map_err(|r| refuse(&slot, r))?;
-            }
-            quota::take(&policy.quotas, &keys, deadline)
-                .await
-                .map_err(|r| refuse(&slot, r))?;
-            let response = match policy.sender.send(req, options).await {
-                Ok(response) => response,
-                Err(SendError { refusal: Some(why), .. }) => return Err(refuse(&slot, Refusal::Authority(why))),
-                Err(SendError { code, .. }) => {
-                    if matches!(
-                        code,
-                        HttpError::ConnectionTimeout
-                            | HttpError::ConnectionReadTimeout
-                            | HttpError::HttpResponseTimeout
-                    ) {
-                        policy.circuits.api_silent();
-                    }
-                    return Err(code);
-                }
-            };
-            let status = response.status().as_u16();
-            learn::circuits(&policy.circuits, &path, status, response.headers());
-            if let Some(group) = &group {
-                learn::quotas(&policy.quotas, group, status, response.headers()).await;
-            }
-            let (mut parts, body) = response.into_parts();
-            auth::scrub(&mut parts.headers);
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
-                .map_err(|e| match e.downcast::<HttpError>() {
-                    Ok(e) => *e,
-                    Err(_) => HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES as u64)),
-                })
-                .boxed_unsync();
             // The pool drives the connection: nothing is left for the guest to wait on.
             let io = async { Ok(()) };
             Ok((
-                Response::from_parts(parts, body),
+                answer.await?,
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
     }
+}
+
+/// Steps 1 to 7 for one request, wherever it comes from (the component's
+/// `wasi:http` request, or the one the host sends for the codec path): no
+/// phase waits past `ceiling`, no quota slot is waited for past `deadline`,
+/// and a refusal is recorded in `slot` for the caller.
+pub(crate) fn send(
+    policy: &Arc<OutboundPolicy>,
+    mut req: Request<WasiBody>,
+    asked: Option<RequestOptions>,
+    ceiling: Duration,
+    deadline: tokio::time::Instant,
+    slot: &RefusalSlot,
+) -> Outbound {
+    let slot = Arc::clone(slot);
+    if let Err(refusal) = admit::admit(&policy.api, req.uri()) {
+        let code = refuse(&slot, refusal);
+        return Box::pin(async move { Err(code) });
+    }
+    let passage = match circuit::check(&policy.circuits, &req) {
+        Ok(passage) => passage,
+        Err(refusal) => {
+            let code = refuse(&slot, refusal);
+            return Box::pin(async move { Err(code) });
+        }
+    };
+    auth::authorize(req.headers_mut(), policy.token.as_ref());
+    // One look-up of the path in the host's catalogue decides the rest.
+    let path = req.uri().path().to_owned();
+    let class = api_entreprise_catalogue::policy_of(&path);
+    let options = clamp::clamp(policy, ceiling, asked, &class);
+    let (keys, group) = quota::keys(policy, &class);
+    let policy = Arc::clone(policy);
+    Box::pin(async move {
+        if let circuit::Passage::ProbeFirst(url) = &passage {
+            circuit::probe(&policy.circuits, &policy.sender, url, options)
+                .await
+                .map_err(|r| refuse(&slot, r))?;
+        }
+        quota::take(&policy.quotas, &keys, deadline)
+            .await
+            .map_err(|r| refuse(&slot, r))?;
+        let response = match policy.sender.send(req, options).await {
+            Ok(response) => response,
+            Err(SendError { refusal: Some(why), .. }) => return Err(refuse(&slot, Refusal::Authority(why))),
+            Err(SendError { code, .. }) => {
+                if matches!(
+                    code,
+                    HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout | HttpError::HttpResponseTimeout
+                ) {
+                    policy.circuits.api_silent();
+                }
+                return Err(code);
+            }
+        };
+        let status = response.status().as_u16();
+        learn::circuits(&policy.circuits, &path, status, response.headers());
+        if let Some(group) = &group {
+            learn::quotas(&policy.quotas, group, status, response.headers()).await;
+        }
+        let (mut parts, body) = response.into_parts();
+        auth::scrub(&mut parts.headers);
+        let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            .map_err(|e| match e.downcast::<HttpError>() {
+                Ok(e) => *e,
+                Err(_) => HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES as u64)),
+            })
+            .boxed_unsync();
+        Ok(Response::from_parts(parts, body))
+    })
 }

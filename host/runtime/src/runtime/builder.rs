@@ -25,6 +25,22 @@ pub enum ComponentSource {
     File(PathBuf),
 }
 
+/// How a runtime's calls reach the network. Both keep every guarantee of
+/// the policy (the API's authority only, the token added by the host, every
+/// quota counted from the path that leaves, clamped timeouts); they differ
+/// in who sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CallPath {
+    /// The component prepares the request and parses the answer, in one
+    /// instance with nothing linked (every import traps); the host sends.
+    /// The faster (BENCHMARKS.md), hence the default.
+    #[default]
+    Codec,
+    /// The component's `client.call` sends through `wasi:http`, each
+    /// request going through the host's policy hook.
+    WasiHttp,
+}
+
 /// Configures a [`Runtime`].
 #[derive(Debug, Clone)]
 pub struct RuntimeBuilder {
@@ -45,6 +61,7 @@ pub struct RuntimeBuilder {
     extra_ca: Vec<u8>,
     token_rate_limit: Option<u32>,
     pooling: bool,
+    path: CallPath,
 }
 
 impl RuntimeBuilder {
@@ -72,6 +89,7 @@ impl RuntimeBuilder {
             extra_ca: Vec::new(),
             token_rate_limit: None,
             pooling: true,
+            path: CallPath::default(),
         }
     }
 
@@ -199,6 +217,12 @@ impl RuntimeBuilder {
         crate::sender::Sender::new(&roots, !api.is_loopback(), connect_timeout).map_err(ca_err)
     }
 
+    /// How calls reach the network ([`CallPath::Codec`] unless told).
+    pub fn call_path(mut self, path: CallPath) -> Self {
+        self.path = path;
+        self
+    }
+
     /// Compiles the component and prepares it for calls.
     pub async fn build(self) -> Result<Runtime, ConfigError> {
         let api = Authority::of_base_url(&self.base_url)?;
@@ -258,6 +282,7 @@ impl RuntimeBuilder {
             cache_dir: self.cache_dir,
             versions: crate::swap::Versions::new(loaded),
             slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
+            path: self.path,
         };
         // The component's catalogue is a description (for `endpoints`),
         // compared with the host's own, never trusted for a policy.

@@ -9,19 +9,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
-use wasmtime::Engine;
-use wasmtime::component::Linker;
+use wasmtime::component::{InstancePre, Linker};
+use wasmtime::{Engine, Store};
 
 use super::builder::ComponentSource;
 use super::cache::{ComponentOrigin, load_component};
-use super::linker::{CallState, add_wasi_to_linker};
-use crate::bindings::ApiEntreprisePre;
+use super::exports::Exports;
+use super::linker::{CallState, CodecState, add_wasi_to_linker};
 use crate::error::ConfigError;
 use crate::types;
 
 /// A loaded client version.
 pub(crate) struct Loaded {
-    pub(crate) pre: ApiEntreprisePre<CallState>,
+    /// Pre-instantiated with what the client may import (`wasi:http` under
+    /// the host's policy): the `wasi:http` path.
+    pub(crate) pre: InstancePre<CallState>,
+    /// Pre-instantiated with nothing linked (every import traps): the codec
+    /// path, where the host sends.
+    pub(crate) codec: InstancePre<CodecState>,
+    /// The functions a call enters, found and type-checked once.
+    pub(crate) exports: Exports,
     /// What the component says of its endpoints (a description only),
     /// listed once it is loaded.
     pub(crate) endpoints: std::sync::OnceLock<std::sync::Arc<Vec<types::Endpoint>>>,
@@ -139,8 +146,8 @@ pub(crate) fn load(
     add_wasi_to_linker(&mut linker).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
     let pre = linker
         .instantiate_pre(&component)
-        .and_then(ApiEntreprisePre::new)
         .map_err(|e| failed("linking it", e))?;
+    let (codec, exports) = codec_path(engine, &component).map_err(|e| failed("linking it with nothing", e))?;
     let info = VersionInfo {
         version: crate::contract::client_version(&bytes),
         digest: VersionInfo::digest_of(&bytes),
@@ -153,11 +160,25 @@ pub(crate) fn load(
     };
     let loaded = Loaded {
         pre,
+        codec,
+        exports,
         endpoints: std::sync::OnceLock::new(),
         info,
         health: Health::default(),
     };
     Ok((loaded, timings))
+}
+
+/// The component pre-instantiated with nothing linked, and its call
+/// functions, type-checked on one instance.
+fn codec_path(engine: &Engine, component: &wasmtime::component::Component) -> wasmtime::Result<(InstancePre<CodecState>, Exports)> {
+    let codec = super::linker::link_nothing(engine, component)?.instantiate_pre(component)?;
+    let exports = Exports::find(engine, component)?;
+    let mut store = Store::new(engine, CodecState::default());
+    store.set_epoch_deadline(super::LOAD_TICKS);
+    let instance = codec.instantiate(&mut store)?;
+    exports.check(&mut store, &instance)?;
+    Ok((codec, exports))
 }
 
 impl Loaded {

@@ -9,7 +9,9 @@
 
 mod builder;
 mod cache;
+mod codec_path;
 mod engine;
+mod exports;
 mod linker;
 pub(crate) mod loaded;
 
@@ -18,12 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_entreprise_catalogue as catalogue;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Instance, InstancePre, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-pub use builder::{ComponentSource, RuntimeBuilder};
+pub use builder::{CallPath, ComponentSource, RuntimeBuilder};
 pub use cache::ComponentOrigin;
 pub use engine::POOL_SLOTS;
 pub(crate) use engine::{EPOCH_TICK, spawn_epoch_ticker};
@@ -31,11 +33,11 @@ pub use loaded::{LoadTimings, VersionInfo};
 
 use crate::bindings::ApiEntreprise;
 use crate::error::{CallError, ClientError, ConfigError};
-use crate::policy::{Authority, CallHooks, OutboundPolicy};
+use crate::policy::{Authority, CallHooks, OutboundPolicy, Refusal};
 use crate::token::Token;
 use crate::types;
 use engine::{MEMORY_LIMIT, MemoryCap};
-use linker::CallState;
+use linker::{CallState, CallStore, CodecState};
 use loaded::Loaded;
 
 /// The production API.
@@ -49,6 +51,9 @@ pub const DOCUMENT_TIMEOUT: Duration = Duration::from_millis(catalogue::DOCUMENT
 /// How long past its network ceiling a call may run (instantiation and
 /// parsing) before it is abandoned.
 const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+
+/// Epoch ticks a component may run while it loads (its type check).
+const LOAD_TICKS: u64 = 1000;
 
 /// How much wider than configured each quota window is kept, so that the
 /// server, counting on arrival, never sees more than the quota in a window.
@@ -71,6 +76,8 @@ pub struct Runtime {
     pub(crate) versions: crate::swap::Versions,
     /// One permit per pool slot: a call past the pool's size waits.
     slots: tokio::sync::Semaphore,
+    /// How calls reach the network.
+    path: CallPath,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -79,6 +86,7 @@ impl std::fmt::Debug for Runtime {
             .field("base_url", &self.base_url)
             .field("policy", &self.policy)
             .field("version", &self.versions.current().info)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
@@ -166,16 +174,17 @@ impl Runtime {
             Some(catalogue::Kind::Document) => self.document_timeout,
             _ => self.json_timeout,
         };
-        let base_url = self.base_url.clone();
         let loaded = self.versions.current();
-        let result = self
-            .run_on(&loaded, ceiling, async |store, client| {
-                client
-                    .api_entreprise_client_client()
-                    .call_call(store, &base_url, request)
-                    .await
-            })
-            .await;
+        let result = match self.path {
+            CallPath::Codec => self.call_via_codec(&loaded, request, ceiling).await,
+            CallPath::WasiHttp => {
+                self.run_on(&loaded, ceiling, async |store, instance| {
+                    let call = loaded.exports.call(&mut *store, instance)?;
+                    Ok(call.call_async(&mut *store, (&self.base_url, request)).await?.0)
+                })
+                .await
+            }
+        };
         audit(request, endpoint, &loaded.info, &result, started.elapsed());
         self.versions.record(&loaded, &result);
         result
@@ -199,15 +208,16 @@ impl Runtime {
     /// host with its own HTTP stack would send (it carries no token), with
     /// the endpoint and version it resolved to.
     pub async fn prepare(&self, request: &types::Request) -> Result<types::Prepared, CallError> {
-        let base_url = self.base_url.clone();
         let now = crate::now_rfc3339();
-        self.with_instance(self.json_timeout, async |store, client| {
-            client
-                .api_entreprise_client_codec()
-                .call_prepare(store, &base_url, request, &now)
-                .await
-        })
-        .await
+        let loaded = self.versions.current();
+        let result = self
+            .run_codec(&loaded, self.json_timeout, async |store, instance| {
+                let prepare = loaded.exports.prepare(&mut *store, instance)?;
+                Ok(prepare.call_async(&mut *store, (&self.base_url, request, &now)).await?.0)
+            })
+            .await;
+        self.versions.record(&loaded, &result);
+        result
     }
 
     /// The sans-IO face: parses an answer to `call` (what [`Self::prepare`]
@@ -220,13 +230,15 @@ impl Runtime {
         body: &str,
     ) -> Result<types::Response, CallError> {
         let now = crate::now_rfc3339();
-        self.with_instance(self.json_timeout, async |store, client| {
-            client
-                .api_entreprise_client_codec()
-                .call_parse(store, call, status, headers, body, &now)
-                .await
-        })
-        .await
+        let loaded = self.versions.current();
+        let result = self
+            .run_codec(&loaded, self.json_timeout, async |store, instance| {
+                let parse = loaded.exports.parse(&mut *store, instance)?;
+                Ok(parse.call_async(&mut *store, (call, status, headers, body, &now)).await?.0)
+            })
+            .await;
+        self.versions.record(&loaded, &result);
+        result
     }
 
     /// Lists the endpoints `loaded` describes (once; later calls give the
@@ -236,7 +248,8 @@ impl Runtime {
             return Ok(listed.clone());
         }
         let endpoints = self
-            .run_on(loaded, self.json_timeout, async |store, client| {
+            .run_codec(loaded, self.json_timeout, async |store, instance| {
+                let client = ApiEntreprise::new(&mut *store, instance)?;
                 let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
                 Ok(Ok(endpoints))
             })
@@ -249,12 +262,22 @@ impl Runtime {
         Ok(loaded.endpoints.get_or_init(|| Arc::new(endpoints)).clone())
     }
 
-    /// Instantiates the component in a fresh store and drops it: what every
-    /// call pays before its own work. Returns how long that took.
+    /// Instantiates the component in a fresh store and drops it, on this
+    /// runtime's path: what every call pays before its own work. Returns
+    /// how long that took.
     pub async fn instantiation_cost(&self) -> Result<Duration, CallError> {
+        let loaded = self.versions.current();
         let started = Instant::now();
-        self.with_instance(self.json_timeout, async |_, _| Ok(Ok(()))).await?;
+        match self.path {
+            CallPath::Codec => self.run_codec(&loaded, self.json_timeout, async |_, _| Ok(Ok(()))).await?,
+            CallPath::WasiHttp => self.run_on(&loaded, self.json_timeout, async |_, _| Ok(Ok(()))).await?,
+        }
         Ok(started.elapsed())
+    }
+
+    /// How this runtime's calls reach the network.
+    pub fn call_path(&self) -> CallPath {
+        self.path
     }
 
     /// The sender every request of this runtime goes through (pooled
@@ -264,36 +287,16 @@ impl Runtime {
         &self.policy.sender
     }
 
-    /// Runs `f` on the serving version (see [`Self::run_on`]), and counts
-    /// how it went for that version's health.
-    async fn with_instance<R>(
-        &self,
-        ceiling: Duration,
-        f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
-    ) -> Result<R, CallError> {
-        let loaded = self.versions.current();
-        let result = self.run_on(&loaded, ceiling, f).await;
-        self.versions.record(&loaded, &result);
-        result
-    }
-
-    /// Runs `f` against a fresh instance of `loaded` in a fresh store, under
-    /// the call's `ceiling`. A refusal by the policy replaces the guest's
-    /// generic message. Calls that should send nothing (the catalogue, the
-    /// sans-IO codec) are held to the same policy if they send anyway.
+    /// Runs `f` against a fresh instance of `loaded` in a fresh store that
+    /// links what a client may import (`wasi:http` under the policy), under
+    /// the call's `ceiling`. Calls that should send nothing are held to the
+    /// same policy if they send anyway.
     pub(crate) async fn run_on<R>(
         &self,
         loaded: &Loaded,
         ceiling: Duration,
-        f: impl AsyncFnOnce(&mut Store<CallState>, &ApiEntreprise) -> wasmtime::Result<Result<R, types::Error>>,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, CallError> {
-        // A pool slot first (held until the store is gone, below), within
-        // the call's time.
-        let _slot = match tokio::time::timeout(ceiling, self.slots.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_closed)) => return Err(CallError::Trap("the runtime is shutting down".into())),
-            Err(_) => return Err(CallError::Deadline(ceiling)),
-        };
         let state = CallState {
             // An empty environment, no arguments, no preopens, no network but
             // through wasi:http.
@@ -313,33 +316,62 @@ impl Runtime {
             },
             memory: MemoryCap::default(),
         };
+        self.run(&loaded.pre, state, ceiling, f).await
+    }
+
+    /// Runs `f` against a fresh instance of `loaded` with nothing linked:
+    /// whatever import the component calls traps, so it cannot send, read
+    /// a clock or see anything of the host.
+    pub(crate) async fn run_codec<R>(
+        &self,
+        loaded: &Loaded,
+        ceiling: Duration,
+        f: impl AsyncFnOnce(&mut Store<CodecState>, &Instance) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, CallError> {
+        self.run(&loaded.codec, CodecState::default(), ceiling, f).await
+    }
+
+    /// A pool slot (held until the store is gone), a fresh store of
+    /// `state`, an instance of `pre`, then `f`, all under the call's
+    /// `ceiling`; the outcome said in the caller's terms. A refusal by the
+    /// policy replaces the guest's generic message.
+    async fn run<S: CallStore, R>(
+        &self,
+        pre: &InstancePre<S>,
+        state: S,
+        ceiling: Duration,
+        f: impl AsyncFnOnce(&mut Store<S>, &Instance) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, CallError> {
+        let _slot = match tokio::time::timeout(ceiling, self.slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(CallError::Trap("the runtime is shutting down".into())),
+            Err(_) => return Err(CallError::Deadline(ceiling)),
+        };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.memory);
+        store.limiter(|s| s.memory());
         // Yield to the executor at every epoch tick, so that the deadline
         // below also interrupts a guest that never waits on I/O.
         store.epoch_deadline_async_yield_and_update(1);
         let run = async {
-            let client = loaded.pre.instantiate_async(&mut store).await?;
-            f(&mut store, &client).await
+            let instance = pre.instantiate_async(&mut store).await?;
+            f(&mut store, &instance).await
         };
         let outcome = tokio::time::timeout(ceiling + DEADLINE_SLACK, run).await;
-        let memory_exhausted = store.data().memory.exhausted;
-        let hooks = &mut store.data_mut().hooks;
-        let refusal = hooks.refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let sent_path = hooks.sent_path.take();
+        let memory_exhausted = store.data_mut().memory().exhausted;
+        let called = store.data_mut().called();
+        let (refusal, sent_path) = store.data_mut().outcome();
         match (outcome, refusal) {
             (Err(_), _) => Err(CallError::Deadline(ceiling)),
             (Ok(Err(trap)), _) if memory_exhausted => Err(CallError::Trap(format!(
                 "it used more than its {} MiB of memory ({trap:#})",
                 MEMORY_LIMIT >> 20
             ))),
+            (Ok(Err(_)), _) if let Some(import) = called => Err(CallError::Trap(format!(
+                "it trapped calling `{import}`, which is not linked on the codec path (a Rust panic ends so)"
+            ))),
             (Ok(Err(trap)), _) => Err(CallError::Trap(format!("{trap:#}"))),
-            (Ok(Ok(_)), Some(crate::policy::Refusal::Quota { quota, retry_after })) => {
-                Err(CallError::RateLimited { quota, retry_after })
-            }
-            (Ok(Ok(_)), Some(crate::policy::Refusal::Circuit { what, retry_after })) => {
-                Err(CallError::CircuitOpen { what, retry_after })
-            }
+            (Ok(Ok(_)), Some(Refusal::Quota { quota, retry_after })) => Err(CallError::RateLimited { quota, retry_after }),
+            (Ok(Ok(_)), Some(Refusal::Circuit { what, retry_after })) => Err(CallError::CircuitOpen { what, retry_after }),
             (Ok(Ok(Ok(value))), _) => Ok(value),
             // The component only knows "denied": say why.
             (Ok(Ok(Err(types::Error::RefusedByHost(_)))), Some(refusal)) => Err(CallError::Client(ClientError(

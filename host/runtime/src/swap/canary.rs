@@ -169,7 +169,8 @@ impl Runtime {
     /// One case on one version.
     async fn run_case(&self, version: &Loaded, input: &Input) -> Outcome {
         let result = self
-            .run_on(version, CASE_DEADLINE, async |store, client| {
+            .run_codec(version, CASE_DEADLINE, async |store, instance| {
+                let client = crate::bindings::ApiEntreprise::new(&mut *store, instance)?;
                 let json = client.api_entreprise_client_json();
                 let answer = match input {
                     Input::Prepare { base_url, request, now } => json.call_prepare(store, base_url, request, now).await,
