@@ -3,11 +3,17 @@
 //! (a) a native Rust client doing the same work: the client crate compiled
 //!     natively (validation, request building, parsing into the same
 //!     records), sending over the host's own pooled sender;
-//! (b) the component through the host (a fresh instance per call, the
-//!     policy, the quotas).
+//! (b) the component through the host on the `wasi:http` path (a fresh
+//!     instance per call sends through `wasi:http`, each request under the
+//!     policy, the quotas);
+//! (c) the component through the host on the codec path, the default (a
+//!     fresh instance with nothing linked prepares and parses, the host
+//!     sends under the same policy).
 //!
 //! At concurrency 1, 8, 32 and 128, over plain HTTP and over TLS:
-//! throughput, p50 and p99 latency and the ratio b/a. Then the cost of an
+//! throughput, p50 and p99 latency and the ratios b/a and c/a; then the
+//! peak resident memory of a process running each path at concurrency 128
+//! (the bench runs itself once per path). Then the cost of an
 //! instantiation, a cold start compiling versus loading from the cache, and
 //! the guest's size.
 //!
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use api_entreprise::{Runtime, RuntimeBuilder, Sender, Token, types};
+use api_entreprise::{CallPath, Runtime, RuntimeBuilder, Sender, Token, types};
 use api_entreprise_guest::codec::{self, Call};
 use api_entreprise_guest::validate::Trace;
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
@@ -192,20 +198,53 @@ fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+/// The peak resident memory of this process so far (`VmHWM`), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// The three ways to make the call, by name.
+const PATH_NAMES: [&str; 3] = ["native", "wasi:http", "codec"];
+
+/// Run by the bench in a process of its own (`SIDE_BY_SIDE_RSS=NAME`): the
+/// path `name` at concurrency 128 over plain HTTP, then its peak memory.
+async fn rss_child(name: &str) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    sandbox.set_rate_limit(Some(UNLIMITED));
+    let call_path = if name == "wasi:http" { CallPath::WasiHttp } else { CallPath::Codec };
+    let runtime: &'static Runtime = Box::leak(Box::new(
+        runtime_builder(&sandbox, None).call_path(call_path).build().await.expect("runtime"),
+    ));
+    let native: &'static Native = Box::leak(Box::new(Native {
+        sender: runtime.sender().clone(),
+        base: sandbox.base_url(),
+    }));
+    let path = if name == "native" { Path::Native(native) } else { Path::Component(runtime) };
+    run(path, 128, requests_at(128)).await;
+    println!("{:.1}", peak_rss_mib());
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; a filter is not supported.
+    if let Ok(name) = std::env::var("SIDE_BY_SIDE_RSS") {
+        return rss_child(&name).await;
+    }
     let cache = std::env::temp_dir().join(format!("api-entreprise-bench-{}", std::process::id()));
     println!(
-        "| transport | concurrency | native req/s | component req/s | ratio b/a | native p50 | component p50 | Δ p50 | native p99 | component p99 |"
+        "| transport | concurrency | (a) native req/s | (b) wasi:http req/s | b/a | (c) codec req/s | c/a | \
+         native p50 | wasi:http p50 (Δ) | codec p50 (Δ) | native p99 | wasi:http p99 | codec p99 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // SIDE_BY_SIDE_QUICK=1 skips the throughput table (for profiling the rest).
-    let transports: &[bool] = if std::env::var_os("SIDE_BY_SIDE_QUICK").is_some() {
-        &[]
-    } else {
-        &[false, true]
-    };
+    let quick = std::env::var_os("SIDE_BY_SIDE_QUICK").is_some();
+    let transports: &[bool] = if quick { &[] } else { &[false, true] };
     for &tls in transports {
         let sandbox = Sandbox::start(SandboxConfig {
             tls,
@@ -214,26 +253,40 @@ async fn main() {
         .await
         .expect("sandbox");
         sandbox.set_rate_limit(Some(UNLIMITED));
-        let runtime: &'static Runtime = Box::leak(Box::new(runtime_for(&sandbox, Some(&cache)).await));
+        let wasi: &'static Runtime = Box::leak(Box::new(
+            runtime_builder(&sandbox, Some(&cache))
+                .call_path(CallPath::WasiHttp)
+                .build()
+                .await
+                .expect("runtime"),
+        ));
+        let codec: &'static Runtime = Box::leak(Box::new(runtime_for(&sandbox, Some(&cache)).await));
+        assert_eq!(codec.call_path(), CallPath::Codec, "the default");
         let native: &'static Native = Box::leak(Box::new(Native {
-            sender: runtime.sender().clone(),
+            sender: codec.sender().clone(),
             base: sandbox.base_url(),
         }));
         for concurrency in LEVELS {
             let total = requests_at(concurrency);
             let a = run(Path::Native(native), concurrency, total).await;
-            let b = run(Path::Component(runtime), concurrency, total).await;
+            let b = run(Path::Component(wasi), concurrency, total).await;
+            let c = run(Path::Component(codec), concurrency, total).await;
             println!(
-                "| {} | {concurrency} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {} |",
+                "| {} | {concurrency} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {} | {} (+{}) | {} (+{}) | {} | {} | {} |",
                 if tls { "TLS" } else { "HTTP" },
                 a.throughput,
                 b.throughput,
                 b.throughput / a.throughput,
+                c.throughput,
+                c.throughput / a.throughput,
                 micros(a.p50),
                 micros(b.p50),
                 micros(b.p50.saturating_sub(a.p50)),
+                micros(c.p50),
+                micros(c.p50.saturating_sub(a.p50)),
                 micros(a.p99),
                 micros(b.p99),
+                micros(c.p99),
             );
         }
         if tls {
@@ -244,6 +297,25 @@ async fn main() {
                 sandbox.received()
             );
         }
+    }
+    if !quick {
+        let me = std::env::current_exe().expect("the bench's own path");
+        let peaks: Vec<String> = PATH_NAMES
+            .iter()
+            .map(|name| {
+                let out = std::process::Command::new(&me)
+                    .env("SIDE_BY_SIDE_RSS", name)
+                    .output()
+                    .expect("running the bench again");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                format!("{name} {} MiB", String::from_utf8_lossy(&out.stdout).trim())
+            })
+            .collect();
+        println!(
+            "\npeak resident memory, a process of its own running {} calls at concurrency 128 over HTTP (sandbox included): {}",
+            requests_at(128),
+            peaks.join(", ")
+        );
     }
 
     // SIDE_BY_SIDE_QUICK=call: only calls through the component, in a loop,
@@ -268,14 +340,23 @@ async fn main() {
         .await
         .unwrap();
     let runtime = runtime_for(&sandbox, Some(&cache)).await;
-    for (name, runtime) in [("pooling allocator", &runtime), ("on-demand allocator", &on_demand)] {
+    let wasi = runtime_builder(&sandbox, Some(&cache))
+        .call_path(CallPath::WasiHttp)
+        .build()
+        .await
+        .unwrap();
+    for (name, runtime) in [
+        ("codec path (nothing linked), pooling allocator", &runtime),
+        ("codec path, on-demand allocator", &on_demand),
+        ("wasi:http path (WASI context and linker), pooling allocator", &wasi),
+    ] {
         let mut costs = Vec::new();
         for _ in 0..2000 {
             costs.push(runtime.instantiation_cost().await.unwrap());
         }
         costs.sort();
         println!(
-            "\ninstantiation (fresh store + instance + drop), {name}: p50 {}, p99 {}",
+            "instantiation (fresh store + instance + drop), {name}: p50 {}, p99 {}",
             micros(costs[costs.len() / 2]),
             micros(costs[costs.len() * 99 / 100])
         );
