@@ -217,15 +217,27 @@ const PATH_NAMES: [&str; 3] = ["native", "wasi:http", "codec"];
 async fn rss_child(name: &str) {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
     sandbox.set_rate_limit(Some(UNLIMITED));
-    let call_path = if name == "wasi:http" { CallPath::WasiHttp } else { CallPath::Codec };
+    let call_path = if name == "wasi:http" {
+        CallPath::WasiHttp
+    } else {
+        CallPath::Codec
+    };
     let runtime: &'static Runtime = Box::leak(Box::new(
-        runtime_builder(&sandbox, None).call_path(call_path).build().await.expect("runtime"),
+        runtime_builder(&sandbox, None)
+            .call_path(call_path)
+            .build()
+            .await
+            .expect("runtime"),
     ));
     let native: &'static Native = Box::leak(Box::new(Native {
         sender: runtime.sender().clone(),
         base: sandbox.base_url(),
     }));
-    let path = if name == "native" { Path::Native(native) } else { Path::Component(runtime) };
+    let path = if name == "native" {
+        Path::Native(native)
+    } else {
+        Path::Component(runtime)
+    };
     run(path, 128, requests_at(128)).await;
     println!("{:.1}", peak_rss_mib());
 }

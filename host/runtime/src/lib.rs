@@ -71,8 +71,8 @@ pub use error::{CallError, ClientError, ConfigError};
 pub use quota::{QuotaSpec, Quotas};
 pub use retry::RetryPolicy;
 pub use runtime::{
-    CallPath, ComponentOrigin, ComponentSource, DOCUMENT_TIMEOUT, JSON_TIMEOUT, LoadTimings, POOL_SLOTS, PRODUCTION_BASE_URL,
-    QUOTA_MARGIN, Runtime, RuntimeBuilder, VersionInfo,
+    CallPath, ComponentOrigin, ComponentSource, DOCUMENT_TIMEOUT, JSON_TIMEOUT, LoadTimings, POOL_SLOTS,
+    PRODUCTION_BASE_URL, QUOTA_MARGIN, Runtime, RuntimeBuilder, VersionInfo,
 };
 pub use sender::Sender;
 pub use swap::{SwapError, SwapEvent, SwapReport};

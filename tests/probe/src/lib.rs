@@ -100,7 +100,13 @@ impl codec::Guest for Probe {
         })
     }
 
-    fn parse(call: Prepared, status: u16, headers: Vec<(String, String)>, body: String, _: String) -> Result<Response, Error> {
+    fn parse(
+        call: Prepared,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+        _: String,
+    ) -> Result<Response, Error> {
         if call.endpoint == "garbage" {
             return Ok(garbage());
         }

@@ -51,7 +51,10 @@ async fn a_component_that_loops_forever_is_interrupted_at_the_deadline() {
     for path in PATHS {
         let runtime = probe_runtime(&sandbox, path).await;
         let error = unhung(runtime.call(&request("spin", &[]))).await.unwrap_err();
-        assert!(matches!(error, CallError::Deadline(d) if d == CEILING), "{path:?}: {error:?}");
+        assert!(
+            matches!(error, CallError::Deadline(d) if d == CEILING),
+            "{path:?}: {error:?}"
+        );
         assert!(error.to_string().contains("no answer within"), "{error}");
         still_serves(&runtime, &sandbox).await;
     }
@@ -115,8 +118,13 @@ async fn on_the_codec_path_a_component_reaches_no_import() {
     let sandbox = sandbox().await;
     let runtime = probe_runtime(&sandbox, CallPath::Codec).await;
     let error = runtime.call(&request("panic", &[])).await.unwrap_err();
-    let CallError::Trap(why) = &error else { panic!("{error:?}") };
-    assert!(why.contains("wasi:cli/environment") && why.contains("not linked on the codec path"), "{why}");
+    let CallError::Trap(why) = &error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        why.contains("wasi:cli/environment") && why.contains("not linked on the codec path"),
+        "{why}"
+    );
 }
 
 #[tokio::test]

@@ -236,13 +236,24 @@ async fn on_the_codec_path_the_guest_can_neither_set_nor_read_the_token() {
     let r = runtime.call(&request("probe", &[&url])).await.unwrap();
     let report: serde_json::Value = serde_json::from_str(&r.data).unwrap();
     assert_eq!(report["status"], 200, "{report}");
-    assert!(!report.to_string().contains(DEFAULT_TOKEN), "the guest saw the token: {report}");
     assert!(
-        !report["headers"].as_array().unwrap().iter().any(|h| h[0] == "authorization"),
+        !report.to_string().contains(DEFAULT_TOKEN),
+        "the guest saw the token: {report}"
+    );
+    assert!(
+        !report["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h[0] == "authorization"),
         "the echoed header was scrubbed: {report}"
     );
     let (_, direct, _) = raw_get(&url, Some(DEFAULT_TOKEN)).await;
-    assert!(direct.iter().any(|(k, v)| k == "authorization" && v.contains(DEFAULT_TOKEN)));
+    assert!(
+        direct
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.contains(DEFAULT_TOKEN))
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,11 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + ceiling;
         self.run_codec(loaded, ceiling, async |store, instance| {
             let prepare = loaded.exports.prepare(&mut *store, instance)?;
-            let prepared = match prepare.call_async(&mut *store, (&self.base_url, request, &now)).await?.0 {
+            let prepared = match prepare
+                .call_async(&mut *store, (&self.base_url, request, &now))
+                .await?
+                .0
+            {
                 Ok(prepared) => prepared,
                 Err(refused) => return Ok(Err(refused)),
             };
@@ -55,7 +59,10 @@ impl Runtime {
             let body = match body {
                 Ok(text) => text,
                 Err(_) if (200..300).contains(&status) => {
-                    let id = headers.iter().find(|(name, _)| name == "x-request-id").map(|(_, v)| v.as_str());
+                    let id = headers
+                        .iter()
+                        .find(|(name, _)| name == "x-request-id")
+                        .map(|(_, v)| v.as_str());
                     return Ok(Err(types::Error::Other(format!(
                         "the API answered {status} with a body that is not UTF-8 text, so not JSON; request id {}",
                         id.unwrap_or("unknown")
@@ -91,8 +98,13 @@ fn http_request(prepared: &types::Prepared) -> Result<http::Request<wasmtime_was
     let forbidden = crate::policy::forbidden_headers();
     let mut builder = http::Request::get(uri);
     for (name, value) in &prepared.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) else {
-            return Err(format!("the component's header `{name}` is not a valid header{nothing}"));
+        let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) else {
+            return Err(format!(
+                "the component's header `{name}` is not a valid header{nothing}"
+            ));
         };
         if forbidden(&name) {
             return Err(format!("the component may not set the header `{name}`{nothing}"));

@@ -171,7 +171,10 @@ pub(crate) fn load(
 
 /// The component pre-instantiated with nothing linked, and its call
 /// functions, type-checked on one instance.
-fn codec_path(engine: &Engine, component: &wasmtime::component::Component) -> wasmtime::Result<(InstancePre<CodecState>, Exports)> {
+fn codec_path(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<(InstancePre<CodecState>, Exports)> {
     let codec = super::linker::link_nothing(engine, component)?.instantiate_pre(component)?;
     let exports = Exports::find(engine, component)?;
     let mut store = Store::new(engine, CodecState::default());

@@ -213,7 +213,10 @@ impl Runtime {
         let result = self
             .run_codec(&loaded, self.json_timeout, async |store, instance| {
                 let prepare = loaded.exports.prepare(&mut *store, instance)?;
-                Ok(prepare.call_async(&mut *store, (&self.base_url, request, &now)).await?.0)
+                Ok(prepare
+                    .call_async(&mut *store, (&self.base_url, request, &now))
+                    .await?
+                    .0)
             })
             .await;
         self.versions.record(&loaded, &result);
@@ -234,7 +237,10 @@ impl Runtime {
         let result = self
             .run_codec(&loaded, self.json_timeout, async |store, instance| {
                 let parse = loaded.exports.parse(&mut *store, instance)?;
-                Ok(parse.call_async(&mut *store, (call, status, headers, body, &now)).await?.0)
+                Ok(parse
+                    .call_async(&mut *store, (call, status, headers, body, &now))
+                    .await?
+                    .0)
             })
             .await;
         self.versions.record(&loaded, &result);
@@ -269,7 +275,10 @@ impl Runtime {
         let loaded = self.versions.current();
         let started = Instant::now();
         match self.path {
-            CallPath::Codec => self.run_codec(&loaded, self.json_timeout, async |_, _| Ok(Ok(()))).await?,
+            CallPath::Codec => {
+                self.run_codec(&loaded, self.json_timeout, async |_, _| Ok(Ok(())))
+                    .await?
+            }
             CallPath::WasiHttp => self.run_on(&loaded, self.json_timeout, async |_, _| Ok(Ok(()))).await?,
         }
         Ok(started.elapsed())
@@ -370,8 +379,12 @@ impl Runtime {
                 "it trapped calling `{import}`, which is not linked on the codec path (a Rust panic ends so)"
             ))),
             (Ok(Err(trap)), _) => Err(CallError::Trap(format!("{trap:#}"))),
-            (Ok(Ok(_)), Some(Refusal::Quota { quota, retry_after })) => Err(CallError::RateLimited { quota, retry_after }),
-            (Ok(Ok(_)), Some(Refusal::Circuit { what, retry_after })) => Err(CallError::CircuitOpen { what, retry_after }),
+            (Ok(Ok(_)), Some(Refusal::Quota { quota, retry_after })) => {
+                Err(CallError::RateLimited { quota, retry_after })
+            }
+            (Ok(Ok(_)), Some(Refusal::Circuit { what, retry_after })) => {
+                Err(CallError::CircuitOpen { what, retry_after })
+            }
             (Ok(Ok(Ok(value))), _) => Ok(value),
             // The component only knows "denied": say why.
             (Ok(Ok(Err(types::Error::RefusedByHost(_)))), Some(refusal)) => Err(CallError::Client(ClientError(
