@@ -330,15 +330,20 @@ async fn main() {
         );
     }
 
-    // SIDE_BY_SIDE_QUICK=call: only calls through the component, in a loop,
-    // for a profiler.
-    if std::env::var("SIDE_BY_SIDE_QUICK").as_deref() == Ok("call") {
+    // SIDE_BY_SIDE_QUICK=call (or =prepare): only calls (or prepares)
+    // through the component, in a loop, for a profiler.
+    let only = std::env::var("SIDE_BY_SIDE_QUICK");
+    if matches!(only.as_deref(), Ok("call" | "prepare")) {
         let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
         sandbox.set_rate_limit(Some(UNLIMITED));
         let runtime = runtime_for(&sandbox, None).await;
         let request = component_request();
         for _ in 0..20_000 {
-            std::hint::black_box(runtime.call(&request).await.unwrap());
+            if only.as_deref() == Ok("call") {
+                std::hint::black_box(runtime.call(&request).await.unwrap());
+            } else {
+                std::hint::black_box(runtime.prepare(&request).await.unwrap());
+            }
         }
         return;
     }
