@@ -330,21 +330,32 @@ async fn main() {
         );
     }
 
-    // SIDE_BY_SIDE_QUICK=call (or =prepare): only calls (or prepares)
-    // through the component, in a loop, for a profiler.
+    // SIDE_BY_SIDE_QUICK=call (or =prepare, =native): only calls (or
+    // prepares) through the component, or native calls, in a loop, for a
+    // profiler.
     let only = std::env::var("SIDE_BY_SIDE_QUICK");
-    if matches!(only.as_deref(), Ok("call" | "prepare")) {
+    if matches!(only.as_deref(), Ok("call" | "prepare" | "native")) {
         let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
         sandbox.set_rate_limit(Some(UNLIMITED));
-        let runtime = runtime_for(&sandbox, None).await;
-        let request = component_request();
-        for _ in 0..20_000 {
-            if only.as_deref() == Ok("call") {
-                std::hint::black_box(runtime.call(&request).await.unwrap());
-            } else {
+        let runtime: &'static Runtime = Box::leak(Box::new(runtime_for(&sandbox, None).await));
+        if only.as_deref() == Ok("prepare") {
+            let request = component_request();
+            for _ in 0..20_000 {
                 std::hint::black_box(runtime.prepare(&request).await.unwrap());
             }
+            return;
         }
+        let native: &'static Native = Box::leak(Box::new(Native {
+            sender: runtime.sender().clone(),
+            base: sandbox.base_url(),
+        }));
+        let path = if only.as_deref() == Ok("call") {
+            Path::Component(runtime)
+        } else {
+            Path::Native(native)
+        };
+        // As the throughput table runs them: 32 tasks.
+        run(path, 32, 40_000).await;
         return;
     }
 
