@@ -27,6 +27,7 @@ pub mod codec;
 pub mod error;
 pub mod instant;
 pub mod json;
+pub mod lenient;
 pub mod request;
 pub mod response;
 #[cfg(not(target_os = "unknown"))]

@@ -3,9 +3,11 @@
 //! request-id headers. A tolerant reader: unknown fields pass through in the
 //! raw JSON and never break parsing.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+use crate::lenient::{self, Day, Flag, Obj, Seconds, Text};
 
 use crate::catalogue::{Endpoint, Kind, Typed};
 use crate::error::{ApiError, ApiErrorKind, Error, ErrorItem, TEXT_LIMIT};
@@ -225,23 +227,27 @@ pub fn parse(
             request_id.as_deref().unwrap_or("unknown")
         )));
     };
-    let data: Value = serde_json::from_str(raw.get()).map_err(|e| not_json(&e))?;
-    let data = &data;
+    // `data` is read again from its text, never into a tree: once for the
+    // file links, once more for the typed view or the document.
+    let data = raw.get();
+    let files = lenient::file_links(data).map_err(|e| not_json(&e))?;
     let part = |raw: Option<&RawValue>| raw.map_or_else(|| "{}".to_owned(), |r| r.get().to_owned());
     let typed = match endpoint.typed {
         Typed::None => None,
-        Typed::UniteLegale => unite_legale(data).map(|u| TypedData::UniteLegale(Box::new(u))),
-        Typed::Etablissement => etablissement(data).map(|e| TypedData::Etablissement(Box::new(e))),
+        Typed::UniteLegale => read::<RawUniteLegale>(data)
+            .and_then(RawUniteLegale::typed)
+            .map(|u| TypedData::UniteLegale(Box::new(u))),
+        Typed::Etablissement => read::<RawEtablissement>(data)
+            .and_then(RawEtablissement::typed)
+            .map(|e| TypedData::Etablissement(Box::new(e))),
     };
-    let mut files = Vec::new();
-    file_links(data, &mut String::new(), &mut files);
     Ok(Response {
         links: part(envelope.links),
         meta: part(envelope.meta),
-        document: (endpoint.kind == Kind::Document).then(|| document(data)),
+        document: (endpoint.kind == Kind::Document).then(|| read::<RawDocument>(data).unwrap_or_default().typed()),
         files,
         typed,
-        ..answer(status, raw.get().to_owned(), rate_limit, request_id)
+        ..answer(status, data.to_owned(), rate_limit, request_id)
     })
 }
 
@@ -284,69 +290,6 @@ fn health(v: &Value) -> Option<Health> {
         last_ok_status: str_at(v, "last_ok_status"),
         until: str_at(v, "until"),
     })
-}
-
-/// The document of a document endpoint: v3 `expires_in`, v4
-/// `document_url_expires_in`, or none; a null URL with `refus_de_delivrance`
-/// is an answer, not an error.
-fn document(data: &Value) -> DocumentLink {
-    let status = data.get("entity_status");
-    let code = status.and_then(|s| str_at(s, "code"));
-    let url = str_at(data, "document_url");
-    DocumentLink {
-        refused: code.as_deref() == Some("refus_de_delivrance") || (url.is_none() && code.is_some()),
-        url,
-        expires_in_seconds: data
-            .get("document_url_expires_in")
-            .or_else(|| data.get("expires_in"))
-            .and_then(seconds),
-        status: code,
-        status_label: status.and_then(|s| str_at(s, "libelle").or_else(|| str_at(s, "description"))),
-        valid_from: str_at(data, "date_debut_validite"),
-        valid_until: str_at(data, "date_fin_validite"),
-        issued_on: str_at(data, "date_delivrance_attestation"),
-    }
-}
-
-/// Every `url`, `document_url` or `*_url` field under `v`, with its expiry
-/// (`expires_in`, `document_url_expires_in` or `<field>_expires_in` beside it).
-fn file_links(v: &Value, pointer: &mut String, out: &mut Vec<FileLink>) {
-    let len = pointer.len();
-    match v {
-        Value::Object(map) => {
-            for (key, value) in map {
-                pointer.push('/');
-                if key.contains(['~', '/']) {
-                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                } else {
-                    pointer.push_str(key);
-                }
-                let is_link = key == "url" || key.ends_with("_url");
-                if is_link && (value.is_string() || value.is_null()) {
-                    let expiry = [format!("{key}_expires_in"), "expires_in".to_owned()]
-                        .iter()
-                        .find_map(|k| map.get(k).and_then(seconds));
-                    out.push(FileLink {
-                        pointer: pointer.clone(),
-                        url: value.as_str().map(str::to_owned),
-                        expires_in_seconds: expiry,
-                    });
-                } else {
-                    file_links(value, pointer, out);
-                }
-                pointer.truncate(len);
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                pointer.push('/');
-                let _ = std::fmt::Write::write_fmt(pointer, format_args!("{i}"));
-                file_links(item, pointer, out);
-                pointer.truncate(len);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn api_error(
@@ -442,107 +385,248 @@ fn error_item(v: &Value) -> ErrorItem {
     }
 }
 
-/// A count of seconds, when it is one that fits.
-fn seconds(v: &Value) -> Option<u32> {
-    v.as_u64().map(|s| u32::try_from(s).unwrap_or(u32::MAX))
-}
-
-/// A Sirene date: a Unix timestamp (of midnight in Paris) as the ISO day, or
-/// a date the API already gives as text, unchanged.
-fn day(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_i64().and_then(instant::paris_day),
-        Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
 fn str_at(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-fn coded(v: &Value, key: &str) -> Option<Coded> {
-    let c = v.get(key).filter(|c| c.is_object())?;
-    Some(Coded {
-        code: str_at(c, "code"),
-        libelle: str_at(c, "libelle"),
-    })
+/// `T` read from the JSON `text`, when it is an object.
+fn read<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Option<T> {
+    serde_json::from_str::<Obj<T>>(text).ok().and_then(|o| o.0)
 }
 
-fn tranche(v: &Value) -> Option<String> {
-    v.get("tranche_effectif_salarie").and_then(|t| str_at(t, "intitule"))
+/// A code and its label, as the server writes them.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawCoded {
+    code: Text,
+    libelle: Text,
 }
 
-/// The natural person's display name: usual first name (or first name) and
-/// usage name (or birth name).
-fn person_name(p: &Value) -> Option<String> {
-    let first = str_at(p, "prenom_usuel").or_else(|| str_at(p, "prenom_1"));
-    let last = str_at(p, "nom_usage").or_else(|| str_at(p, "nom_naissance"));
-    let name: Vec<String> = first.into_iter().chain(last).collect();
-    (!name.is_empty()).then(|| name.join(" "))
+impl RawCoded {
+    fn typed(self) -> Coded {
+        Coded {
+            code: self.code.0,
+            libelle: self.libelle.0,
+        }
+    }
 }
 
-fn unite_legale(v: &Value) -> Option<UniteLegale> {
-    let pm = v.get("personne_morale_attributs");
-    Some(UniteLegale {
-        siren: str_at(v, "siren")?,
-        siret_siege_social: str_at(v, "siret_siege_social"),
-        kind: str_at(v, "type"),
-        denomination: pm
-            .and_then(|p| str_at(p, "raison_sociale"))
-            .or_else(|| v.get("personne_physique_attributs").and_then(person_name)),
-        sigle: pm.and_then(|p| str_at(p, "sigle")),
-        categorie_entreprise: str_at(v, "categorie_entreprise"),
-        forme_juridique: coded(v, "forme_juridique"),
-        activite_principale: coded(v, "activite_principale"),
-        tranche_effectif: tranche(v),
-        etat_administratif: str_at(v, "etat_administratif"),
-        status_diffusion: str_at(v, "status_diffusion"),
-        date_creation: day(v, "date_creation"),
-        date_cessation: day(v, "date_cessation"),
-    })
+/// `tranche_effectif_salarie`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawTranche {
+    intitule: Text,
 }
 
-fn adresse(v: &Value) -> Option<Adresse> {
-    let a = v.get("adresse").filter(|a| a.is_object())?;
-    let lignes = a
-        .get("acheminement_postal")
-        .and_then(Value::as_object)
-        .map(|lines| {
-            (1..=7)
-                .filter_map(|i| lines.get(&format!("l{i}"))?.as_str())
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect()
+/// `personne_morale_attributs`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawPersonneMorale {
+    raison_sociale: Text,
+    sigle: Text,
+}
+
+/// `personne_physique_attributs`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawPersonnePhysique {
+    prenom_usuel: Text,
+    prenom_1: Text,
+    nom_usage: Text,
+    nom_naissance: Text,
+}
+
+impl RawPersonnePhysique {
+    /// The display name: usual first name (or first name) and usage name
+    /// (or birth name).
+    fn name(self) -> Option<String> {
+        let first = self.prenom_usuel.0.or(self.prenom_1.0);
+        let last = self.nom_usage.0.or(self.nom_naissance.0);
+        let name: Vec<String> = first.into_iter().chain(last).collect();
+        (!name.is_empty()).then(|| name.join(" "))
+    }
+}
+
+/// An unité légale as the server writes it (the fields the typed view reads).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawUniteLegale {
+    siren: Text,
+    siret_siege_social: Text,
+    #[serde(rename = "type")]
+    kind: Text,
+    personne_morale_attributs: Obj<RawPersonneMorale>,
+    personne_physique_attributs: Obj<RawPersonnePhysique>,
+    categorie_entreprise: Text,
+    forme_juridique: Obj<RawCoded>,
+    activite_principale: Obj<RawCoded>,
+    tranche_effectif_salarie: Obj<RawTranche>,
+    etat_administratif: Text,
+    status_diffusion: Text,
+    date_creation: Day,
+    date_cessation: Day,
+}
+
+impl RawUniteLegale {
+    /// The typed view; none without a SIREN.
+    fn typed(self) -> Option<UniteLegale> {
+        let pm = self.personne_morale_attributs.0;
+        let (raison_sociale, sigle) = pm.map_or((None, None), |p| (p.raison_sociale.0, p.sigle.0));
+        Some(UniteLegale {
+            siren: self.siren.0?,
+            siret_siege_social: self.siret_siege_social.0,
+            kind: self.kind.0,
+            denomination: raison_sociale
+                .or_else(|| self.personne_physique_attributs.0.and_then(RawPersonnePhysique::name)),
+            sigle,
+            categorie_entreprise: self.categorie_entreprise.0,
+            forme_juridique: self.forme_juridique.0.map(RawCoded::typed),
+            activite_principale: self.activite_principale.0.map(RawCoded::typed),
+            tranche_effectif: self.tranche_effectif_salarie.0.and_then(|t| t.intitule.0),
+            etat_administratif: self.etat_administratif.0,
+            status_diffusion: self.status_diffusion.0,
+            date_creation: self.date_creation.0,
+            date_cessation: self.date_cessation.0,
         })
-        .unwrap_or_default();
-    Some(Adresse {
-        numero_voie: str_at(a, "numero_voie"),
-        type_voie: str_at(a, "type_voie"),
-        libelle_voie: str_at(a, "libelle_voie"),
-        complement: str_at(a, "complement_adresse"),
-        code_postal: str_at(a, "code_postal"),
-        commune: str_at(a, "libelle_commune"),
-        code_commune: str_at(a, "code_commune"),
-        lignes,
-    })
+    }
 }
 
-fn etablissement(v: &Value) -> Option<Etablissement> {
-    Some(Etablissement {
-        siret: str_at(v, "siret")?,
-        siege_social: v.get("siege_social").and_then(Value::as_bool),
-        enseigne: str_at(v, "enseigne"),
-        activite_principale: coded(v, "activite_principale"),
-        tranche_effectif: tranche(v),
-        etat_administratif: str_at(v, "etat_administratif"),
-        status_diffusion: str_at(v, "status_diffusion"),
-        date_creation: day(v, "date_creation"),
-        date_fermeture: day(v, "date_fermeture"),
-        adresse: adresse(v),
-        unite_legale: v.get("unite_legale").and_then(unite_legale),
-    })
+/// `acheminement_postal`: the lines `l1` to `l7`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawLignes {
+    l1: Text,
+    l2: Text,
+    l3: Text,
+    l4: Text,
+    l5: Text,
+    l6: Text,
+    l7: Text,
+}
+
+/// An address as the server writes it.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawAdresse {
+    numero_voie: Text,
+    type_voie: Text,
+    libelle_voie: Text,
+    complement_adresse: Text,
+    code_postal: Text,
+    libelle_commune: Text,
+    code_commune: Text,
+    acheminement_postal: Obj<RawLignes>,
+}
+
+impl RawAdresse {
+    fn typed(self) -> Adresse {
+        let lignes = self
+            .acheminement_postal
+            .0
+            .map(|l| {
+                [l.l1, l.l2, l.l3, l.l4, l.l5, l.l6, l.l7]
+                    .into_iter()
+                    .filter_map(|line| line.0)
+                    .map(|line| line.trim().to_owned())
+                    .filter(|line| !line.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Adresse {
+            numero_voie: self.numero_voie.0,
+            type_voie: self.type_voie.0,
+            libelle_voie: self.libelle_voie.0,
+            complement: self.complement_adresse.0,
+            code_postal: self.code_postal.0,
+            commune: self.libelle_commune.0,
+            code_commune: self.code_commune.0,
+            lignes,
+        }
+    }
+}
+
+/// An établissement as the server writes it.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawEtablissement {
+    siret: Text,
+    siege_social: Flag,
+    enseigne: Text,
+    activite_principale: Obj<RawCoded>,
+    tranche_effectif_salarie: Obj<RawTranche>,
+    etat_administratif: Text,
+    status_diffusion: Text,
+    date_creation: Day,
+    date_fermeture: Day,
+    adresse: Obj<RawAdresse>,
+    unite_legale: Obj<RawUniteLegale>,
+}
+
+impl RawEtablissement {
+    /// The typed view; none without a SIRET.
+    fn typed(self) -> Option<Etablissement> {
+        Some(Etablissement {
+            siret: self.siret.0?,
+            siege_social: self.siege_social.0,
+            enseigne: self.enseigne.0,
+            activite_principale: self.activite_principale.0.map(RawCoded::typed),
+            tranche_effectif: self.tranche_effectif_salarie.0.and_then(|t| t.intitule.0),
+            etat_administratif: self.etat_administratif.0,
+            status_diffusion: self.status_diffusion.0,
+            date_creation: self.date_creation.0,
+            date_fermeture: self.date_fermeture.0,
+            adresse: self.adresse.0.map(RawAdresse::typed),
+            unite_legale: self.unite_legale.0.and_then(RawUniteLegale::typed),
+        })
+    }
+}
+
+/// `entity_status` of a document.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawEntityStatus {
+    code: Text,
+    libelle: Text,
+    description: Text,
+}
+
+/// The `data` of a document endpoint: v3 `expires_in`, v4
+/// `document_url_expires_in` (which, when present even as null, is the
+/// one read), or none.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawDocument {
+    document_url: Text,
+    #[serde(deserialize_with = "lenient::present")]
+    document_url_expires_in: Option<Seconds>,
+    expires_in: Seconds,
+    entity_status: Obj<RawEntityStatus>,
+    date_debut_validite: Text,
+    date_fin_validite: Text,
+    date_delivrance_attestation: Text,
+}
+
+impl RawDocument {
+    /// The document link; a null URL with `refus_de_delivrance` is an
+    /// answer, not an error.
+    fn typed(self) -> DocumentLink {
+        let status = self.entity_status.0.unwrap_or_default();
+        let code = status.code.0;
+        let url = self.document_url.0;
+        DocumentLink {
+            refused: code.as_deref() == Some("refus_de_delivrance") || (url.is_none() && code.is_some()),
+            url,
+            expires_in_seconds: match self.document_url_expires_in {
+                Some(seconds) => seconds.0,
+                None => self.expires_in.0,
+            },
+            status: code,
+            status_label: status.libelle.0.or(status.description.0),
+            valid_from: self.date_debut_validite.0,
+            valid_until: self.date_fin_validite.0,
+            issued_on: self.date_delivrance_attestation.0,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -581,12 +665,24 @@ mod tests {
 
     #[test]
     fn a_natural_person_gets_a_name_from_the_person_attributes() {
-        let v: Value = serde_json::from_str(
-            r#"{"siren":"1","personne_morale_attributs":{"raison_sociale":null},
-               "personne_physique_attributs":{"prenom_1":"JEAN","nom_naissance":"DUPONT"}}"#,
-        )
-        .unwrap();
-        assert_eq!(unite_legale(&v).unwrap().denomination.as_deref(), Some("JEAN DUPONT"));
+        let text = r#"{"siren":"1","personne_morale_attributs":{"raison_sociale":null},
+               "personne_physique_attributs":{"prenom_1":"JEAN","nom_naissance":"DUPONT"}}"#;
+        let u = read::<RawUniteLegale>(text).and_then(RawUniteLegale::typed).unwrap();
+        assert_eq!(u.denomination.as_deref(), Some("JEAN DUPONT"));
+    }
+
+    #[test]
+    fn a_field_of_another_type_is_absent_and_never_fails_the_answer() {
+        let text = r#"{"siren":"1","sigle":7,"forme_juridique":"5599","date_creation":1.5,
+               "activite_principale":{"code":["x"],"libelle":"L","new":{"deep":[1,{"a":null}]}},
+               "personne_morale_attributs":[1,2],"etat_administratif":{"A":true}}"#;
+        let u = read::<RawUniteLegale>(text).and_then(RawUniteLegale::typed).unwrap();
+        assert_eq!(u.siren, "1");
+        assert_eq!((u.forme_juridique, u.date_creation, u.denomination), (None, None, None));
+        let coded = u.activite_principale.unwrap();
+        assert_eq!((coded.code, coded.libelle.as_deref()), (None, Some("L")));
+        assert_eq!(u.etat_administratif, None);
+        assert!(read::<RawUniteLegale>("[1]").is_none() && read::<RawUniteLegale>("\"x\"").is_none());
     }
 
     #[test]

@@ -188,3 +188,89 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         "\\PC{0,64}".prop_map(String::into_bytes),
     ]
 }
+
+/// The file-link walk as it was written over a `serde_json::Value` tree
+/// (before `lenient::file_links` read the text in one pass): the reference
+/// the streaming walk must agree with.
+fn tree_file_links(v: &serde_json::Value, pointer: &mut String, out: &mut Vec<response::FileLink>) {
+    use serde_json::Value;
+    let seconds = |v: &Value| v.as_u64().map(|s| u32::try_from(s).unwrap_or(u32::MAX));
+    let len = pointer.len();
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                let is_link = key == "url" || key.ends_with("_url");
+                if is_link && (value.is_string() || value.is_null()) {
+                    let expiry = [format!("{key}_expires_in"), "expires_in".to_owned()]
+                        .iter()
+                        .find_map(|k| map.get(k).and_then(seconds));
+                    out.push(response::FileLink {
+                        pointer: pointer.clone(),
+                        url: value.as_str().map(str::to_owned),
+                        expires_in_seconds: expiry,
+                    });
+                } else {
+                    tree_file_links(value, pointer, out);
+                }
+                pointer.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                pointer.push_str(&format!("/{i}"));
+                tree_file_links(item, pointer, out);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// JSON made of the keys the walk cares about (links, expiries, keys to
+/// escape, repeated keys) and values of every kind.
+fn linky_json() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("url"),
+        Just("document_url"),
+        Just("document_url_expires_in"),
+        Just("acte_url"),
+        Just("acte_url_expires_in"),
+        Just("expires_in"),
+        Just("a/b~c_url"),
+        Just("siren"),
+        Just("data"),
+    ];
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        (0u64..5_000_000_000).prop_map(|n| n.to_string()),
+        Just("-3".to_owned()),
+        Just("1.5".to_owned()),
+        "[a-z:/.]{0,12}".prop_map(|s| format!("{s:?}")),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(","))),
+            proptest::collection::vec((key.clone(), inner), 0..6).prop_map(|entries| {
+                let fields: Vec<String> = entries.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                format!("{{{}}}", fields.join(","))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The streaming walk finds what the tree walk found, in the same order.
+    #[test]
+    fn the_streaming_file_link_walk_agrees_with_the_tree_walk(text in linky_json()) {
+        let tree: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut expected = Vec::new();
+        tree_file_links(&tree, &mut String::new(), &mut expected);
+        let streamed = api_entreprise_guest::lenient::file_links(&text).unwrap();
+        prop_assert_eq!(streamed, expected, "{}", text);
+    }
+}
