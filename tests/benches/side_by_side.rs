@@ -35,8 +35,12 @@ const SIREN: &str = "552049447";
 const UNLIMITED: u32 = 100_000_000;
 
 fn requests_at(concurrency: usize) -> usize {
-    300 + 60 * concurrency
+    600 + 120 * concurrency
 }
+
+/// Each cell's calls are made in this many rounds, the three paths taking
+/// turns, so that a slow moment of the machine falls on all of them.
+const ROUNDS: usize = 3;
 
 fn trace() -> Trace {
     Trace {
@@ -140,8 +144,30 @@ struct Figures {
     p99: Duration,
 }
 
+/// One round's throughput and latencies.
+struct Round {
+    throughput: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    /// The median round's throughput, and the percentiles of every call.
+    fn of(mut rounds: Vec<Round>) -> Self {
+        rounds.sort_by(|a, b| a.throughput.total_cmp(&b.throughput));
+        let throughput = rounds[rounds.len() / 2].throughput;
+        let mut latencies: Vec<Duration> = rounds.into_iter().flat_map(|r| r.latencies).collect();
+        latencies.sort();
+        let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        Figures {
+            throughput,
+            p50: at(0.50),
+            p99: at(0.99),
+        }
+    }
+}
+
 /// `total` calls from `concurrency` tasks; every call must succeed.
-async fn run(path: Path<'static>, concurrency: usize, total: usize) -> Figures {
+async fn run(path: Path<'static>, concurrency: usize, total: usize) -> Round {
     // Warm the pool and the caches first.
     for _ in 0..concurrency.min(16) {
         path.call().await.expect("warm-up call");
@@ -165,13 +191,9 @@ async fn run(path: Path<'static>, concurrency: usize, total: usize) -> Figures {
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
-    let wall = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Figures {
-        throughput: total as f64 / wall.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+    Round {
+        throughput: total as f64 / started.elapsed().as_secs_f64(),
+        latencies,
     }
 }
 
@@ -255,8 +277,17 @@ async fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // SIDE_BY_SIDE_QUICK=1 skips the throughput table (for profiling the rest).
+    // SIDE_BY_SIDE_QUICK=latency: the concurrency-1 row over HTTP only
+    // (with TOKIO_WORKER_THREADS=1, the latency without handing each call
+    // between two worker threads).
     let quick = std::env::var_os("SIDE_BY_SIDE_QUICK").is_some();
-    let transports: &[bool] = if quick { &[] } else { &[false, true] };
+    let latency_only = std::env::var("SIDE_BY_SIDE_QUICK").as_deref() == Ok("latency");
+    let transports: &[bool] = match (quick, latency_only) {
+        (_, true) => &[false],
+        (true, false) => &[],
+        (false, false) => &[false, true],
+    };
+    let levels: &[usize] = if latency_only { &[1] } else { &LEVELS };
     for &tls in transports {
         let sandbox = Sandbox::start(SandboxConfig {
             tls,
@@ -278,11 +309,15 @@ async fn main() {
             sender: codec.sender().clone(),
             base: sandbox.base_url(),
         }));
-        for concurrency in LEVELS {
-            let total = requests_at(concurrency);
-            let a = run(Path::Native(native), concurrency, total).await;
-            let b = run(Path::Component(wasi), concurrency, total).await;
-            let c = run(Path::Component(codec), concurrency, total).await;
+        for &concurrency in levels {
+            let per_round = requests_at(concurrency) / ROUNDS;
+            let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                a.push(run(Path::Native(native), concurrency, per_round).await);
+                b.push(run(Path::Component(wasi), concurrency, per_round).await);
+                c.push(run(Path::Component(codec), concurrency, per_round).await);
+            }
+            let (a, b, c) = (Figures::of(a), Figures::of(b), Figures::of(c));
             println!(
                 "| {} | {concurrency} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {} | {} (+{}) | {} (+{}) | {} | {} | {} |",
                 if tls { "TLS" } else { "HTTP" },
@@ -309,6 +344,9 @@ async fn main() {
                 sandbox.received()
             );
         }
+    }
+    if latency_only {
+        return;
     }
     if !quick {
         let me = std::env::current_exe().expect("the bench's own path");

@@ -111,17 +111,7 @@ impl codec::Guest for Probe {
             return Ok(garbage());
         }
         let report = serde_json::json!({ "status": status, "headers": headers, "body": body });
-        Ok(Response {
-            status,
-            data: report.to_string(),
-            links: "{}".into(),
-            meta: "{}".into(),
-            document: None,
-            files: vec![],
-            typed: None,
-            rate_limit: no_rate_limit(),
-            request_id: None,
-        })
+        Ok(reporting(status, report))
     }
 }
 
@@ -274,7 +264,12 @@ fn probe(req: Request) -> Result<Response, Error> {
         "env": std::env::vars().collect::<Vec<_>>(),
         "args": std::env::args().collect::<Vec<_>>(),
     });
-    Ok(Response {
+    Ok(reporting(status, report))
+}
+
+/// An answer whose `data` is what the probe reports.
+fn reporting(status: u16, report: serde_json::Value) -> Response {
+    Response {
         status,
         data: report.to_string(),
         links: "{}".into(),
@@ -284,7 +279,7 @@ fn probe(req: Request) -> Result<Response, Error> {
         typed: None,
         rate_limit: no_rate_limit(),
         request_id: None,
-    })
+    }
 }
 
 // Native builds (clippy) export nothing: WIT export names are not native symbols.
