@@ -1,8 +1,10 @@
 //! The outbound policy: what the component's requests may reach and what is
-//! added to them on the way out, applied in the `wasi:http` send hook before
-//! any connection is made. Every decision is taken from the request the
-//! host sees leave (its authority, its path) and the host's own catalogue,
-//! never from what the component says of its endpoints.
+//! added to them on the way out, applied before any connection is made by
+//! one function, `send`, whether the request comes from the component's
+//! `wasi:http` (the send hook) or from what its `codec.prepare` described
+//! (the codec path, where the host sends). Every decision is taken from the
+//! request the host sees leave (its authority, its path) and the host's own
+//! catalogue, never from what the component says of its endpoints.
 //!
 //! One request goes through these steps, in this order, each in its file:
 //!

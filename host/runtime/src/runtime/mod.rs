@@ -3,9 +3,12 @@
 //!
 //! `builder.rs` configures and builds it; `engine.rs` holds the engine, its
 //! instance pool, the epoch ticker and the memory cap; `loaded.rs` loads one
-//! client version; `cache.rs` keeps the compiled component between starts;
-//! `linker.rs` links what a component may import and holds one call's store.
-//! Replacing the version while serving is `crate::swap`'s.
+//! client version; `exports.rs` finds and type-checks its call functions
+//! once; `cache.rs` keeps the compiled component between starts;
+//! `linker.rs` links what a component may import (everything a client may,
+//! or nothing) and holds one call's store; `codec_path.rs` is the default
+//! call path, where the host sends what the component prepared. Replacing
+//! the version while serving is `crate::swap`'s.
 
 mod builder;
 mod cache;
@@ -209,18 +212,14 @@ impl Runtime {
     /// the endpoint and version it resolved to.
     pub async fn prepare(&self, request: &types::Request) -> Result<types::Prepared, CallError> {
         let now = crate::now_rfc3339();
-        let loaded = self.versions.current();
-        let result = self
-            .run_codec(&loaded, self.json_timeout, async |store, instance| {
-                let prepare = loaded.exports.prepare(&mut *store, instance)?;
-                Ok(prepare
-                    .call_async(&mut *store, (&self.base_url, request, &now))
-                    .await?
-                    .0)
-            })
-            .await;
-        self.versions.record(&loaded, &result);
-        result
+        self.with_codec(async |store, instance, exports| {
+            let prepare = exports.prepare(&mut *store, instance)?;
+            Ok(prepare
+                .call_async(&mut *store, (&self.base_url, request, &now))
+                .await?
+                .0)
+        })
+        .await
     }
 
     /// The sans-IO face: parses an answer to `call` (what [`Self::prepare`]
@@ -233,14 +232,30 @@ impl Runtime {
         body: &str,
     ) -> Result<types::Response, CallError> {
         let now = crate::now_rfc3339();
+        self.with_codec(async |store, instance, exports| {
+            let parse = exports.parse(&mut *store, instance)?;
+            Ok(parse
+                .call_async(&mut *store, (call, status, headers, body, &now))
+                .await?
+                .0)
+        })
+        .await
+    }
+
+    /// Runs `f` on the serving version with nothing linked (see
+    /// [`Self::run_codec`]), and counts how it went for that version's health.
+    async fn with_codec<R>(
+        &self,
+        f: impl AsyncFnOnce(
+            &mut Store<CodecState>,
+            &Instance,
+            &exports::Exports,
+        ) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, CallError> {
         let loaded = self.versions.current();
         let result = self
             .run_codec(&loaded, self.json_timeout, async |store, instance| {
-                let parse = loaded.exports.parse(&mut *store, instance)?;
-                Ok(parse
-                    .call_async(&mut *store, (call, status, headers, body, &now))
-                    .await?
-                    .0)
+                f(store, instance, &loaded.exports).await
             })
             .await;
         self.versions.record(&loaded, &result);
@@ -298,9 +313,8 @@ impl Runtime {
 
     /// Runs `f` against a fresh instance of `loaded` in a fresh store that
     /// links what a client may import (`wasi:http` under the policy), under
-    /// the call's `ceiling`. Calls that should send nothing are held to the
-    /// same policy if they send anyway.
-    pub(crate) async fn run_on<R>(
+    /// the call's `ceiling`: the `wasi:http` path.
+    async fn run_on<R>(
         &self,
         loaded: &Loaded,
         ceiling: Duration,
