@@ -178,12 +178,7 @@ async fn the_sandbox_received_the_token_from_the_host() {
 #[tokio::test]
 async fn the_guest_can_neither_set_nor_read_the_token() {
     let sandbox = sandbox().await;
-    let runtime = builder(&sandbox)
-        .component(probe_component())
-        .call_path(CallPath::WasiHttp)
-        .build()
-        .await
-        .unwrap();
+    let runtime = probe_on(&sandbox, CallPath::WasiHttp).await;
     // The probe sets its own Authorization, then asks a server that echoes it.
     let url = format!("{}/__sandbox/echo-authorization", sandbox.base_url());
     let report = echoed_without_the_token(&runtime, &url).await;
@@ -199,12 +194,7 @@ async fn the_guest_can_neither_set_nor_read_the_token() {
 #[tokio::test]
 async fn on_the_codec_path_the_guest_can_neither_set_nor_read_the_token() {
     let sandbox = sandbox().await;
-    let runtime = builder(&sandbox)
-        .component(probe_component())
-        .call_path(CallPath::Codec)
-        .build()
-        .await
-        .unwrap();
+    let runtime = probe_on(&sandbox, CallPath::Codec).await;
     let url = format!("{}/__sandbox/echo-authorization", sandbox.base_url());
     let error = client_error(runtime.call(&request("forge", &[&url])).await);
     let types::Error::RefusedByHost(why) = error else {
@@ -213,6 +203,25 @@ async fn on_the_codec_path_the_guest_can_neither_set_nor_read_the_token() {
     assert!(why.contains("may not set the header `authorization`"), "{why}");
     assert!(sandbox.requests().is_empty(), "nothing was sent");
     echoed_without_the_token(&runtime, &url).await;
+}
+
+/// The hostile probe in the host, on `path`, against `sandbox`.
+async fn probe_on(sandbox: &api_entreprise_sandbox::Sandbox, path: CallPath) -> api_entreprise::Runtime {
+    builder(sandbox)
+        .component(probe_component())
+        .call_path(path)
+        .build()
+        .await
+        .expect("the probe loads")
+}
+
+/// Why the host refused the probe's request for `url` on `path`.
+async fn probe_refused(sandbox: &api_entreprise_sandbox::Sandbox, path: CallPath, url: &str) -> String {
+    let runtime = probe_on(sandbox, path).await;
+    match client_error(runtime.call(&request("probe", &[url])).await) {
+        types::Error::RefusedByHost(why) => why,
+        error => panic!("{path:?}: {error:?}"),
+    }
 }
 
 /// The probe asks `url`, a route of the sandbox that echoes the request's
@@ -253,16 +262,7 @@ async fn a_request_to_another_authority_is_refused_without_a_connection() {
         elsewhere.local_addr().unwrap()
     );
     for path in PATHS {
-        let runtime = builder(&sandbox)
-            .component(probe_component())
-            .call_path(path)
-            .build()
-            .await
-            .unwrap();
-        let error = client_error(runtime.call(&request("probe", &[&elsewhere_url])).await);
-        let types::Error::RefusedByHost(why) = error else {
-            panic!("{path:?}: {error:?}")
-        };
+        let why = probe_refused(&sandbox, path, &elsewhere_url).await;
         assert!(why.contains("is not the configured API"), "{why}");
     }
     // Nothing connected: accept() has nothing waiting.
@@ -376,16 +376,7 @@ async fn the_host_refuses_a_data_request_without_its_trace_whatever_the_componen
         sandbox.base_url()
     );
     for path in PATHS {
-        let runtime = builder(&sandbox)
-            .component(probe_component())
-            .call_path(path)
-            .build()
-            .await
-            .unwrap();
-        let error = client_error(runtime.call(&request("probe", &[&url])).await);
-        let types::Error::RefusedByHost(why) = error else {
-            panic!("{path:?}: {error:?}")
-        };
+        let why = probe_refused(&sandbox, path, &url).await;
         assert!(why.contains("without recipient, object"), "{why}");
     }
     assert!(
