@@ -8,6 +8,16 @@ pub use redis_server::RedisServer;
 
 use api_entreprise::{CallPath, ComponentSource, Runtime, RuntimeBuilder, Token, types};
 
+/// A valid trace as the command's flags.
+pub const TRACE_ARGS: [&str; 6] = [
+    "--context",
+    "aides publiques",
+    "--recipient",
+    "13002526500013",
+    "--object",
+    "dossier 42",
+];
+
 /// Both ways a call reaches the network: the default codec path first.
 pub const PATHS: [CallPath; 2] = [CallPath::Codec, CallPath::WasiHttp];
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};

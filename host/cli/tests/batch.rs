@@ -46,15 +46,22 @@ fn dir(name: &str) -> PathBuf {
 /// `batch` against `sandbox`, with its token, the state in `dir`.
 fn batch(sandbox: &Sandbox, dir: &Path, args: &[&str]) -> Command {
     let mut command = host(sandbox, dir);
-    command.arg("batch").args(args).args([
-        "--context",
-        "aides publiques",
-        "--recipient",
-        "13002526500013",
-        "--object",
-        "dossier 42",
-    ]);
+    command.arg("batch").args(args).args(api_entreprise_tests::TRACE_ARGS);
     command
+}
+
+/// `batch INPUT -o OUTPUT --endpoint insee_etablissements EXTRA…`, as
+/// [`batch`] runs it.
+fn etablissements(sandbox: &Sandbox, dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> Command {
+    let mut args = vec![
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--endpoint",
+        "insee_etablissements",
+    ];
+    args.extend_from_slice(extra);
+    batch(sandbox, dir, &args)
 }
 
 /// The command against `sandbox`, with its token, the state in `dir`.
@@ -104,19 +111,7 @@ async fn a_batch_runs_at_the_quotas_pace_and_never_over_it() {
     let dir = dir("pace");
     let input = sirets_csv(&dir, 200);
     let output = dir.join("out.jsonl");
-    let mut command = batch(
-        &sandbox,
-        &dir,
-        &[
-            input.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-            "--endpoint",
-            "insee_etablissements",
-            "--ip-quota",
-            "50/5s",
-        ],
-    );
+    let mut command = etablissements(&sandbox, &dir, &input, &output, &["--ip-quota", "50/5s"]);
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -231,19 +226,7 @@ async fn bad_rows_are_answered_with_their_errors_and_the_batch_goes_on() {
     bytes.extend(format!("{},13002526500013\n", siret(42)).as_bytes()); // 7: the sandbox's example
     std::fs::write(&input, bytes).unwrap();
     let output = dir.join("out.jsonl");
-    let mut command = batch(
-        &sandbox,
-        &dir,
-        &[
-            input.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-            "--endpoint",
-            "insee_etablissements",
-            "--recipient-column",
-            "recipient",
-        ],
-    );
+    let mut command = etablissements(&sandbox, &dir, &input, &output, &["--recipient-column", "recipient"]);
     let out = command.output().unwrap();
     let report = text(&out);
     assert_eq!(out.status.code(), Some(1), "{report}");
@@ -287,19 +270,7 @@ async fn outside_its_window_a_batch_pauses_says_until_when_and_resumes_by_itself
     assert!(warmed.status.success(), "{}", text(&warmed));
     // The injected clock: 19:59:55 in Paris (UTC+1 in winter), 5 s before
     // the window opens.
-    let mut command = batch(
-        &sandbox,
-        &dir,
-        &[
-            input.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-            "--endpoint",
-            "insee_etablissements",
-            "--between",
-            "20:00-07:00",
-        ],
-    );
+    let mut command = etablissements(&sandbox, &dir, &input, &output, &["--between", "20:00-07:00"]);
     command.env("API_ENTREPRISE_BATCH_CLOCK", "2026-11-30T18:59:55Z");
     let started = std::time::Instant::now();
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
@@ -330,19 +301,7 @@ async fn a_provider_in_maintenance_pauses_the_batch_instead_of_burning_its_rows(
     // The provider answers 503 with `retry_in` for the next 3 s: its
     // circuit opens until then, and the rows wait rather than fail.
     sandbox.set_maintenance(Some(std::time::Duration::from_secs(3)));
-    let mut command = batch(
-        &sandbox,
-        &dir,
-        &[
-            input.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-            "--endpoint",
-            "insee_etablissements",
-            "--ip-quota",
-            "100000/1m",
-        ],
-    );
+    let mut command = etablissements(&sandbox, &dir, &input, &output, &["--ip-quota", "100000/1m"]);
     let started = std::time::Instant::now();
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
@@ -460,17 +419,7 @@ async fn rows_that_fail_go_to_the_retry_file_which_batch_reads_back() {
     let dir = dir("retry");
     let input = sirets_csv(&dir, 3);
     let output = dir.join("out.jsonl");
-    let mut command = batch(
-        &sandbox,
-        &dir,
-        &[
-            input.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-            "--endpoint",
-            "insee_etablissements",
-        ],
-    );
+    let mut command = etablissements(&sandbox, &dir, &input, &output, &[]);
     command
         .env("API_ENTREPRISE_BASE_URL", &base_url)
         .env("API_ENTREPRISE_RETRIES", "1");

@@ -37,14 +37,7 @@ fn run(args: &[&str]) -> Output {
 }
 
 /// A valid trace for `call`.
-const TRACE: [&str; 6] = [
-    "--context",
-    "aides publiques",
-    "--recipient",
-    "13002526500013",
-    "--object",
-    "dossier 42",
-];
+use api_entreprise_tests::TRACE_ARGS as TRACE;
 
 /// `[global…] call [args…]` with a valid trace.
 fn call(global: &[&str], args: &[&str], token: Option<&str>) -> Output {
