@@ -59,6 +59,8 @@ pub struct Progress {
     pub codes: BTreeMap<String, u64>,
     /// Calls waiting for a circuit to close (a possible ban, a provider down).
     pub waiting_for_circuit: u64,
+    /// Calls waiting for the quota store to come back, and what it said.
+    pub waiting_for_store: Option<(u64, String)>,
     /// Outside the time window: until when (in its time zone), if so.
     pub paused_until: Option<String>,
     /// Since the run began.
@@ -127,7 +129,7 @@ pub async fn run(
         }
     });
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Answered>(jobs);
-    let waiting = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let waiting = Arc::new(Waiting::default());
     let mut retry = RetryFile::new(options.retry_file.clone());
     let mut progress = Progress::default();
     // The first row sent for each repeated request: the others name it.
@@ -209,7 +211,7 @@ pub async fn run(
                 }
             }
             _ = ticker.tick() => {
-                progress.waiting_for_circuit = waiting.load(std::sync::atomic::Ordering::Relaxed);
+                (progress.waiting_for_circuit, progress.waiting_for_store) = waiting.now();
                 progress.elapsed = started.elapsed();
                 report(&progress);
             }
@@ -218,20 +220,42 @@ pub async fn run(
     output.sync()?;
     retry.finish()?;
     progress.waiting_for_circuit = 0;
+    progress.waiting_for_store = None;
     progress.elapsed = started.elapsed();
     report(&progress);
     Ok(progress)
 }
 
-/// One row's call: a quota without a slot, or an open circuit, is waited
-/// out (nothing was sent), then the call goes again; every other outcome is
-/// the row's answer. Transient failures were already retried by the
-/// runtime's policy.
-async fn call(
-    runtime: &Runtime,
-    request: &types::Request,
-    waiting: &std::sync::atomic::AtomicU64,
-) -> Result<types::Response, CallError> {
+/// The calls that wait for something other than a quota slot, for the
+/// progress line.
+#[derive(Default)]
+struct Waiting {
+    circuit: std::sync::atomic::AtomicU64,
+    store: std::sync::atomic::AtomicU64,
+    /// What the quota store said last.
+    store_down: std::sync::Mutex<String>,
+}
+
+impl Waiting {
+    /// Calls waiting for a circuit; calls waiting for the store, and why.
+    fn now(&self) -> (u64, Option<(u64, String)>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let store = match self.store.load(Relaxed) {
+            0 => None,
+            n => Some((n, self.store_down.lock().unwrap_or_else(|p| p.into_inner()).clone())),
+        };
+        (self.circuit.load(Relaxed), store)
+    }
+}
+
+/// How often a call that found the quota store away asks again.
+const STORE_RETRY: Duration = Duration::from_millis(500);
+
+/// One row's call: a quota without a slot, an open circuit, or a quota
+/// store that is away is waited out (nothing was sent), then the call goes
+/// again; every other outcome is the row's answer. Transient failures were
+/// already retried by the runtime's policy.
+async fn call(runtime: &Runtime, request: &types::Request, waiting: &Waiting) -> Result<types::Response, CallError> {
     use std::sync::atomic::Ordering::Relaxed;
     loop {
         match runtime.call(request).await {
@@ -240,9 +264,15 @@ async fn call(
             }
             Err(CallError::CircuitOpen { retry_after, what }) => {
                 tracing::warn!(target: "api_entreprise::batch", "{what} is open: waiting {retry_after:?}");
-                waiting.fetch_add(1, Relaxed);
+                waiting.circuit.fetch_add(1, Relaxed);
                 tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await;
-                waiting.fetch_sub(1, Relaxed);
+                waiting.circuit.fetch_sub(1, Relaxed);
+            }
+            Err(CallError::QuotaStoreUnavailable(down)) => {
+                *waiting.store_down.lock().unwrap_or_else(|p| p.into_inner()) = down.to_string();
+                waiting.store.fetch_add(1, Relaxed);
+                tokio::time::sleep(STORE_RETRY).await;
+                waiting.store.fetch_sub(1, Relaxed);
             }
             result => return result,
         }
@@ -296,6 +326,7 @@ fn answer_line(a: &Answered) -> (Outcome, Vec<(&'static str, serde_json::Value)>
                 CallError::Trap(_) => (Outcome::Failed, "trap", None, Vec::new()),
                 CallError::RateLimited { .. } => (Outcome::Failed, "quota", None, Vec::new()),
                 CallError::CircuitOpen { .. } => (Outcome::Failed, "circuit", None, Vec::new()),
+                CallError::QuotaStoreUnavailable(_) => (Outcome::Failed, "quota-store", None, Vec::new()),
                 _ => (Outcome::Failed, "other", None, Vec::new()),
             };
             let line = vec![

@@ -2,10 +2,11 @@
 //! the runtime they build: with no token, against a built-in sandbox.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use api_entreprise::{ComponentSource, QuotaSpec, RetryPolicy, Runtime, RuntimeBuilder, Token};
+use api_entreprise::{ComponentSource, QuotaSpec, Quotas, RetryPolicy, Runtime, RuntimeBuilder, Token};
 use api_entreprise_gateway::Config;
 use api_entreprise_gateway::config::Profile;
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
@@ -62,8 +63,16 @@ pub struct HostArgs {
     #[arg(long, global = true, env = "API_ENTREPRISE_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Share the quotas with every host using this Redis server
-    /// (redis://host:port/db), instead of keeping them in the state directory.
-    #[arg(long, global = true, env = "API_ENTREPRISE_REDIS_URL", value_name = "URL")]
+    /// (redis://[:PASSWORD@]HOST:PORT/DB, or behind Sentinel
+    /// redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]),
+    /// instead of keeping them in the state directory.
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     redis_url: Option<String>,
     /// Where the compiled component is kept between runs [default:
     /// $XDG_CACHE_HOME/api-entreprise, else ~/.cache/api-entreprise].
@@ -194,7 +203,8 @@ pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtim
             .or_else(|| settings.base_url.clone())
             .unwrap_or_else(|| api_entreprise::PRODUCTION_BASE_URL.to_owned());
         let token = Token::new(profile.token(&name)?)?;
-        let runtime = runtime(settings, base_url, token, false, profile.rate_limit_per_minute).await?;
+        let quotas = quota_store(settings, false).await?;
+        let runtime = runtime(settings, base_url, token, quotas, profile.rate_limit_per_minute).await?;
         return Ok((runtime, None));
     }
     let (base_url, token, sandbox) = match (&settings.token, &settings.base_url) {
@@ -212,7 +222,8 @@ pub async fn connect(settings: &HostArgs, quiet: bool) -> anyhow::Result<(Runtim
             (sandbox.base_url(), Token::new(DEFAULT_TOKEN)?, Some(sandbox))
         }
     };
-    let runtime = runtime(settings, base_url, token, sandbox.is_some(), None).await?;
+    let quotas = quota_store(settings, sandbox.is_some()).await?;
+    let runtime = runtime(settings, base_url, token, quotas, None).await?;
     Ok((runtime, sandbox))
 }
 
@@ -231,20 +242,41 @@ pub async fn start_sandbox(quiet: bool, extra: &str) -> anyhow::Result<Sandbox> 
     Ok(sandbox)
 }
 
+/// Where the quotas are counted, from the shared settings: Redis when
+/// `--redis-url` names one, else the state directory's file (shared by
+/// every process of this machine); against the built-in sandbox
+/// (`sandbox`), in memory only. One per process: every runtime and the
+/// gateway's shares count in it.
+pub async fn quota_store(settings: &HostArgs, sandbox: bool) -> anyhow::Result<Arc<Quotas>> {
+    let quotas = if let Some(url) = &settings.redis_url {
+        Quotas::redis(url, api_entreprise::quota::REDIS_PREFIX).await?
+    } else if sandbox {
+        Quotas::new()
+    } else {
+        let dir = settings
+            .state_dir
+            .clone()
+            .or_else(|| project_dir(dirs::state_dir()))
+            .context("no state directory: set --state-dir or API_ENTREPRISE_STATE_DIR")?;
+        Quotas::persistent(dir.join("quotas.json"), Box::new(api_entreprise::quota::SystemClock))?
+    };
+    Ok(Arc::new(quotas))
+}
+
 /// A runtime for `base_url` with `token` (and the token's own limit per
-/// minute, if it has one), from the shared settings. Against the built-in
-/// sandbox (`sandbox`), the quotas are kept in memory only.
+/// minute, if it has one), counting in `quotas`, from the shared settings.
 pub async fn runtime(
     settings: &HostArgs,
     base_url: String,
     token: Token,
-    sandbox: bool,
+    quotas: Arc<Quotas>,
     token_rate_limit: Option<u32>,
 ) -> anyhow::Result<Runtime> {
     let component = settings.component_source()?;
     let mut builder = RuntimeBuilder::new(base_url)
         .token(token)
         .ip_quotas(settings.ip_quotas()?)
+        .quotas(quotas)
         .component(component)
         .retry(RetryPolicy {
             max_attempts: settings.retries.saturating_add(1),
@@ -256,16 +288,6 @@ pub async fn runtime(
     }
     if let Some(dir) = settings.cache_dir() {
         builder = builder.cache_dir(dir);
-    }
-    if let Some(url) = &settings.redis_url {
-        builder = builder.redis(url.clone());
-    } else if !sandbox {
-        let dir = settings
-            .state_dir
-            .clone()
-            .or_else(|| project_dir(dirs::state_dir()))
-            .context("no state directory: set --state-dir or API_ENTREPRISE_STATE_DIR")?;
-        builder = builder.state_file(dir.join("quotas.json"));
     }
     if let Some(path) = &settings.ca_cert {
         let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;

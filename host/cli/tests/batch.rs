@@ -453,3 +453,52 @@ async fn rows_that_fail_go_to_the_retry_file_which_batch_reads_back() {
     assert!(found.iter().all(|l| l["outcome"] == "found"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[path = "../../../tests/src/redis_server.rs"]
+mod redis_server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waits_out_a_redis_restart_and_answers_every_row_once() {
+    let mut redis = redis_server::RedisServer::start_durable();
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000));
+    let dir = dir("redis-restart");
+    const ROWS: u64 = 40;
+    let input = sirets_csv(&dir, ROWS);
+    let output = dir.join("out.jsonl");
+    let url = redis.url();
+    let extra = ["--ip-quota", "10/1s", "--redis-url", &url, "--progress-every", "1"];
+    let mut command = etablissements(&sandbox, &dir, &input, &output, &extra);
+    let run = tokio::task::spawn_blocking(move || command.output().unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    redis.kill();
+    let killed = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    redis.restart();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the batch never finished after Redis came back")
+        .unwrap();
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("wait: the quota store (Redis at"),
+        "the progress line says what it waits for:\n{report}"
+    );
+    let lines = lines(&output);
+    let rows = per_row(&lines);
+    assert_eq!(rows, (1..=ROWS).map(|r| (r, 1)).collect(), "every row once");
+    let requests = sandbox.requests();
+    assert_eq!(requests.len() as u64, ROWS, "nothing sent twice");
+    let times: Vec<u64> = requests.iter().map(|r| r.at_unix_ms).collect();
+    let worst = (0..times.len())
+        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < 1_000).count())
+        .max()
+        .unwrap();
+    println!(
+        "batch of {ROWS} rows through a Redis kill -9 of 3 s: finished {:?} after the kill, worst 1 s window {worst}/10",
+        killed.elapsed()
+    );
+    assert!(worst <= 10, "a 1 s window held {worst}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,145 +1,17 @@
 //! `api-entreprise serve` as an operator runs it: a real process with a
 //! configuration file, in front of the sandbox, called over real HTTP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use api_entreprise_catalogue as catalogue;
 use api_entreprise_gateway::hash_key;
-use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, fixtures};
+use api_entreprise_sandbox::{DEFAULT_TOKEN, fixtures};
 use api_entreprise_tests::raw_request;
 use serde_json::Value;
 
-const PORTAIL_KEY: &str = "portail-key-0123456789";
-const BATCH_KEY: &str = "batch-key-9876543210";
-const ORIGIN: &str = "https://portail.example.fr";
-const TRACE: &str = "context=aides%20publiques&recipient=10000001700010&object=dossier%2042&user_id=agent-42";
-
-/// A gateway process; killed when dropped.
-struct Gateway {
-    child: Child,
-    url: String,
-    stderr: std::path::PathBuf,
-    /// Its standard output after the first line: the audit trail.
-    audit: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Gateway {
-    /// The audit trail so far, one JSON value a line.
-    fn audit(&self) -> Vec<Value> {
-        self.audit
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-            .collect()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Two applications on one profile: `portail` (Sirene only, a fixed
-/// recipient, one browser origin) and `batch` (everything).
-fn two_applications(sandbox: &Sandbox, portail_extra: &str) -> String {
-    format!(
-        r#"
-        base_url = "{base}"
-        [profiles.aides]
-        token_env = "GATEWAY_TEST_TOKEN"
-        [applications.portail]
-        key_sha256 = "{portail}"
-        profile = "aides"
-        endpoints = ["insee_unites_legales"]
-        cors_origins = ["{ORIGIN}"]
-        {portail_extra}
-        [applications.batch]
-        key_sha256 = "{batch}"
-        profile = "aides"
-        "#,
-        base = sandbox.base_url(),
-        portail = hash_key(PORTAIL_KEY),
-        batch = hash_key(BATCH_KEY),
-    )
-}
-
-/// Starts `serve` with `config` and the extra global flags. It blocks
-/// until the gateway listens: the tests run on a multi-threaded runtime, so
-/// that the sandbox in this process answers the gateway's `/privileges`
-/// meanwhile.
-fn start(name: &str, config: &str, global: &[&str]) -> Gateway {
-    let dir = std::env::temp_dir().join(format!("api-entreprise-gateway-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, config).unwrap();
-    let stderr = dir.join("stderr");
-    let mut child = api_entreprise_tests::clean_env(Command::new(env!("CARGO_BIN_EXE_api-entreprise")))
-        .args(global)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .env("GATEWAY_TEST_TOKEN", DEFAULT_TOKEN)
-        .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
-        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
-        .env("API_ENTREPRISE_COMPONENTS_DIR", dir.join("components"))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("gateway listening on ")
-        .unwrap_or_else(|| panic!("{line}: {}", std::fs::read_to_string(&stderr).unwrap_or_default()))
-        .to_owned();
-    let audit = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let lines = audit.clone();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            lines.lock().unwrap().push(line);
-        }
-    });
-    Gateway {
-        child,
-        url,
-        stderr,
-        audit,
-    }
-}
-
-async fn get(url: &str, key: Option<&str>, origin: Option<&str>) -> (u16, Vec<(String, String)>, Value) {
-    let authorization = key.map(|k| format!("Bearer {k}"));
-    let mut headers: Vec<(&str, &str)> = authorization.iter().map(|a| ("authorization", a.as_str())).collect();
-    headers.extend(origin.map(|o| ("origin", o)));
-    let (status, headers, body) = raw_request("GET", url, &headers).await;
-    let body = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
-    (status, headers, body)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// What the sandbox received, but the gateway's own `/privileges`.
-fn data_requests(sandbox: &Sandbox) -> Vec<api_entreprise_sandbox::RecordedRequest> {
-    sandbox
-        .requests()
-        .into_iter()
-        .filter(|r| r.path != "/privileges")
-        .collect()
-}
-
-fn codes(body: &Value) -> Vec<&str> {
-    body["errors"]
-        .as_array()
-        .map(|errors| errors.iter().filter_map(|e| e["code"].as_str()).collect())
-        .unwrap_or_default()
-}
+#[path = "common/gateway.rs"]
+mod harness;
+use harness::*;
 
 /// The path and query of an endpoint's example fixture.
 fn example(e: &catalogue::Endpoint) -> Option<String> {
@@ -446,6 +318,16 @@ async fn healthz_says_alive_and_readyz_says_whether_the_api_answers() {
     let silent = start("unready", &config, &[]);
     let (status, _, body) = raw_request("GET", &format!("{}/readyz", silent.url), &[]).await;
     let body = String::from_utf8_lossy(&body);
+    // Without a key, nothing about profiles or tokens.
+    assert_eq!((status, body.trim()), (503, "not ready"), "{body}");
+    let bearer = format!("Bearer {BATCH_KEY}");
+    let (status, _, body) = raw_request(
+        "GET",
+        &format!("{}/readyz", silent.url),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("profile aides: the API's /pings failed"), "{body}");
 }
@@ -475,14 +357,21 @@ async fn a_slow_or_greedy_caller_cannot_hold_the_gateway() {
         }
     }
 
-    // Three idle connections fill the cap: a fourth is closed at once.
+    // Three idle connections fill the cap: a fourth takes the place of the
+    // oldest, which is closed at once, and is served.
     let mut idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut fourth = TcpStream::connect(&addr).unwrap();
     assert!(
-        closed_within(&mut fourth, Duration::from_millis(800)),
-        "past the cap, closed at once"
+        closed_within(&mut idle.remove(0), Duration::from_millis(800)),
+        "past the cap, the oldest idle connection is closed at once"
     );
+    fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    fourth.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = fourth.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    idle.push(TcpStream::connect(&addr).unwrap());
 
     // A caller that never finishes its headers is cut off after 1 s.
     let started = Instant::now();

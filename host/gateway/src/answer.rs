@@ -144,6 +144,16 @@ pub fn from_call(kind: types::EndpointKind, result: Result<types::Response, Call
                 Some(retry_after),
             );
         }
+        Err(e @ CallError::QuotaStoreUnavailable(_)) => {
+            // Fail closed, and say it is the store, not a full quota.
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "00503",
+                "Service indisponible",
+                &e.to_string(),
+                Some(std::time::Duration::from_secs(1)),
+            );
+        }
         Err(e @ CallError::CircuitOpen { retry_after, .. }) => {
             let detail = e.to_string();
             return refusal(

@@ -4,7 +4,10 @@
 //! counted in the metrics and said on standard error.
 //!
 //! The admin routes exist only when the configuration has an
-//! `admin_key_sha256`, and answer only to that key:
+//! `admin_key_sha256` (otherwise their paths are unknown paths, the API's
+//! plain 404), and answer only to that key, which is checked before a byte
+//! of the body is read; a body is at most [`MAX_COMPONENT_BYTES`] and must
+//! arrive within [`BODY_DEADLINE`]:
 //!
 //! - `GET /admin/component`: the version each profile runs, and the one
 //!   kept for a rollback;
@@ -18,18 +21,17 @@ use std::sync::Arc;
 
 use api_entreprise::swap::{RollbackReason, SwapError, SwapEvent, SwapReport};
 use api_entreprise::{ComponentSource, VersionInfo};
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use http::{HeaderMap, StatusCode, header};
-use subtle::ConstantTimeEq;
+use http::{Method, StatusCode, header};
 
 use crate::server::Gateway;
 
 /// The largest component the admin route takes (the client is about 0.5 MB).
-const MAX_COMPONENT_BYTES: usize = 32 << 20;
+pub const MAX_COMPONENT_BYTES: usize = 8 << 20;
+
+/// The longest an admin body may take to arrive.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Gateway {
     /// Swaps every profile's runtime to `source`, all or none: if one
@@ -40,6 +42,7 @@ impl Gateway {
         source: &ComponentSource,
         accept_differences: bool,
     ) -> Result<SwapReport, SwapError> {
+        let _one_at_a_time = self.swapping.lock().await;
         let mut swapped = Vec::new();
         let mut first = None;
         for profile in self.profiles() {
@@ -66,7 +69,8 @@ impl Gateway {
     }
 
     /// Rolls every profile's runtime back to its previous version.
-    pub fn rollback_component(&self) -> Result<VersionInfo, SwapError> {
+    pub async fn rollback_component(&self) -> Result<VersionInfo, SwapError> {
+        let _one_at_a_time = self.swapping.lock().await;
         let mut now = Err(SwapError::NothingToRollBack);
         for profile in self.profiles() {
             let rolled = profile.runtime.rollback();
@@ -126,34 +130,36 @@ impl Gateway {
         self.metrics().components(&versions);
     }
 
-    /// The admin routes, when the configuration has an administrator key.
-    pub(crate) fn admin_router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route("/admin/component", get(status).post(swap))
-            .route("/admin/component/rollback", post(rollback))
-            .layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
-            .with_state(self)
-    }
+}
 
-    /// The answer to a request without the administrator's key: the API's
-    /// own 404 when no key is configured (the routes do not exist), else a
-    /// 401. `None` when `headers` carry the key.
-    fn admin_refusal(&self, headers: &HeaderMap) -> Option<Response> {
-        let Some(expected) = self.admin_key() else {
-            return Some(crate::answer::not_found());
-        };
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let hash = crate::config::hash_key(key);
-        if bool::from(hash.as_bytes().ct_eq(expected.as_bytes())) {
-            return None;
-        }
-        let refusal = "the admin routes need the administrator's key as the bearer token\n";
-        Some((StatusCode::UNAUTHORIZED, refusal).into_response())
+/// Answers `request` if it is for an admin route and an administrator's key
+/// is configured; otherwise gives it back, untouched, for the API's routes.
+pub(crate) async fn admin(gateway: &Arc<Gateway>, request: Request) -> Result<Response, Request> {
+    let path = request.uri().path();
+    let route = match path {
+        "/admin/component" => Route::Component,
+        "/admin/component/rollback" => Route::Rollback,
+        _ => return Err(request),
+    };
+    if gateway.admin_key().is_none() {
+        return Err(request);
     }
+    if !gateway.is_admin(request.headers().get(header::AUTHORIZATION)) {
+        let refusal = "the admin routes need the administrator's key as the bearer token\n";
+        return Ok((StatusCode::UNAUTHORIZED, refusal).into_response());
+    }
+    Ok(match (route, request.method().clone()) {
+        (Route::Component, Method::GET) => status(gateway),
+        (Route::Component, Method::POST) => swap(gateway, request).await,
+        (Route::Rollback, Method::POST) => rollback(gateway).await,
+        _ => (StatusCode::METHOD_NOT_ALLOWED, "GET or POST /admin/component, POST /admin/component/rollback\n")
+            .into_response(),
+    })
+}
+
+enum Route {
+    Component,
+    Rollback,
 }
 
 fn version_json(info: &VersionInfo) -> serde_json::Value {
@@ -164,10 +170,7 @@ fn version_json(info: &VersionInfo) -> serde_json::Value {
     })
 }
 
-async fn status(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = gateway.admin_refusal(&headers) {
-        return refusal;
-    }
+fn status(gateway: &Gateway) -> Response {
     let profiles: serde_json::Map<String, serde_json::Value> = gateway
         .profiles()
         .map(|p| {
@@ -182,21 +185,42 @@ async fn status(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-#[derive(serde::Deserialize)]
-struct SwapQuery {
-    #[serde(default)]
-    accept_differences: bool,
-}
-
-async fn swap(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Query(query): Query<SwapQuery>,
-    body: Bytes,
-) -> Response {
-    if let Some(refusal) = gateway.admin_refusal(&headers) {
-        return refusal;
+/// Reads the component from the body (capped, under its deadline), checks
+/// it and swaps it in (`?accept_differences=true` past the canary).
+async fn swap(gateway: &Gateway, request: Request) -> Response {
+    let accept_differences = request
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "accept_differences" && v == "true"))
+        .unwrap_or(false);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = format!(
+        "a component is at most {} MiB: this one is larger\n",
+        MAX_COMPONENT_BYTES >> 20
+    );
+    if declared.is_some_and(|n| n > MAX_COMPONENT_BYTES as u64) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, too_large).into_response();
     }
+    let body = tokio::time::timeout(
+        BODY_DEADLINE,
+        axum::body::to_bytes(request.into_body(), MAX_COMPONENT_BYTES),
+    )
+    .await;
+    let body = match body {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, too_large).into_response(),
+        Err(_) => {
+            let late = format!(
+                "the component's bytes did not arrive within {} s\n",
+                BODY_DEADLINE.as_secs()
+            );
+            return (StatusCode::REQUEST_TIMEOUT, late).into_response();
+        }
+    };
     if body.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
@@ -205,18 +229,15 @@ async fn swap(
             .into_response();
     }
     let source = ComponentSource::Bytes(body.to_vec().into());
-    match gateway.swap_component(&source, query.accept_differences).await {
+    match gateway.swap_component(&source, accept_differences).await {
         Ok(report) => (StatusCode::OK, format!("{report}\n")).into_response(),
         Err(SwapError::Refused(report)) => (StatusCode::CONFLICT, format!("{report}\n")).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }
 
-async fn rollback(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = gateway.admin_refusal(&headers) {
-        return refusal;
-    }
-    match gateway.rollback_component() {
+async fn rollback(gateway: &Gateway) -> Response {
+    match gateway.rollback_component().await {
         Ok(now) => (StatusCode::OK, format!("rolled back: {now} serves\n")).into_response(),
         Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
     }

@@ -83,10 +83,15 @@ pub struct Config {
 pub struct Limits {
     /// Connections open at once; past it a new one is closed at once.
     pub max_connections: usize,
-    /// Seconds a caller has to send a request's headers.
+    /// Seconds a caller has to send a request's headers, from its
+    /// connection or from the previous answer (so also how long a
+    /// kept-alive connection may stay idle).
     pub header_read_timeout_seconds: u64,
     /// The largest request head (request line and headers), in bytes.
     pub max_header_bytes: usize,
+    /// Seconds a write of an answer may make no progress (a caller that
+    /// stopped reading) before the connection is closed.
+    pub write_timeout_seconds: u64,
 }
 
 impl Default for Limits {
@@ -95,6 +100,7 @@ impl Default for Limits {
             max_connections: 1024,
             header_read_timeout_seconds: 10,
             max_header_bytes: 16 * 1024,
+            write_timeout_seconds: 10,
         }
     }
 }
@@ -272,8 +278,14 @@ impl Config {
                 }
             }
         }
-        if self.limits.max_connections == 0 || self.limits.header_read_timeout_seconds == 0 {
-            return Err("[limits]: `max_connections` and `header_read_timeout_seconds` must be above 0".into());
+        if self.limits.max_connections == 0
+            || self.limits.header_read_timeout_seconds == 0
+            || self.limits.write_timeout_seconds == 0
+        {
+            return Err(
+                "[limits]: `max_connections`, `header_read_timeout_seconds` and `write_timeout_seconds` must be above 0"
+                    .into(),
+            );
         }
         if self.limits.max_header_bytes < 8192 {
             return Err("[limits]: `max_header_bytes` must be at least 8192".into());

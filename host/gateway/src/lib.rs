@@ -5,7 +5,11 @@
 //! token.
 //!
 //! - [`config`]: the configuration file (profiles, applications);
-//! - `server`: the routes, the application checks, the quota shares;
+//! - `server`: the routes, the application checks, the quota shares,
+//!   readiness;
+//! - `listener`: HTTP/1.1 connections under a cap and deadlines that hold
+//!   before any key is looked at;
+//! - `audit`: the audit trail, written off the request path;
 //! - `answer`: answers in the API's own shapes;
 //! - `component`: the client component's swaps and rollbacks, and the
 //!   admin routes that ask for them;
@@ -14,9 +18,11 @@
 pub mod config;
 
 mod answer;
+mod audit;
 mod component;
+mod listener;
 mod metrics;
 mod server;
 
 pub use config::{Config, ConfigError, hash_key};
-pub use server::{Gateway, GatewayError};
+pub use server::{Gateway, GatewayError, READINESS_REFRESH};

@@ -4,7 +4,9 @@
 //! profile and group, the circuits, the days before each token expires, and
 //! the contract of the component the host runs.
 
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// The gateway's metrics.
 pub struct Metrics {
@@ -16,6 +18,8 @@ pub struct Metrics {
     circuits: GaugeVec,
     component: GaugeVec,
     swaps: IntCounterVec,
+    audit_dropped: IntCounter,
+    connections_closed: IntCounterVec,
 }
 
 impl Metrics {
@@ -27,6 +31,20 @@ impl Metrics {
                 "Changes of the client component: swapped, refused, rolled_back (asked) or rolled_back_automatically",
             ),
             &["outcome"],
+        )
+        .expect("a valid metric");
+        let audit_dropped = IntCounter::new(
+            "api_entreprise_audit_lines_dropped_total",
+            "Audit lines dropped because the reader of standard output did not keep up (the requests were served)",
+        )
+        .expect("a valid metric");
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "api_entreprise_gateway_connections_closed_total",
+                "Connections the gateway closed to protect itself: refused (at the cap, none to evict), evicted \
+                 (at the cap, the longest without a request), write_timeout (a caller that stopped reading)",
+            ),
+            &["reason"],
         )
         .expect("a valid metric");
         let registry = Registry::new();
@@ -87,6 +105,8 @@ impl Metrics {
             Box::new(circuits.clone()),
             Box::new(component.clone()),
             Box::new(swaps.clone()),
+            Box::new(audit_dropped.clone()),
+            Box::new(connections_closed.clone()),
         ] {
             registry.register(metric).expect("each metric registered once");
         }
@@ -99,7 +119,24 @@ impl Metrics {
             circuits,
             component,
             swaps,
+            audit_dropped,
+            connections_closed,
         }
+    }
+
+    /// The counter of dropped audit lines, for the audit writer.
+    pub fn audit_dropped(&self) -> IntCounter {
+        self.audit_dropped.clone()
+    }
+
+    /// The counter of connections closed for `reason`.
+    pub fn closed_counter(&self, reason: &str) -> IntCounter {
+        self.connections_closed.with_label_values(&[reason])
+    }
+
+    /// One connection closed to protect the gateway, and why.
+    pub fn connection_closed(&self, reason: &str) {
+        self.connections_closed.with_label_values(&[reason]).inc();
     }
 
     /// The client component each profile runs now, as `(profile, version)`.

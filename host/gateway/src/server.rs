@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use api_entreprise::quota::{QuotaKey, QuotaSpec};
+use api_entreprise::quota::{Denied, QuotaKey, QuotaSpec};
 use api_entreprise::{CallError, Quotas, Runtime, types};
 use api_entreprise_catalogue as catalogue;
 use axum::Router;
@@ -40,6 +40,11 @@ pub(crate) struct ProfileState {
     pub(crate) runtime: Arc<Runtime>,
     /// `None` until `/privileges` answered (the server then decides alone).
     scopes: RwLock<Option<BTreeSet<String>>>,
+    /// What the API's `/pings` said last, and when: `/readyz` answers from
+    /// it, never with an upstream call of its own.
+    pings: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// A refresh of `pings` is under way.
+    pinging: std::sync::atomic::AtomicBool,
 }
 
 impl ProfileState {
@@ -58,6 +63,66 @@ impl ProfileState {
         }
     }
 
+    /// Asks the API's `/pings` and keeps what it said.
+    async fn refresh_pings(&self) {
+        let said = match self.runtime.call(&free_request("pings")).await {
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) => Err(format!("the API's /pings answered {}", r.status)),
+            Err(e) => Err(format!("the API's /pings failed: {e}")),
+        };
+        *self.pings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), said));
+    }
+
+    /// Refreshes the pings in the background when they are older than
+    /// [`READINESS_REFRESH`] and no refresh is under way: at most one
+    /// upstream call per profile every few seconds, however many ask.
+    fn refresh_pings_if_stale(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let stale = self
+            .pings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= READINESS_REFRESH);
+        if stale && !self.pinging.swap(true, Ordering::SeqCst) {
+            let profile = self.clone();
+            tokio::spawn(async move {
+                profile.refresh_pings().await;
+                // The next refresh is not before READINESS_REFRESH from now.
+                profile.pinging.store(false, Ordering::SeqCst);
+            });
+        }
+    }
+
+    /// What keeps this profile from being ready, from what is known now.
+    fn faults(&self, now_unix: u64) -> Vec<String> {
+        let mut faults = Vec::new();
+        match self.runtime.token_claims() {
+            None => faults.push(format!("profile {}: no token", self.name)),
+            Some(Ok(claims)) if claims.exp.is_some_and(|exp| u64::try_from(exp).unwrap_or(0) <= now_unix) => {
+                faults.push(format!("profile {}: its token has expired", self.name));
+            }
+            _ => {}
+        }
+        match &*self.pings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            None => faults.push(format!("profile {}: the API's /pings has not answered yet", self.name)),
+            Some((_, Err(why))) => faults.push(format!("profile {}: {why}", self.name)),
+            Some((_, Ok(()))) => {}
+        }
+        for circuit in self.runtime.circuit_states() {
+            if circuit.name == "api"
+                && let Some(open_for) = circuit.open_for
+            {
+                faults.push(format!(
+                    "profile {}: the API does not answer (its circuit is open for {} s more)",
+                    self.name,
+                    open_for.as_secs()
+                ));
+            }
+        }
+        faults
+    }
+
     /// Whether the token may call `endpoint`, as far as the gateway knows.
     fn may_call(&self, endpoint: &catalogue::Endpoint) -> bool {
         let scopes = self.scopes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -70,6 +135,9 @@ impl ProfileState {
 
 /// How often the profiles' privileges are read again.
 const PRIVILEGES_REFRESH: Duration = Duration::from_secs(600);
+
+/// The API's `/pings` is asked for `/readyz` at most this often per profile.
+pub const READINESS_REFRESH: Duration = Duration::from_secs(5);
 
 /// A request for a route that takes no value and no trace.
 fn free_request(endpoint: &str) -> types::Request {
@@ -97,11 +165,17 @@ pub struct Gateway {
     apps: RwLock<Arc<Vec<Arc<App>>>>,
     profiles: BTreeMap<String, Arc<ProfileState>>,
     ip_quotas: Vec<QuotaSpec>,
-    shares: Quotas,
+    /// The applications' shares, counted in the same store as the per-IP
+    /// quotas: with Redis, every gateway of the fleet counts them together.
+    shares: Arc<Quotas>,
     limits: Limits,
     metrics: crate::metrics::Metrics,
+    audit: crate::audit::AuditTrail,
     /// The SHA-256 of the administrator's key, in lowercase hex.
     admin_key: RwLock<Option<String>>,
+    /// One change of the client component at a time, whatever asks for it
+    /// (the file watch, SIGHUP, the admin route): all profiles or none.
+    pub(crate) swapping: tokio::sync::Mutex<()>,
 }
 
 /// Why the gateway cannot start from a configuration.
@@ -119,11 +193,14 @@ fn decode_hash(hex: &str) -> Option<[u8; 32]> {
 
 impl Gateway {
     /// The gateway for `config`, calling through `runtimes` (one per
-    /// profile, by name), with each application's share of `ip_quotas`.
+    /// profile, by name), with each application's share of `ip_quotas`
+    /// counted in `shares` (the store the runtimes count the per-IP quotas
+    /// in, so that a fleet of gateways holds each share together).
     pub fn new(
         config: &Config,
         runtimes: &BTreeMap<String, Arc<Runtime>>,
         ip_quotas: &[QuotaSpec],
+        shares: Arc<Quotas>,
     ) -> Result<Self, GatewayError> {
         let profiles = runtimes
             .iter()
@@ -132,18 +209,24 @@ impl Gateway {
                     name: name.clone(),
                     runtime: runtime.clone(),
                     scopes: RwLock::new(None),
+                    pings: std::sync::Mutex::new(None),
+                    pinging: std::sync::atomic::AtomicBool::new(false),
                 };
                 (name.clone(), Arc::new(state))
             })
             .collect();
+        let metrics = crate::metrics::Metrics::new();
+        let audit = crate::audit::AuditTrail::stdout(crate::audit::QUEUE_LINES, metrics.audit_dropped());
         let mut gateway = Self {
             apps: RwLock::new(Arc::new(Vec::new())),
             profiles,
             ip_quotas: ip_quotas.to_vec(),
-            shares: Quotas::new(),
+            shares,
             limits: config.limits,
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
+            audit,
             admin_key: RwLock::new(None),
+            swapping: tokio::sync::Mutex::new(()),
         };
         gateway.set_admin_key(config);
         let apps = gateway.applications(config)?;
@@ -245,11 +328,13 @@ impl Gateway {
             .any(|a| a.origins.iter().any(|o| o.as_bytes() == origin.as_bytes()))
     }
 
-    /// Reads every profile's privileges now, then again every ten minutes
-    /// in the background.
+    /// Reads every profile's privileges and the API's `/pings` now, then
+    /// the privileges again every ten minutes in the background (the pings
+    /// when `/readyz` asks, at most every [`READINESS_REFRESH`]).
     pub async fn watch_privileges(self: &Arc<Self>) {
         for profile in self.profiles.values() {
             profile.refresh_privileges().await;
+            profile.refresh_pings().await;
         }
         let gateway = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -263,35 +348,38 @@ impl Gateway {
         });
     }
 
-    /// Ready when every profile's token is there and not expired and the
-    /// upstream's `/pings` answers: 200, else 503 with the reasons.
-    async fn readiness(&self) -> (StatusCode, String) {
+    /// Ready when every profile's token is there and not expired, the
+    /// API's `/pings` answered 200 when last asked, and the API's circuit
+    /// is closed: 200, else 503. Only a caller with a key (an
+    /// application's or the administrator's) is told the reasons. Answered
+    /// from what is known now: the pings are asked again in the background
+    /// when older than [`READINESS_REFRESH`], never once per request.
+    fn readiness(&self, headers: &http::HeaderMap) -> (StatusCode, String) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut faults = Vec::new();
         for profile in self.profiles.values() {
-            match profile.runtime.token_claims() {
-                None => faults.push(format!("profile {}: no token", profile.name)),
-                Some(Ok(claims)) if claims.exp.is_some_and(|exp| u64::try_from(exp).unwrap_or(0) <= now) => {
-                    faults.push(format!("profile {}: its token has expired", profile.name));
-                }
-                _ => {}
-            }
-            match profile.runtime.call(&free_request("pings")).await {
-                Ok(r) if r.status == 200 => {}
-                Ok(r) => faults.push(format!(
-                    "profile {}: the API's /pings answered {}",
-                    profile.name, r.status
-                )),
-                Err(e) => faults.push(format!("profile {}: the API's /pings failed: {e}", profile.name)),
-            }
+            profile.refresh_pings_if_stale();
+            faults.extend(profile.faults(now));
         }
-        if faults.is_empty() {
-            (StatusCode::OK, "ready\n".to_owned())
-        } else {
-            (StatusCode::SERVICE_UNAVAILABLE, faults.join("\n") + "\n")
+        let keyed = self.authenticate(headers.get(header::AUTHORIZATION)).is_some()
+            || self.is_admin(headers.get(header::AUTHORIZATION));
+        match (faults.is_empty(), keyed) {
+            (true, _) => (StatusCode::OK, "ready\n".to_owned()),
+            (false, true) => (StatusCode::SERVICE_UNAVAILABLE, faults.join("\n") + "\n"),
+            (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
         }
+    }
+
+    /// Whether `authorization` carries the administrator's key.
+    pub(crate) fn is_admin(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some(expected) = self.admin_key() else { return false };
+        let key = authorization
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        bool::from(crate::config::hash_key(key).as_bytes().ct_eq(expected.as_bytes()))
     }
 
     /// Serves the metrics on `listener` (a listener of their own).
@@ -353,38 +441,41 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok\n" }))
             .route(
                 "/readyz",
-                get(|State(gateway): State<Arc<Gateway>>| async move { gateway.readiness().await }),
+                get(|State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap| async move {
+                    gateway.readiness(&headers)
+                }),
             )
             .fallback(api)
             .layer(cors)
-            .with_state(self.clone())
-            .merge(self.admin_router())
+            .with_state(self)
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting
     /// and lets the calls in flight finish (each within its own deadline).
-    /// Inbound limits hold for every connection: a cap on open connections
-    /// (past it a new one is closed at once), a deadline for a request's
-    /// headers, a cap on their size.
+    /// Inbound limits hold for every connection before any key is looked
+    /// at (`listener.rs`): the cap, with eviction of the connection idle
+    /// the longest; a deadline for each request head (also the idle
+    /// deadline between requests), a cap on its size; a deadline on
+    /// writing each answer. HTTP/1.1 only.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use crate::listener::{Admission, Connections, WriteDeadline};
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use tower::ServiceExt;
+
         let limits = self.limits;
-        let service = hyper_util::service::TowerToHyperService::new(self.router());
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(limits.header_read_timeout_seconds))
+        let head_deadline = Duration::from_secs(limits.header_read_timeout_seconds);
+        let write_deadline = Duration::from_secs(limits.write_timeout_seconds);
+        let router = self.clone().router();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(head_deadline)
             .max_buf_size(limits.max_header_bytes);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-        let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        let connections = Connections::new(limits.max_connections);
+        let write_timeouts = self.metrics.closed_counter("write_timeout");
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -399,27 +490,52 @@ impl Gateway {
                 },
                 () = &mut shutdown => break,
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                tracing::warn!(
-                    "{} connections are open, the most allowed: a new one is closed",
-                    limits.max_connections
-                );
-                continue;
-            };
-            let (builder, service, watcher) = (builder.clone(), service.clone(), graceful.watcher());
-            tokio::spawn(async move {
-                // hyper times a request's headers from their first byte: a
-                // caller that sends nothing at all gets the same deadline.
-                let mut byte = [0u8; 1];
-                let first = Duration::from_secs(limits.header_read_timeout_seconds);
-                if !matches!(tokio::time::timeout(first, stream.peek(&mut byte)).await, Ok(Ok(1..))) {
-                    return;
+            let open = match connections.admit() {
+                Admission::Admitted(open) => open,
+                Admission::Evicted(open) => {
+                    self.metrics.connection_closed("evicted");
+                    open
                 }
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let _ = watcher.watch(connection).await;
-                drop(permit);
+                Admission::Refused => {
+                    self.metrics.connection_closed("refused");
+                    tracing::warn!(
+                        "{} connections are open, each with a request in flight: a new one is closed",
+                        limits.max_connections
+                    );
+                    continue;
+                }
+            };
+            let tracker = open.tracker();
+            let router = router.clone();
+            let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let in_flight = tracker.begin();
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(request).await;
+                    drop(in_flight);
+                    response
+                }
+            });
+            let (http, watcher, write_timeouts) = (http.clone(), graceful.watcher(), write_timeouts.clone());
+            tokio::spawn(async move {
+                // hyper's head deadline starts when it first reads; a caller
+                // that sends nothing at all gets the same deadline here.
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    peeked = tokio::time::timeout(head_deadline, stream.peek(&mut byte)) => {
+                        if !matches!(peeked, Ok(Ok(1..))) {
+                            return;
+                        }
+                    }
+                    () = open.evicted() => return,
+                }
+                let io = TokioIo::new(WriteDeadline::new(stream, write_deadline, write_timeouts));
+                let connection = watcher.watch(http.serve_connection(io, service));
+                tokio::select! {
+                    _ = connection => {}
+                    () = open.evicted() => {}
+                }
+                drop(open);
             });
         }
         drop(listener);
@@ -464,15 +580,19 @@ struct Audit {
     client: Option<String>,
 }
 
-/// Every API route: the answer, and its line in the audit trail.
+/// Every API route: the answer, and its line in the audit trail; and the
+/// admin routes, when an administrator's key is configured.
 async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let request = match crate::component::admin(&gateway, request).await {
+        Ok(answered) => return answered,
+        Err(request) => request,
+    };
     let started = Instant::now();
     let mut audit = Audit::default();
+    // The API's routes take no body: it is never read.
     let (parts, _body) = request.into_parts();
     let response = decide(&gateway, &parts, &mut audit).await;
-    audit.time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    audit.time = crate::audit::now();
     audit.status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     audit.latency_ms = (seconds * 1e4).round() / 10.0;
@@ -483,9 +603,7 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
         seconds,
     );
     if let Ok(line) = serde_json::to_string(&audit) {
-        // A closed standard output loses the trail, never the answer.
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+        gateway.audit.record(line);
     }
     response
 }
@@ -520,10 +638,15 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
     };
     audit.endpoint = Some(endpoint.id);
     audit.version = Some(endpoint.version);
-    if app
-        .endpoints
-        .as_ref()
-        .is_some_and(|allowed| !allowed.contains(endpoint.id))
+    // The health routes (`/pings`, `/ping/<provider>`) carry no data and
+    // cost no quota at the API: every application may ask them, outside
+    // its allow-list and its share.
+    let health = endpoint.kind == catalogue::Kind::Health;
+    if !health
+        && app
+            .endpoints
+            .as_ref()
+            .is_some_and(|allowed| !allowed.contains(endpoint.id))
     {
         let detail = format!("the application `{}` may not call `{}`", app.name, endpoint.id);
         audit.codes.push("00100".into());
@@ -571,19 +694,34 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
     audit.recipient = Some(trace.recipient.clone());
     audit.object = Some(trace.object.clone());
     audit.user_id.clone_from(&trace.user_id);
-    if let Err(wait) = gateway.shares.try_acquire(&app.share).await {
-        let detail = format!(
-            "the application `{}` has spent its share of the per-IP quota ({}): nothing was sent",
-            app.name, wait.quota
-        );
-        audit.codes.push("00429".into());
-        return answer::refusal(
-            StatusCode::TOO_MANY_REQUESTS,
-            "00429",
-            "Trop de requêtes",
-            &detail,
-            Some(wait.retry_after),
-        );
+    let share = if health { &[][..] } else { &app.share[..] };
+    match gateway.shares.try_acquire(share).await {
+        Ok(()) => {}
+        Err(Denied::Full(wait)) => {
+            let detail = format!(
+                "the application `{}` has spent its share of the per-IP quota ({}): nothing was sent",
+                app.name, wait.quota
+            );
+            audit.codes.push("00429".into());
+            return answer::refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "00429",
+                "Trop de requêtes",
+                &detail,
+                Some(wait.retry_after),
+            );
+        }
+        Err(Denied::Unavailable(down)) => {
+            let detail = format!("{down}; nothing was sent, try again once it is back");
+            audit.codes.push("00503".into());
+            return answer::refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "00503",
+                "Service indisponible",
+                &detail,
+                Some(Duration::from_secs(1)),
+            );
+        }
     }
     let call = types::Request {
         endpoint: endpoint.id.to_owned(),

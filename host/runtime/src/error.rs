@@ -82,6 +82,11 @@ pub enum CallError {
         /// When it has a slot again.
         retry_after: Duration,
     },
+    /// The quota store (Redis, the state file) cannot decide now: nothing
+    /// was sent, since nothing may leave uncounted. Not a full quota: it
+    /// ends when the store is back (a Redis reconnects by itself).
+    #[error("{0}; nothing was sent, try again once it is back")]
+    QuotaStoreUnavailable(crate::quota::Unavailable),
     /// A circuit is open: the API has stopped answering (the IP may be
     /// banned) or the endpoint's provider keeps failing. Nothing was sent.
     #[error("{what}; nothing was sent, try again in {} s", retry_after.as_secs_f64().ceil())]

@@ -66,7 +66,12 @@ fn transient(error: &CallError) -> Option<Duration> {
         CallError::Deadline(_) => Some(Duration::ZERO),
         // The quota or a circuit refused: a retry would only be refused
         // again (or, for a silent API, make a ban worse).
-        CallError::RateLimited { .. } | CallError::CircuitOpen { .. } | CallError::Trap(_) => None,
+        // A quota store that is away is waited out by the caller (batch
+        // does), not by retries that would each fail at once.
+        CallError::RateLimited { .. }
+        | CallError::CircuitOpen { .. }
+        | CallError::QuotaStoreUnavailable(_)
+        | CallError::Trap(_) => None,
     }
 }
 

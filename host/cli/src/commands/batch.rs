@@ -79,6 +79,9 @@ pub struct Args {
     /// Calls in flight at most [default: what the quota's pace needs].
     #[arg(long)]
     jobs: Option<usize>,
+    /// Without a terminal, a progress line every this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    progress_every: u64,
     /// Send only between these hours, such as 20:00-07:00; outside them the
     /// batch pauses, says until when, and resumes by itself.
     #[arg(long, value_name = "HH:MM-HH:MM")]
@@ -186,7 +189,7 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
 
     let settings = settings.clone().with_default_retries(BATCH_RETRIES);
     let (runtime, _sandbox) = connect(&settings, false).await?;
-    let display = Display::new(total, resumed.rows, rate);
+    let display = Display::new(total, resumed.rows, rate, Duration::from_secs(args.progress_every));
     let options = Options {
         jobs,
         window,
@@ -252,15 +255,17 @@ fn csv_mapping(args: &Args, trace: [Option<String>; 3]) -> anyhow::Result<CsvMap
     })
 }
 
-/// The progress: a bar at a terminal, a log line every 10 s otherwise.
+/// The progress: a bar at a terminal, a log line every `--progress-every`
+/// otherwise.
 struct Display {
     bar: Option<indicatif::ProgressBar>,
     rate: Option<f64>,
     total: Option<u64>,
+    log_every: Duration,
 }
 
 impl Display {
-    fn new(total: Option<u64>, resumed: u64, rate: Option<f64>) -> Self {
+    fn new(total: Option<u64>, resumed: u64, rate: Option<f64>, log_every: Duration) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = match total {
                 Some(total) => indicatif::ProgressBar::new(total),
@@ -274,14 +279,19 @@ impl Display {
             bar.set_position(resumed);
             bar
         });
-        Self { bar, rate, total }
+        Self {
+            bar,
+            rate,
+            total,
+            log_every,
+        }
     }
 
     fn every(&self) -> Duration {
         if self.bar.is_some() {
             Duration::from_millis(200)
         } else {
-            Duration::from_secs(10)
+            self.log_every
         }
     }
 
@@ -304,9 +314,12 @@ impl Display {
             }
             _ => String::new(),
         };
-        let state = match (&p.paused_until, p.waiting_for_circuit) {
-            (Some(until), _) => format!(" · paused until {until}"),
-            (None, n) if n > 0 => format!(" · {n} call(s) wait for a circuit to close (the API or a provider is down)"),
+        let state = match (&p.paused_until, &p.waiting_for_store, p.waiting_for_circuit) {
+            (Some(until), _, _) => format!(" · paused until {until}"),
+            (None, Some((n, why)), _) => format!(" · {n} call(s) wait: {why}"),
+            (None, None, n) if n > 0 => {
+                format!(" · {n} call(s) wait for a circuit to close (the API or a provider is down)")
+            }
             _ => String::new(),
         };
         match &self.bar {

@@ -38,6 +38,10 @@ pub struct Args {
 }
 
 pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    // Caught from the first instant: a SIGHUP while the runtimes are being
+    // built (compiling the component takes seconds) is a reload asked
+    // early, never the default action, which ends the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     if args.hash_key {
         let mut key = String::new();
         std::io::stdin().lock().read_line(&mut key)?;
@@ -71,6 +75,7 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
             (config, Some(sandbox))
         }
     };
+    let quotas = settings::quota_store(host, sandbox.is_some()).await?;
     let mut runtimes = BTreeMap::new();
     for (name, profile) in &config.profiles {
         let (base_url, token) = match &sandbox {
@@ -85,15 +90,18 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
             ),
         };
         let token = Token::new(token).with_context(|| format!("profile `{name}`: its token"))?;
-        let runtime = settings::runtime(host, base_url, token, sandbox.is_some(), profile.rate_limit_per_minute)
+        let runtime = settings::runtime(host, base_url, token, quotas.clone(), profile.rate_limit_per_minute)
             .await
             .with_context(|| format!("profile `{name}`"))?;
         runtimes.insert(name.clone(), Arc::new(runtime));
     }
-    let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?)?);
+    let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?, quotas)?);
     gateway.watch_privileges().await;
     gateway.watch_components();
-    reload_on_sighup(gateway.clone(), host.clone());
+    match hangup {
+        Ok(hangup) => reload_on_sighup(gateway.clone(), host.clone(), hangup),
+        Err(e) => eprintln!("warning: SIGHUP cannot be caught here ({e}): reloading needs a restart"),
+    }
     if let Some(watched) = host.component_watched() {
         tokio::spawn(watch_component(gateway.clone(), host.clone(), watched));
     }
@@ -119,13 +127,8 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
 /// SIGHUP: read the configuration again and replace the applications and
 /// their keys (a configuration with a fault leaves the running one as it
 /// is), and swap to the client component if it changed.
-fn reload_on_sighup(gateway: Arc<Gateway>, host: HostArgs) {
-    use tokio::signal::unix::{SignalKind, signal};
+fn reload_on_sighup(gateway: Arc<Gateway>, host: HostArgs, mut hangup: tokio::signal::unix::Signal) {
     tokio::spawn(async move {
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            eprintln!("warning: SIGHUP cannot be caught here: reloading needs a restart");
-            return;
-        };
         while hangup.recv().await.is_some() {
             if let Some(path) = host.config() {
                 let reloaded = Config::load(path)

@@ -90,6 +90,9 @@ pub enum Refusal {
         /// When the oldest request in the window leaves it.
         retry_after: Duration,
     },
+    /// The quota store cannot decide (Redis away, the state file unusable):
+    /// nothing leaves uncounted.
+    QuotaStore(crate::quota::Unavailable),
 }
 
 impl std::fmt::Display for Refusal {
@@ -110,6 +113,7 @@ impl std::fmt::Display for Refusal {
                 "the quota {quota} has no slot before the call's deadline; nothing was sent (a slot frees in {:.1} s)",
                 retry_after.as_secs_f64()
             ),
+            Refusal::QuotaStore(down) => write!(f, "{down}; nothing was sent"),
         }
     }
 }
@@ -119,7 +123,7 @@ impl Refusal {
     fn code(&self) -> HttpError {
         match self {
             Refusal::Authority(_) | Refusal::Trace(_) => HttpError::HttpRequestDenied,
-            Refusal::Quota { .. } => HttpError::ConnectionLimitReached,
+            Refusal::Quota { .. } | Refusal::QuotaStore(_) => HttpError::ConnectionLimitReached,
             Refusal::Circuit { .. } => HttpError::DestinationUnavailable,
         }
     }

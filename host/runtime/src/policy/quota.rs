@@ -6,7 +6,7 @@ use std::time::Duration;
 use api_entreprise_catalogue as catalogue;
 
 use super::{OutboundPolicy, Refusal};
-use crate::quota::{QuotaKey, QuotaSpec, Quotas};
+use crate::quota::{Denied, QuotaKey, QuotaSpec, Quotas};
 
 /// Every quota a request of `class` counts against: none for the health
 /// routes; otherwise every per-IP quota, and the per-token group of the
@@ -36,15 +36,18 @@ pub(super) fn keys(policy: &OutboundPolicy, class: &catalogue::PathPolicy) -> (V
 }
 
 /// Takes a slot in every quota of `keys`, waiting for one up to `deadline`;
-/// a wait that would pass it fails now rather than later.
+/// a wait that would pass it fails now rather than later. A store that
+/// cannot decide fails the request at once: waiting would hold the call for
+/// a peer that may be away for long.
 pub(super) async fn take(quotas: &Quotas, keys: &[QuotaKey], deadline: tokio::time::Instant) -> Result<(), Refusal> {
     loop {
         match quotas.try_acquire(keys).await {
             Ok(()) => return Ok(()),
-            Err(wait) if tokio::time::Instant::now() + wait.retry_after < deadline => {
+            Err(Denied::Unavailable(down)) => return Err(Refusal::QuotaStore(down)),
+            Err(Denied::Full(wait)) if tokio::time::Instant::now() + wait.retry_after < deadline => {
                 tokio::time::sleep(wait.retry_after).await;
             }
-            Err(wait) => {
+            Err(Denied::Full(wait)) => {
                 return Err(Refusal::Quota {
                     quota: wait.quota,
                     retry_after: wait.retry_after,

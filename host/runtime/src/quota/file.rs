@@ -8,10 +8,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use super::windows::Windows;
-use super::{BoxFuture, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, Wait};
+use super::{BoxFuture, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, Unavailable};
 
 /// The windows in a file shared by the processes of one machine.
 #[derive(Debug, Clone)]
@@ -106,7 +104,7 @@ fn lock_file(state: &Path) -> std::io::Result<File> {
 }
 
 impl QuotaStore for FileStore {
-    fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Wait>> {
+    fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Denied>> {
         let owned = keys.to_vec();
         Box::pin(async move {
             // A refusal takes no slot: nothing to write.
@@ -116,18 +114,15 @@ impl QuotaStore for FileStore {
                 (decision, taken)
             };
             match self.blocking(acquire).await {
-                Ok(decision) => decision,
+                Ok(decision) => decision.map_err(Denied::Full),
                 // Nothing leaves that was not counted.
                 Err(e) => {
                     tracing::error!(target: "api_entreprise::quota", "{}", with_causes(&e));
-                    Err(Wait {
-                        quota: format!(
-                            "kept in {}, which could not be used ({})",
-                            self.file.display(),
-                            with_causes(&e)
-                        ),
-                        retry_after: Duration::from_secs(1),
-                    })
+                    Err(Denied::Unavailable(Unavailable {
+                        store: format!("the state file {}", self.file.display()),
+                        reason: with_causes(&e),
+                        since: now,
+                    }))
                 }
             }
         })

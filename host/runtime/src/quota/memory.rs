@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use super::windows::Windows;
-use super::{BoxFuture, Millis, QuotaKey, QuotaStore, ServerWord, Wait};
+use super::{BoxFuture, Denied, Millis, QuotaKey, QuotaStore, ServerWord};
 
 /// The windows in this process, under a mutex: what one host alone needs.
 #[derive(Debug, Default)]
@@ -18,8 +18,8 @@ impl MemoryStore {
 }
 
 impl QuotaStore for MemoryStore {
-    fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Wait>> {
-        let decision = self.windows().acquire(keys, now);
+    fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Denied>> {
+        let decision = self.windows().acquire(keys, now).map_err(Denied::Full);
         Box::pin(std::future::ready(decision))
     }
 

@@ -24,7 +24,11 @@ use std::time::Duration;
 
 pub use file::FileStore;
 pub use memory::MemoryStore;
-pub use redis::RedisStore;
+pub use redis::{RedisStore, redact_url};
+
+/// Where the quotas live in a shared Redis: every host uses this prefix, so
+/// that they count together.
+pub const REDIS_PREFIX: &str = "api-entreprise:quota:";
 
 /// `N` requests per `window`, as written `N/DURATION` (`2000/10m`, `1000/1m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +177,46 @@ pub enum ServerWord {
     Closed(Duration),
 }
 
+/// A store that cannot decide now (Redis unreachable, the state file
+/// unusable): nothing leaves until it can, since nothing may leave
+/// uncounted. Not a full quota: waiting for a slot does not help, the store
+/// must come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The store, as it can be shown (a Redis URL without its password).
+    pub store: String,
+    /// Why it cannot decide.
+    pub reason: String,
+    /// Since when (Unix milliseconds) it has not answered.
+    pub since: Millis,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = SystemClock.now().saturating_sub(self.since) / 1000;
+        write!(
+            f,
+            "the quota store ({}) is unavailable since {seconds} s ago ({})",
+            self.store, self.reason
+        )
+    }
+}
+
+/// Why a request has no slot now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// A quota is full (or closed by the server): a slot frees later.
+    Full(Wait),
+    /// The store cannot decide: fail closed until it is back.
+    Unavailable(Unavailable),
+}
+
+impl From<Wait> for Denied {
+    fn from(wait: Wait) -> Self {
+        Denied::Full(wait)
+    }
+}
+
 /// A boxed future, so that the store trait can be used as `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -181,8 +225,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait QuotaStore: Send + Sync + fmt::Debug {
     /// Takes a slot in every quota of `keys` at `now`, or in none and says
     /// which quota is full and for how long. A store that cannot decide
-    /// (unreachable, unreadable) refuses: nothing leaves uncounted.
-    fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Wait>>;
+    /// (unreachable, unreadable) refuses with [`Denied::Unavailable`]:
+    /// nothing leaves uncounted.
+    fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Denied>>;
 
     /// Records what the server said of the quota `name`.
     fn server_said<'a>(&'a self, name: &'a str, word: ServerWord, now: Millis) -> BoxFuture<'a, ()>;
@@ -233,8 +278,8 @@ impl Quotas {
     }
 
     /// Takes a slot in every quota of `keys` now, or in none and says which
-    /// quota is full and for how long.
-    pub async fn try_acquire(&self, keys: &[QuotaKey]) -> Result<(), Wait> {
+    /// quota is full and for how long, or that the store cannot decide.
+    pub async fn try_acquire(&self, keys: &[QuotaKey]) -> Result<(), Denied> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -281,7 +326,8 @@ pub enum QuotaStoreError {
         #[source]
         source: Option<std::io::Error>,
     },
-    /// Redis could not be reached or refused the URL.
+    /// Redis could not be reached or refused the URL (shown without its
+    /// password).
     #[error("{0}; check --redis-url")]
     Redis(String),
 }
@@ -299,6 +345,14 @@ mod tests {
         assert_eq!(q.to_string(), "2000/10m");
         for bad in ["", "2000", "0/1m", "x/1m", "10/0m", "10/1d", "-1/1m"] {
             assert!(bad.parse::<QuotaSpec>().is_err(), "{bad}");
+        }
+    }
+
+    /// The wait of a refusal for a full quota.
+    fn full(decision: Result<(), Denied>) -> Wait {
+        match decision {
+            Err(Denied::Full(wait)) => wait,
+            other => panic!("not a full quota: {other:?}"),
         }
     }
 
@@ -347,7 +401,7 @@ mod tests {
         quotas.try_acquire(&k).await.unwrap();
         clock.advance(Duration::from_secs(4));
         quotas.try_acquire(&k).await.unwrap();
-        let wait = quotas.try_acquire(&k).await.unwrap_err();
+        let wait = full(quotas.try_acquire(&k).await);
         assert_eq!(wait.retry_after, Duration::from_millis(6001));
         assert_eq!(wait.quota, "ip");
         clock.advance(wait.retry_after - Duration::from_millis(1));
@@ -363,7 +417,7 @@ mod tests {
         let group = key("group", "2/1m");
         quotas.try_acquire(&[ip.clone(), group.clone()]).await.unwrap();
         quotas.try_acquire(&[ip.clone(), group.clone()]).await.unwrap();
-        let wait = quotas.try_acquire(&[ip.clone(), group.clone()]).await.unwrap_err();
+        let wait = full(quotas.try_acquire(&[ip.clone(), group.clone()]).await);
         assert!(wait.quota.starts_with("group"), "{wait:?}");
         // The refused request took no IP slot: three more fit.
         for _ in 0..3 {
@@ -390,7 +444,7 @@ mod tests {
         let reset = clock.now() / 1000 + 30;
         quotas.observe("group", 1, reset).await;
         quotas.try_acquire(&group).await.unwrap();
-        let wait = quotas.try_acquire(&group).await.unwrap_err();
+        let wait = full(quotas.try_acquire(&group).await);
         assert!(wait.retry_after <= Duration::from_secs(30) && wait.retry_after > Duration::from_secs(28));
         // A looser word from the server in the same window does not loosen it.
         quotas.observe("group", 100, reset).await;
@@ -399,7 +453,7 @@ mod tests {
         quotas.try_acquire(&group).await.unwrap();
         quotas.close("group", Duration::from_secs(20)).await;
         assert_eq!(
-            quotas.try_acquire(&group).await.unwrap_err().retry_after,
+            full(quotas.try_acquire(&group).await).retry_after,
             Duration::from_secs(20)
         );
         clock.advance(Duration::from_secs(20));

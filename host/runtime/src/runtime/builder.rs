@@ -9,11 +9,8 @@ use super::engine::{POOL_SLOTS, new_engine, spawn_epoch_ticker};
 use super::{DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
 use crate::error::ConfigError;
 use crate::policy::{Authority, OutboundPolicy};
-use crate::quota::{QuotaKey, QuotaSpec, Quotas, SystemClock};
+use crate::quota::{QuotaKey, QuotaSpec, Quotas, REDIS_PREFIX, SystemClock};
 use crate::token::Token;
-
-/// Where the quotas live in a shared Redis.
-const REDIS_PREFIX: &str = "api-entreprise:quota:";
 
 /// Where the component comes from.
 #[derive(Debug, Clone)]

@@ -400,6 +400,7 @@ impl Runtime {
             (Ok(Ok(_)), Some(Refusal::Quota { quota, retry_after })) => {
                 Err(CallError::RateLimited { quota, retry_after })
             }
+            (Ok(Ok(_)), Some(Refusal::QuotaStore(down))) => Err(CallError::QuotaStoreUnavailable(down)),
             (Ok(Ok(_)), Some(Refusal::Circuit { what, retry_after })) => {
                 Err(CallError::CircuitOpen { what, retry_after })
             }
@@ -446,17 +447,20 @@ fn audit(
         Err(CallError::Client(e)) => (e.status(), e.codes().join(","), None),
         Err(CallError::Deadline(_)) => (None, "deadline".to_owned(), None),
         Err(CallError::RateLimited { .. }) => (None, "quota".to_owned(), None),
+        Err(CallError::QuotaStoreUnavailable(_)) => (None, "quota-store".to_owned(), None),
         Err(CallError::CircuitOpen { .. }) => (None, "circuit".to_owned(), None),
         Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
     };
     tracing::info!(
         target: "api_entreprise::audit",
-        endpoint = %request.endpoint,
+        // What the caller gave is quoted and escaped (`?`): a newline in a
+        // trace field cannot forge a line of the trail.
+        endpoint = ?request.endpoint,
         version = endpoint.map(|e| e.version),
-        context = %request.trace.context,
-        recipient = %request.trace.recipient,
-        object = %request.trace.object,
-        user_id = request.trace.user_id.as_deref(),
+        context = ?request.trace.context,
+        recipient = ?request.trace.recipient,
+        object = ?request.trace.object,
+        user_id = ?request.trace.user_id.as_deref(),
         status,
         outcome = %outcome,
         request_id = request_id.as_deref(),
