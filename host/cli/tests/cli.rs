@@ -448,3 +448,68 @@ fn component_check_install_rollback_and_list_ship_a_new_client_version() {
     assert!(text(&out).contains("not WebAssembly"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_redis_password_shows_neither_in_help_nor_in_an_error() {
+    const SECRET: &str = "s3cret-redis-password";
+    let mut help = command();
+    let out = help
+        .args(["call", "--help"])
+        .env("API_ENTREPRISE_REDIS_URL", format!("redis://:{SECRET}@127.0.0.1:1/0"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--redis-url"), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+    // A Redis that does not answer: the error names it, without the password.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = call(
+        &["--redis-url", &format!("redis://:{SECRET}@127.0.0.1:{port}/0")],
+        &["insee_unites_legales", "552049447"],
+        Some(api_entreprise_sandbox::DEFAULT_TOKEN),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("redis://:***@127.0.0.1:{port}/0")), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_field_with_a_newline_cannot_forge_a_log_line_and_a_pipe_gets_no_colour() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let forged = "dossier 42\nINFO api_entreprise::audit: call endpoint=forged";
+    let out = command()
+        .args(["call", "insee_unites_legales", "552049447"])
+        .args([
+            "--context",
+            "aides publiques",
+            "--recipient",
+            "13002526500013",
+            "--object",
+            forged,
+        ])
+        .env("API_ENTREPRISE_TOKEN", api_entreprise_sandbox::DEFAULT_TOKEN)
+        .env("API_ENTREPRISE_BASE_URL", sandbox.base_url())
+        .env("API_ENTREPRISE_LOG", "api_entreprise::audit=info")
+        .env(
+            "API_ENTREPRISE_STATE_DIR",
+            std::env::temp_dir().join("api-entreprise-cli-forge"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("api_entreprise::audit"), "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("INFO api_entreprise::audit: call endpoint=forged")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(r"dossier 42\nINFO"), "escaped: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes in a pipe: {stderr}");
+}

@@ -321,12 +321,7 @@ async fn healthz_says_alive_and_readyz_says_whether_the_api_answers() {
     // Without a key, nothing about profiles or tokens.
     assert_eq!((status, body.trim()), (503, "not ready"), "{body}");
     let bearer = format!("Bearer {BATCH_KEY}");
-    let (status, _, body) = raw_request(
-        "GET",
-        &format!("{}/readyz", silent.url),
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let (status, _, body) = raw_request("GET", &format!("{}/readyz", silent.url), &[("authorization", &bearer)]).await;
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("profile aides: the API's /pings failed"), "{body}");
@@ -366,7 +361,9 @@ async fn a_slow_or_greedy_caller_cannot_hold_the_gateway() {
         closed_within(&mut idle.remove(0), Duration::from_millis(800)),
         "past the cap, the oldest idle connection is closed at once"
     );
-    fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut answer = String::new();
     fourth.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = fourth.read_to_string(&mut answer);
@@ -485,9 +482,14 @@ async fn two_gateways_sharing_one_redis_never_pass_the_per_ip_quota_together() {
     let served = statuses.iter().filter(|s| **s == 200).count();
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
     assert!(served >= 6, "{statuses:?}");
-    // Every arrival, the gateways' own /privileges included: never more than
-    // 6 in any 3 s.
-    let arrivals: Vec<u64> = sandbox.requests().iter().map(|r| r.at_unix_ms).collect();
+    // Every arrival, the gateways' own /privileges included (their free
+    // /pings are not counted): never more than 6 in any 3 s.
+    let arrivals: Vec<u64> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path != "/pings")
+        .map(|r| r.at_unix_ms)
+        .collect();
     for (i, start) in arrivals.iter().enumerate() {
         let within = arrivals[i..].iter().filter(|t| **t < start + 3000).count();
         assert!(within <= 6, "{within} arrivals within 3 s from {start}: {arrivals:?}");
@@ -837,4 +839,33 @@ async fn the_gateway_swaps_its_client_under_traffic_and_the_admin_route_checks_a
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apis_provider_health_routes_answer_as_the_api_does_free_of_the_share() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    // `portail` may call Sirene only and has the smallest share possible.
+    let gateway = start(
+        "pings",
+        &two_applications(&sandbox, "share = 0.0001"),
+        &["--ip-quota", "10/1m"],
+    );
+    for path in ["/ping/insee/sirene", "/ping/dgfip/attestation_fiscale", "/pings"] {
+        for _ in 0..3 {
+            let (status, _, body) = get(&format!("{}{path}", gateway.url), Some(PORTAIL_KEY), None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            assert!(body.to_string().contains("\"status\":\"ok\""), "{path}: {body}");
+        }
+    }
+    let (status, _, _) = get(&format!("{}/ping/insee/sirene", gateway.url), None, None).await;
+    assert_eq!(status, 401, "keyed: nothing an unknown caller sends goes upstream");
+    let pings = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/ping/insee/sirene")
+        .count();
+    assert_eq!(pings, 3);
+    // The share (1 of the per-IP quota) is still whole for a data call.
+    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    assert_eq!(get(&url, Some(PORTAIL_KEY), None).await.0, 200);
 }

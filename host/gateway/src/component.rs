@@ -129,7 +129,6 @@ impl Gateway {
             .collect();
         self.metrics().components(&versions);
     }
-
 }
 
 /// Answers `request` if it is for an admin route and an administrator's key
@@ -152,7 +151,10 @@ pub(crate) async fn admin(gateway: &Arc<Gateway>, request: Request) -> Result<Re
         (Route::Component, Method::GET) => status(gateway),
         (Route::Component, Method::POST) => swap(gateway, request).await,
         (Route::Rollback, Method::POST) => rollback(gateway).await,
-        _ => (StatusCode::METHOD_NOT_ALLOWED, "GET or POST /admin/component, POST /admin/component/rollback\n")
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or POST /admin/component, POST /admin/component/rollback\n",
+        )
             .into_response(),
     })
 }

@@ -156,7 +156,11 @@ pub(crate) struct InFlight(Arc<Connection>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        *self.0.idle_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        *self
+            .0
+            .idle_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -185,9 +189,7 @@ impl<S> WriteDeadline<S> {
     /// `Pending` until the stall passes the limit, then the error.
     fn stall(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
         let limit = self.limit;
-        let sleep = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         ready!(sleep.as_mut().poll(cx));
         self.timed_out.inc();
         Poll::Ready(std::io::Error::new(
@@ -251,13 +253,21 @@ mod tests {
     #[tokio::test]
     async fn at_the_cap_the_connection_idle_the_longest_makes_room_and_busy_ones_never_do() {
         let connections = Connections::new(2);
-        let Admission::Admitted(first) = connections.admit() else { panic!() };
+        let Admission::Admitted(first) = connections.admit() else {
+            panic!()
+        };
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let Admission::Admitted(second) = connections.admit() else { panic!() };
+        let Admission::Admitted(second) = connections.admit() else {
+            panic!()
+        };
         let busy = second.tracker().begin();
         // At the cap: the idle first connection is told to go.
-        let Admission::Evicted(third) = connections.admit() else { panic!() };
-        tokio::time::timeout(Duration::from_secs(1), first.evicted()).await.unwrap();
+        let Admission::Evicted(third) = connections.admit() else {
+            panic!()
+        };
+        tokio::time::timeout(Duration::from_secs(1), first.evicted())
+            .await
+            .unwrap();
         let _busy_too = third.tracker().begin();
         // Both open ones have a request in flight: nothing to evict.
         assert!(matches!(connections.admit(), Admission::Refused));

@@ -99,7 +99,11 @@ impl ProfileState {
         let mut faults = Vec::new();
         match self.runtime.token_claims() {
             None => faults.push(format!("profile {}: no token", self.name)),
-            Some(Ok(claims)) if claims.exp.is_some_and(|exp| u64::try_from(exp).unwrap_or(0) <= now_unix) => {
+            Some(Ok(claims))
+                if claims
+                    .exp
+                    .is_some_and(|exp| u64::try_from(exp).unwrap_or(0) <= now_unix) =>
+            {
                 faults.push(format!("profile {}: its token has expired", self.name));
             }
             _ => {}
@@ -441,9 +445,11 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok\n" }))
             .route(
                 "/readyz",
-                get(|State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap| async move {
-                    gateway.readiness(&headers)
-                }),
+                get(
+                    |State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap| async move {
+                        gateway.readiness(&headers)
+                    },
+                ),
             )
             .fallback(api)
             .layer(cors)

@@ -149,12 +149,13 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// What the sandbox received, but the gateway's own `/privileges`.
+/// What the sandbox received, but the gateway's own `/privileges` and
+/// `/pings` (at start, and for `/readyz`).
 pub fn data_requests(sandbox: &Sandbox) -> Vec<api_entreprise_sandbox::RecordedRequest> {
     sandbox
         .requests()
         .into_iter()
-        .filter(|r| r.path != "/privileges")
+        .filter(|r| r.path != "/privileges" && r.path != "/pings")
         .collect()
 }
 
@@ -164,4 +165,3 @@ pub fn codes(body: &Value) -> Vec<&str> {
         .map(|errors| errors.iter().filter_map(|e| e["code"].as_str()).collect())
         .unwrap_or_default()
 }
-

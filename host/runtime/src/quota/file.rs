@@ -6,10 +6,10 @@
 //! lock go: two processes never decide on the same state, and a crash
 //! leaves the old state or the new one, never half of one.
 
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
 use super::windows::Windows;
 use super::{BoxFuture, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, Unavailable};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
 
 /// The windows in a file shared by the processes of one machine.
 #[derive(Debug, Clone)]
