@@ -276,40 +276,21 @@ pub fn replacement(e: &Endpoint) -> Option<String> {
 
 /// The route whose template matches `path` (no query string), with the
 /// path values by name. A literal segment beats a placeholder
-/// (`diffusibles` is not a SIREN); a trailing slash is ignored. A provider
-/// name, last in its template, takes the rest of the path
-/// (`/ping/insee/sirene`), each segment lowercase letters, digits and `_`.
+/// (`diffusibles` is not a SIREN); a trailing slash is ignored.
 pub fn route(path: &str) -> Option<(&'static Endpoint, Vec<(&'static str, &str)>)> {
-    let path = path.strip_suffix('/').unwrap_or(path);
-    let segments: Vec<&str> = path.split('/').collect();
+    let segments: Vec<&str> = path.strip_suffix('/').unwrap_or(path).split('/').collect();
     all()
         .filter_map(|e| {
             let mut values = Vec::new();
             let mut literals = 0;
-            let mut template = e.path.split('/').peekable();
-            let mut offset = 0;
-            for (i, segment) in segments.iter().enumerate() {
+            let mut template = e.path.split('/');
+            for segment in &segments {
                 let t = template.next()?;
                 match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                    Some(name) if name == "provider" && template.peek().is_none() => {
-                        let rest = &path[offset..];
-                        let shaped = rest.split('/').all(|part| {
-                            !part.is_empty()
-                                && part
-                                    .bytes()
-                                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                        });
-                        if !shaped {
-                            return None;
-                        }
-                        values.push((name, rest));
-                        return Some((literals + i, e, values));
-                    }
                     Some(name) if !segment.is_empty() => values.push((name, *segment)),
                     None if t == *segment => literals += 1,
                     _ => return None,
                 }
-                offset += segment.len() + 1;
             }
             template.next().is_none().then_some((literals, e, values))
         })
@@ -430,12 +411,6 @@ mod tests {
     fn the_policy_look_ups_decide_from_the_path_alone() {
         assert!(is_free("/pings"));
         assert!(is_free("/ping/insee"));
-        assert!(is_free("/ping/insee/sirene"));
-        assert!(is_free("/ping/dgfip/attestation_fiscale"));
-        assert_eq!(route("/ping/insee/sirene").unwrap().1, [("provider", "insee/sirene")]);
-        assert!(!is_free("/ping/insee/../../v3/insee"));
-        assert!(!is_free("/ping/insee//sirene"));
-        assert!(!is_free("/ping/Insee"));
         assert!(!is_free("/privileges"));
         assert!(!is_free("/v3/insee/sirene/unites_legales/552049447"));
         assert!(!is_free("/pings/../v3/insee"));
