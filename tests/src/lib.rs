@@ -120,6 +120,17 @@ pub fn user_agents(sandbox: &Sandbox) -> Vec<String> {
         .collect()
 }
 
+/// The most of `times` (Unix ms, in any order) that fall in any window of
+/// `window` ms: what a quota's judge at the sandbox reads.
+pub fn worst_window(times: &[u64], window: u64) -> usize {
+    let mut times = times.to_vec();
+    times.sort_unstable();
+    (0..times.len())
+        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < window).count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// A valid trace: DINUM as the recipient, as in the spec's examples.
 pub fn trace() -> types::Trace {
     types::Trace {

@@ -128,10 +128,7 @@ async fn a_batch_runs_at_the_quotas_pace_and_never_over_it() {
     assert_eq!(requests.len(), 200);
     assert!(requests.iter().all(|r| r.status != 429));
     let times: Vec<u64> = requests.iter().map(|r| r.at_unix_ms).collect();
-    let worst = (0..times.len())
-        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < 5_000).count())
-        .max()
-        .unwrap();
+    let worst = api_entreprise_tests::worst_window(&times, 5_000);
     assert!(worst <= 50, "a 5 s window held {worst}");
     // The pace: at least 95 % of the quota's (10 calls a second).
     let effective: f64 = report
@@ -491,10 +488,7 @@ async fn a_batch_waits_out_a_redis_restart_and_answers_every_row_once() {
     let requests = sandbox.requests();
     assert_eq!(requests.len() as u64, ROWS, "nothing sent twice");
     let times: Vec<u64> = requests.iter().map(|r| r.at_unix_ms).collect();
-    let worst = (0..times.len())
-        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < 1_000).count())
-        .max()
-        .unwrap();
+    let worst = api_entreprise_tests::worst_window(&times, 1_000);
     println!(
         "batch of {ROWS} rows through a Redis kill -9 of 3 s: finished {:?} after the kill, worst 1 s window {worst}/10",
         killed.elapsed()

@@ -316,12 +316,8 @@ async fn processes_on_one_machine_share_the_quota_file() {
         succeeded += ok;
         other.extend(failed);
     }
-    let mut times: Vec<u64> = sandbox.requests().iter().map(|r| r.at_unix_ms).collect();
-    times.sort_unstable();
-    let worst = (0..times.len())
-        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < 5_000).count())
-        .max()
-        .unwrap_or(0);
+    let times: Vec<u64> = sandbox.requests().iter().map(|r| r.at_unix_ms).collect();
+    let worst = api_entreprise_tests::worst_window(&times, 5_000);
     println!("{succeeded} calls from 8 processes; the worst 5 s window at the sandbox held {worst} of 10");
     assert!(
         (succeeded..=succeeded + other.len()).contains(&times.len()),

@@ -45,10 +45,7 @@ fn worst_window(sandbox: &Sandbox, window: u64, keep: impl Fn(&str) -> bool) -> 
         .filter(|r| keep(&r.path))
         .map(|r| r.at_unix_ms)
         .collect();
-    (0..arrivals.len())
-        .map(|i| arrivals[i..].iter().filter(|t| **t < arrivals[i] + window).count())
-        .max()
-        .unwrap_or(0)
+    api_entreprise_tests::worst_window(&arrivals, window)
 }
 
 /// Keyed calls one after the other for `length`, each with its start (since
@@ -184,20 +181,6 @@ async fn two_gateways_on_one_redis_hold_an_application_to_its_share_together() {
     assert_eq!(served, 5, "{statuses:?}");
     assert!(statuses.iter().all(|s| matches!(s, 200 | 429)), "{statuses:?}");
     assert_eq!(worst_window(&sandbox, 3000, |p| p != "/privileges" && p != "/pings"), 5);
-}
-
-/// Whether the server closed `stream` within `within`.
-fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    stream.set_read_timeout(Some(within)).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -338,20 +338,6 @@ async fn a_slow_or_greedy_caller_cannot_hold_the_gateway() {
         + "\n[limits]\nmax_connections = 3\nheader_read_timeout_seconds = 1\nmax_header_bytes = 8192\n";
     let gateway = start("limits", &config, &[]);
     let addr = gateway.url.trim_start_matches("http://").to_owned();
-    /// Whether the server closed the connection within `within`.
-    fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-        stream.set_read_timeout(Some(within)).unwrap();
-        let mut buf = [0u8; 512];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                Err(_) => return false,
-            }
-        }
-    }
-
     // Three idle connections fill the cap: a fourth takes the place of the
     // oldest, which is closed at once, and is served.
     let mut idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();

@@ -7,7 +7,8 @@
 //!   flight (a caller that sends nothing, sends its head slowly, idles
 //!   between requests, or stopped reading an answer already written to it);
 //!   only when every connection has a request in flight is the new one
-//!   closed at once. A flood of silent connections thus delays a real
+//!   closed at once. An evicted connection closes at once when idle; a
+//!   request that began on it in the meantime is answered first. A flood of silent connections thus delays a real
 //!   caller by nothing: it evicts the flood, and its own request is in
 //!   flight before the next one arrives.
 //! - **The request head** must arrive within `header_read_timeout_seconds`

@@ -40,11 +40,6 @@ pub(crate) struct ProfileState {
     pub(crate) runtime: Arc<Runtime>,
     /// `None` until `/privileges` answered (the server then decides alone).
     scopes: RwLock<Option<BTreeSet<String>>>,
-    /// What the API's `/pings` said last, and when: `/readyz` answers from
-    /// it, never with an upstream call of its own.
-    pings: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
-    /// A refresh of `pings` is under way.
-    pinging: std::sync::atomic::AtomicBool,
 }
 
 impl ProfileState {
@@ -63,39 +58,9 @@ impl ProfileState {
         }
     }
 
-    /// Asks the API's `/pings` and keeps what it said.
-    async fn refresh_pings(&self) {
-        let said = match self.runtime.call(&free_request("pings")).await {
-            Ok(r) if r.status == 200 => Ok(()),
-            Ok(r) => Err(format!("the API's /pings answered {}", r.status)),
-            Err(e) => Err(format!("the API's /pings failed: {e}")),
-        };
-        *self.pings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), said));
-    }
-
-    /// Refreshes the pings in the background when they are older than
-    /// [`READINESS_REFRESH`] and no refresh is under way: at most one
-    /// upstream call per profile every few seconds, however many ask.
-    fn refresh_pings_if_stale(self: &Arc<Self>) {
-        use std::sync::atomic::Ordering;
-        let stale = self
-            .pings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= READINESS_REFRESH);
-        if stale && !self.pinging.swap(true, Ordering::SeqCst) {
-            let profile = self.clone();
-            tokio::spawn(async move {
-                profile.refresh_pings().await;
-                // The next refresh is not before READINESS_REFRESH from now.
-                profile.pinging.store(false, Ordering::SeqCst);
-            });
-        }
-    }
-
-    /// What keeps this profile from being ready, from what is known now.
-    fn faults(&self, now_unix: u64) -> Vec<String> {
+    /// What keeps this profile from being ready, from what is known now
+    /// (`api` is what the API's `/pings` said, if it was no good).
+    fn faults(&self, now_unix: u64, api: Option<&str>) -> Vec<String> {
         let mut faults = Vec::new();
         match self.runtime.token_claims() {
             None => faults.push(format!("profile {}: no token", self.name)),
@@ -108,10 +73,8 @@ impl ProfileState {
             }
             _ => {}
         }
-        match &*self.pings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            None => faults.push(format!("profile {}: the API's /pings has not answered yet", self.name)),
-            Some((_, Err(why))) => faults.push(format!("profile {}: {why}", self.name)),
-            Some((_, Ok(()))) => {}
+        if let Some(why) = api {
+            faults.push(format!("profile {}: {why}", self.name));
         }
         for circuit in self.runtime.circuit_states() {
             if circuit.name == "api"
@@ -140,8 +103,60 @@ impl ProfileState {
 /// How often the profiles' privileges are read again.
 const PRIVILEGES_REFRESH: Duration = Duration::from_secs(600);
 
-/// The API's `/pings` is asked for `/readyz` at most this often per profile.
+/// The API's `/pings` is asked for `/readyz` at most this often.
 pub const READINESS_REFRESH: Duration = Duration::from_secs(5);
+
+/// What the API's `/pings` said when last asked, and when: `/readyz`
+/// answers from it, never with an upstream call of its own. One for the
+/// gateway: every profile calls the same API, and `/pings` needs no token.
+#[derive(Default)]
+struct Pings {
+    said: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// A question is under way.
+    asking: std::sync::atomic::AtomicBool,
+}
+
+impl Pings {
+    /// Asks the API's `/pings` through `runtime` and keeps what it said.
+    async fn ask(&self, runtime: &Runtime) {
+        let said = match runtime.call(&free_request("pings")).await {
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) => Err(format!("the API's /pings answered {}", r.status)),
+            Err(e) => Err(format!("the API's /pings failed: {e}")),
+        };
+        *self.said.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), said));
+    }
+
+    /// Asks again in the background when the last answer is older than
+    /// [`READINESS_REFRESH`] and no question is under way: at most one
+    /// upstream call every few seconds, however many ask.
+    fn ask_if_stale(self: &Arc<Self>, runtime: &Arc<Runtime>) {
+        use std::sync::atomic::Ordering;
+        let stale = self
+            .said
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= READINESS_REFRESH);
+        if stale && !self.asking.swap(true, Ordering::SeqCst) {
+            let (pings, runtime) = (self.clone(), runtime.clone());
+            tokio::spawn(async move {
+                pings.ask(&runtime).await;
+                // The next question is not before READINESS_REFRESH from now.
+                pings.asking.store(false, Ordering::SeqCst);
+            });
+        }
+    }
+
+    /// Why the API is not known to answer, if it is not.
+    fn fault(&self) -> Option<String> {
+        match &*self.said.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            None => Some("the API's /pings has not answered yet".to_owned()),
+            Some((_, Err(why))) => Some(why.clone()),
+            Some((_, Ok(()))) => None,
+        }
+    }
+}
 
 /// A request for a route that takes no value and no trace.
 fn free_request(endpoint: &str) -> types::Request {
@@ -175,6 +190,7 @@ pub struct Gateway {
     limits: Limits,
     metrics: crate::metrics::Metrics,
     audit: crate::audit::AuditTrail,
+    pings: Arc<Pings>,
     /// The SHA-256 of the administrator's key, in lowercase hex.
     admin_key: RwLock<Option<String>>,
     /// One change of the client component at a time, whatever asks for it
@@ -213,8 +229,6 @@ impl Gateway {
                     name: name.clone(),
                     runtime: runtime.clone(),
                     scopes: RwLock::new(None),
-                    pings: std::sync::Mutex::new(None),
-                    pinging: std::sync::atomic::AtomicBool::new(false),
                 };
                 (name.clone(), Arc::new(state))
             })
@@ -229,6 +243,7 @@ impl Gateway {
             limits: config.limits,
             metrics,
             audit,
+            pings: Arc::default(),
             admin_key: RwLock::new(None),
             swapping: tokio::sync::Mutex::new(()),
         };
@@ -338,7 +353,9 @@ impl Gateway {
     pub async fn watch_privileges(self: &Arc<Self>) {
         for profile in self.profiles.values() {
             profile.refresh_privileges().await;
-            profile.refresh_pings().await;
+        }
+        if let Some(profile) = self.profiles.values().next() {
+            self.pings.ask(&profile.runtime).await;
         }
         let gateway = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -362,13 +379,17 @@ impl Gateway {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut faults = Vec::new();
-        for profile in self.profiles.values() {
-            profile.refresh_pings_if_stale();
-            faults.extend(profile.faults(now));
+        if let Some(profile) = self.profiles.values().next() {
+            self.pings.ask_if_stale(&profile.runtime);
         }
-        let keyed = self.authenticate(headers.get(header::AUTHORIZATION)).is_some()
-            || self.is_admin(headers.get(header::AUTHORIZATION));
+        let api = self.pings.fault();
+        let faults: Vec<String> = self
+            .profiles
+            .values()
+            .flat_map(|profile| profile.faults(now, api.as_deref()))
+            .collect();
+        let authorization = headers.get(header::AUTHORIZATION);
+        let keyed = self.authenticate(authorization).is_some() || self.is_admin(authorization);
         match (faults.is_empty(), keyed) {
             (true, _) => (StatusCode::OK, "ready\n".to_owned()),
             (false, true) => (StatusCode::SERVICE_UNAVAILABLE, faults.join("\n") + "\n"),
@@ -379,10 +400,7 @@ impl Gateway {
     /// Whether `authorization` carries the administrator's key.
     pub(crate) fn is_admin(&self, authorization: Option<&HeaderValue>) -> bool {
         let Some(expected) = self.admin_key() else { return false };
-        let key = authorization
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let key = bearer(authorization).unwrap_or_default();
         bool::from(crate::config::hash_key(key).as_bytes().ct_eq(expected.as_bytes()))
     }
 
@@ -482,7 +500,9 @@ impl Gateway {
             .max_buf_size(limits.max_header_bytes);
         let connections = Connections::new(limits.max_connections);
         let write_timeouts = self.metrics.closed_counter("write_timeout");
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        // Every connection's task, and the signal that they must drain.
+        let tasks = tokio_util::task::TaskTracker::new();
+        let draining = tokio_util::sync::CancellationToken::new();
         tokio::pin!(shutdown);
         loop {
             let (stream, _) = tokio::select! {
@@ -522,8 +542,8 @@ impl Gateway {
                     response
                 }
             });
-            let (http, watcher, write_timeouts) = (http.clone(), graceful.watcher(), write_timeouts.clone());
-            tokio::spawn(async move {
+            let (http, draining, write_timeouts) = (http.clone(), draining.clone(), write_timeouts.clone());
+            tasks.spawn(async move {
                 // hyper's head deadline starts when it first reads; a caller
                 // that sends nothing at all gets the same deadline here.
                 let mut byte = [0u8; 1];
@@ -534,25 +554,35 @@ impl Gateway {
                         }
                     }
                     () = open.evicted() => return,
+                    () = draining.cancelled() => return,
                 }
                 let io = TokioIo::new(WriteDeadline::new(stream, write_deadline, write_timeouts));
-                let connection = watcher.watch(http.serve_connection(io, service));
+                let connection = http.serve_connection(io, service);
+                tokio::pin!(connection);
                 tokio::select! {
-                    _ = connection => {}
+                    _ = connection.as_mut() => return,
                     () = open.evicted() => {}
+                    () = draining.cancelled() => {}
                 }
+                // Evicted or draining: an idle connection closes at once; a
+                // request that began meanwhile is answered first (within
+                // its own deadlines), then the connection closes.
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
                 drop(open);
             });
         }
         drop(listener);
-        graceful.shutdown().await;
+        draining.cancel();
+        tasks.close();
+        tasks.wait().await;
         Ok(())
     }
 
     /// The application whose key `authorization` carries, comparing with
     /// every key in constant time.
     fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<Arc<App>> {
-        let key = authorization?.to_str().ok()?.strip_prefix("Bearer ")?;
+        let key = bearer(authorization)?;
         let hash = crate::config::hash_key(key);
         let hash = decode_hash(&hash)?;
         let mut found = None;
@@ -563,6 +593,11 @@ impl Gateway {
         }
         found
     }
+}
+
+/// The key an `Authorization: Bearer <key>` header carries.
+fn bearer(authorization: Option<&HeaderValue>) -> Option<&str> {
+    authorization?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
 /// One line of the audit trail (JSON, on standard output): never a key or
@@ -700,6 +735,11 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
     audit.recipient = Some(trace.recipient.clone());
     audit.object = Some(trace.object.clone());
     audit.user_id.clone_from(&trace.user_id);
+    let kind = match endpoint.kind {
+        catalogue::Kind::Health => types::EndpointKind::Health,
+        catalogue::Kind::Privileges => types::EndpointKind::Privileges,
+        _ => types::EndpointKind::Json,
+    };
     let share = if health { &[][..] } else { &app.share[..] };
     match gateway.shares.try_acquire(share).await {
         Ok(()) => {}
@@ -718,15 +758,8 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
             );
         }
         Err(Denied::Unavailable(down)) => {
-            let detail = format!("{down}; nothing was sent, try again once it is back");
             audit.codes.push("00503".into());
-            return answer::refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "00503",
-                "Service indisponible",
-                &detail,
-                Some(Duration::from_secs(1)),
-            );
+            return answer::from_call(kind, Err(CallError::QuotaStoreUnavailable(down)));
         }
     }
     let call = types::Request {
@@ -735,11 +768,6 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
         params: values.iter().map(|(_, v)| (*v).to_owned()).collect(),
         query,
         trace,
-    };
-    let kind = match endpoint.kind {
-        catalogue::Kind::Health => types::EndpointKind::Health,
-        catalogue::Kind::Privileges => types::EndpointKind::Privileges,
-        _ => types::EndpointKind::Json,
     };
     let result = app.profile.runtime.call(&call).await;
     audit.client = Some(app.profile.runtime.component().to_string());

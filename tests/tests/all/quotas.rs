@@ -6,15 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_entreprise::{CallError, CallPath, QuotaSpec};
-use api_entreprise_tests::{builder, request, sandbox};
-
-/// The most requests the sandbox received in any window of `window` ms.
-fn worst_window(times: &[u64], window: u64) -> usize {
-    (0..times.len())
-        .map(|i| times[i..].iter().take_while(|t| **t - times[i] < window).count())
-        .max()
-        .unwrap_or(0)
-}
+use api_entreprise_tests::{builder, request, sandbox, worst_window};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_callers_never_exceed_the_quota_in_any_window() {

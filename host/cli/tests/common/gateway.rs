@@ -159,6 +159,22 @@ pub fn data_requests(sandbox: &Sandbox) -> Vec<api_entreprise_sandbox::RecordedR
         .collect()
 }
 
+/// Whether the server closed `stream` within `within` (whatever it sent
+/// before is read and left).
+pub fn closed_within(stream: &mut std::net::TcpStream, within: std::time::Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 pub fn codes(body: &Value) -> Vec<&str> {
     body["errors"]
         .as_array()
