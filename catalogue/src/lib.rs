@@ -276,26 +276,61 @@ pub fn replacement(e: &Endpoint) -> Option<String> {
 
 /// The route whose template matches `path` (no query string), with the
 /// path values by name. A literal segment beats a placeholder
-/// (`diffusibles` is not a SIREN); a trailing slash is ignored.
+/// (`diffusibles` is not a SIREN); a trailing slash is ignored. A
+/// `{provider}` last in its template takes the rest of the path
+/// (`/ping/insee/sirene`): one or more segments of lowercase letters,
+/// digits and `_`.
 pub fn route(path: &str) -> Option<(&'static Endpoint, Vec<(&'static str, &str)>)> {
-    let segments: Vec<&str> = path.strip_suffix('/').unwrap_or(path).split('/').collect();
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
     all()
         .filter_map(|e| {
+            let template: Vec<&str> = e.path.split('/').collect();
+            let (template, takes_rest) = match template.split_last() {
+                Some((&"{provider}", init)) => (init, true),
+                _ => (&template[..], false),
+            };
+            let fits = if takes_rest {
+                segments.len() > template.len()
+            } else {
+                segments.len() == template.len()
+            };
+            if !fits {
+                return None;
+            }
             let mut values = Vec::new();
             let mut literals = 0;
-            let mut template = e.path.split('/');
-            for segment in &segments {
-                let t = template.next()?;
+            for (t, segment) in template.iter().zip(&segments) {
                 match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
                     Some(name) if !segment.is_empty() => values.push((name, *segment)),
-                    None if t == *segment => literals += 1,
+                    None if t == segment => literals += 1,
                     _ => return None,
                 }
             }
-            template.next().is_none().then_some((literals, e, values))
+            if takes_rest {
+                let offset: usize = segments[..template.len()].iter().map(|s| s.len() + 1).sum();
+                let rest = &path[offset..];
+                if !is_provider(rest) {
+                    return None;
+                }
+                values.push(("provider", rest));
+            }
+            Some((literals, e, values))
         })
         .max_by_key(|(literals, _, _)| *literals)
         .map(|(_, e, values)| (e, values))
+}
+
+/// Whether `name` reads as a provider's ping name (`insee/sirene`,
+/// `dgfip/attestation_fiscale`): segments of lowercase letters, digits and
+/// `_`, none empty.
+pub fn is_provider(name: &str) -> bool {
+    name.split('/').all(|segment| {
+        !segment.is_empty()
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
 }
 
 /// What the host's policy needs to know of a request's path, from one
@@ -411,6 +446,12 @@ mod tests {
     fn the_policy_look_ups_decide_from_the_path_alone() {
         assert!(is_free("/pings"));
         assert!(is_free("/ping/insee"));
+        assert!(is_free("/ping/insee/sirene"));
+        assert!(is_free("/ping/dgfip/attestation_fiscale"));
+        assert_eq!(route("/ping/insee/sirene").unwrap().1, [("provider", "insee/sirene")]);
+        assert!(!is_free("/ping/insee/../../v3/insee"));
+        assert!(!is_free("/ping/insee//sirene"));
+        assert!(!is_free("/ping/Insee"));
         assert!(!is_free("/privileges"));
         assert!(!is_free("/v3/insee/sirene/unites_legales/552049447"));
         assert!(!is_free("/pings/../v3/insee"));

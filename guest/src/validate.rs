@@ -103,15 +103,6 @@ pub fn year_of(now_unix: u64) -> i32 {
 }
 
 /// A provider name of the health routes: `insee/sirene`, `dgfip/attestation_fiscale`.
-fn is_provider(value: &str) -> bool {
-    !value.is_empty()
-        && value.split('/').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        })
-}
 
 fn is_month(value: &str) -> bool {
     all_digits(value, 2) && matches!(value.parse::<u8>(), Ok(1..=12))
@@ -167,7 +158,7 @@ impl ParamRule for ParamKind {
             ParamKind::SiretOrEori => is_siret_or_eori(value),
             ParamKind::Year | ParamKind::DgfipYear => all_digits(value, 4),
             ParamKind::Month => is_month(value),
-            ParamKind::Provider => is_provider(value),
+            ParamKind::Provider => api_entreprise_catalogue::is_provider(value),
         }
     }
 

@@ -7,19 +7,29 @@ import { readFileSync } from "node:fs";
 
 export const table = JSON.parse(readFileSync(new URL("../codec/routes.json", import.meta.url), "utf8"));
 
-const templates = table.routes.map((route) => ({ ...route, segments: route.path.split("/") }));
+const templates = table.routes.map((route) => {
+  const segments = route.path.split("/");
+  // A `{provider}` last takes the rest of the path (`/ping/insee/sirene`).
+  const takesRest = segments[segments.length - 1] === "{provider}";
+  return { ...route, segments: takesRest ? segments.slice(0, -1) : segments, takesRest };
+});
+
+const PROVIDER_SEGMENT = /^[a-z0-9_]+$/;
 
 /**
  * The policy of a request to `path` (no query string): the route whose
  * template matches (a literal segment beats a placeholder; a trailing slash
- * is ignored), else the unknown route's.
+ * is ignored; a `{provider}` last takes the rest of the path, segments of
+ * lowercase letters, digits and `_`), else the unknown route's.
  */
 export function policyOf(path) {
   const segments = (path.endsWith("/") ? path.slice(0, -1) : path).split("/");
   let best = null;
   let bestLiterals = -1;
   for (const route of templates) {
-    if (route.segments.length !== segments.length) continue;
+    const n = route.segments.length;
+    if (route.takesRest ? segments.length <= n : segments.length !== n) continue;
+    if (route.takesRest && !segments.slice(n).every((s) => PROVIDER_SEGMENT.test(s))) continue;
     let literals = 0;
     const matches = route.segments.every((t, i) => {
       if (t.startsWith("{") && t.endsWith("}")) return segments[i] !== "";

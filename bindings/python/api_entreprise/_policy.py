@@ -6,6 +6,7 @@ whether it is free, which timeout it gets."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -23,17 +24,31 @@ def _table() -> dict[str, Any]:
 
 
 TABLE = _table()
-_TEMPLATES = [(route, route["path"].split("/")) for route in TABLE["routes"]]
+def _template(path: str) -> tuple[list[str], bool]:
+    """A route's segments, and whether its last, ``{provider}``, takes the
+    rest of the path (``/ping/insee/sirene``)."""
+    segments = path.split("/")
+    if segments[-1] == "{provider}":
+        return segments[:-1], True
+    return segments, False
+
+
+_TEMPLATES = [(route, *_template(route["path"])) for route in TABLE["routes"]]
+_PROVIDER_SEGMENT = re.compile(r"[a-z0-9_]+")
 
 
 def policy_of(path: str) -> dict[str, Any]:
     """The policy of a request to ``path`` (no query string): the route whose
     template matches (a literal segment beats a placeholder; a trailing slash
-    is ignored), else the unknown route's."""
+    is ignored; a ``{provider}`` last takes the rest of the path, segments of
+    lowercase letters, digits and ``_``), else the unknown route's."""
     segments = (path[:-1] if path.endswith("/") else path).split("/")
     best, best_literals = None, -1
-    for route, template in _TEMPLATES:
-        if len(template) != len(segments):
+    for route, template, takes_rest in _TEMPLATES:
+        n = len(template)
+        if len(segments) <= n if takes_rest else len(segments) != n:
+            continue
+        if takes_rest and not all(_PROVIDER_SEGMENT.fullmatch(s) for s in segments[n:]):
             continue
         literals, matches = 0, True
         for t, s in zip(template, segments):

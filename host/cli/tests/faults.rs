@@ -312,7 +312,7 @@ async fn a_stalled_audit_reader_never_holds_a_request_and_the_drops_are_counted(
     gateway.stall_stdout.store(true, std::sync::atomic::Ordering::SeqCst);
     // Far more lines than a pipe and the queue hold: the free health route,
     // 8 callers at once.
-    let url = format!("{}/ping/insee", gateway.url);
+    let url = format!("{}/ping/insee/sirene", gateway.url);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let url = url.clone();

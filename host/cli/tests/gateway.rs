@@ -836,16 +836,20 @@ async fn the_apis_provider_health_routes_answer_as_the_api_does_free_of_the_shar
         &two_applications(&sandbox, "share = 0.0001"),
         &["--ip-quota", "10/1m"],
     );
-    for path in ["/ping/insee", "/ping/dgfip", "/pings"] {
+    for path in ["/ping/insee/sirene", "/ping/dgfip/attestation_fiscale", "/pings"] {
         for _ in 0..3 {
             let (status, _, body) = get(&format!("{}{path}", gateway.url), Some(PORTAIL_KEY), None).await;
             assert_eq!(status, 200, "{path}: {body}");
             assert!(body.to_string().contains("\"status\":\"ok\""), "{path}: {body}");
         }
     }
-    let (status, _, _) = get(&format!("{}/ping/insee", gateway.url), None, None).await;
+    let (status, _, _) = get(&format!("{}/ping/insee/sirene", gateway.url), None, None).await;
     assert_eq!(status, 401, "keyed: nothing an unknown caller sends goes upstream");
-    let pings = sandbox.requests().iter().filter(|r| r.path == "/ping/insee").count();
+    let pings = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/ping/insee/sirene")
+        .count();
     assert_eq!(pings, 3);
     // The share (1 of the per-IP quota) is still whole for a data call.
     let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
