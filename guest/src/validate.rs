@@ -102,8 +102,6 @@ pub fn year_of(now_unix: u64) -> i32 {
         .map_or(1970, |d| d.year())
 }
 
-/// A provider name of the health routes: `insee/sirene`, `dgfip/attestation_fiscale`.
-
 fn is_month(value: &str) -> bool {
     all_digits(value, 2) && matches!(value.parse::<u8>(), Ok(1..=12))
 }
