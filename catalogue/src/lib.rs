@@ -352,16 +352,21 @@ pub struct PathPolicy {
 /// The policy of a request to `path` (no query string).
 pub fn policy_of(path: &str) -> PathPolicy {
     match route(path) {
-        Some((e, _)) => PathPolicy {
-            free: e.kind == Kind::Health,
-            group: (e.group.limit > 0).then_some(e.group),
-            document: e.kind == Kind::Document,
-        },
+        Some((e, _)) => policy_of_route(e),
         None => PathPolicy {
             free: false,
             group: Some(UNKNOWN_ROUTE),
             document: false,
         },
+    }
+}
+
+/// The policy of every request that `e`'s route matches.
+pub fn policy_of_route(e: &Endpoint) -> PathPolicy {
+    PathPolicy {
+        free: e.kind == Kind::Health,
+        group: (e.group.limit > 0).then_some(e.group),
+        document: e.kind == Kind::Document,
     }
 }
 

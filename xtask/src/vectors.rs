@@ -420,7 +420,7 @@ fn routes() -> Value {
     use api_entreprise_catalogue as catalogue;
     let routes: Vec<Value> = catalogue::all()
         .map(|e| {
-            let policy = catalogue::policy_of(e.path);
+            let policy = catalogue::policy_of_route(e);
             json!({
                 "path": e.path,
                 "free": policy.free,
