@@ -133,6 +133,27 @@ pub const UNKNOWN_ROUTE: Group = Group {
 /// Either one crossed bans the IP for hours, silently.
 pub const IP_QUOTAS: [(u32, u32); 2] = [(2000, 600), (1000, 60)];
 
+/// The quota scripts every host runs, one copy for all (the Rust host, the
+/// Node and Python packages): the decision and the server's word in Redis
+/// (Lua), and the statements of the machine's shared SQLite store.
+pub mod quota_scripts {
+    /// Takes a slot in every quota or in none, in Redis.
+    pub const ACQUIRE_LUA: &str = include_str!("../quota/acquire.lua");
+    /// Records the server's word on a quota, in Redis.
+    pub const SERVER_SAID_LUA: &str = include_str!("../quota/server_said.lua");
+    /// The SQLite store's statements, each after a `-- name: NAME` line.
+    pub const SQLITE_SQL: &str = include_str!("../quota/sqlite.sql");
+
+    /// The statement `name` of [`SQLITE_SQL`].
+    pub fn sqlite(name: &str) -> Option<&'static str> {
+        let marker = format!("-- name: {name}\n");
+        let start = SQLITE_SQL.find(&marker)? + marker.len();
+        let rest = &SQLITE_SQL[start..];
+        let end = rest.find("\n-- name: ").unwrap_or(rest.len());
+        Some(rest[..end].trim())
+    }
+}
+
 /// The longest a JSON call may take, in milliseconds (the API's advice).
 pub const JSON_TIMEOUT_MS: u32 = 5_000;
 /// The longest a document call may take, in milliseconds (the API's advice).

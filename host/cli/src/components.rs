@@ -5,7 +5,6 @@
 //! another; with none installed, the client built into the command. A
 //! running `serve` watches `history` and swaps when it changes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -120,16 +119,10 @@ impl Components {
         self.write("history", text.as_bytes())
     }
 
-    /// Writes `name` whole or not at all: a reader never sees half a file.
+    /// Writes `name` whole or not at all: a reader never sees half a file,
+    /// a crash leaves the old one or the new.
     fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.dir.join(name);
-        let mut file =
-            tempfile::NamedTempFile::new_in(&self.dir).with_context(|| format!("writing in {}", self.dir.display()))?;
-        file.write_all(bytes)
-            .and_then(|()| file.as_file().sync_all())
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.persist(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        api_entreprise::atomic::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
     }
 }

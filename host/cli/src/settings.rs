@@ -258,7 +258,7 @@ pub async fn quota_store(settings: &HostArgs, sandbox: bool) -> anyhow::Result<A
             .clone()
             .or_else(|| project_dir(dirs::state_dir()))
             .context("no state directory: set --state-dir or API_ENTREPRISE_STATE_DIR")?;
-        Quotas::persistent(dir.join("quotas.json"), Box::new(api_entreprise::quota::SystemClock))?
+        Quotas::persistent(dir.join(api_entreprise::quota::STATE_FILE))?
     };
     Ok(Arc::new(quotas))
 }

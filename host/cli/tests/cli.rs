@@ -332,8 +332,8 @@ async fn processes_on_one_machine_share_the_quota_file() {
         succeeded > 10,
         "only {succeeded} calls: no process took a slot past the first window"
     );
-    let file = std::fs::read(state.join("quotas.json")).expect("the state file is there");
-    serde_json::from_slice::<serde_json::Value>(&file).expect("the state file is readable afterwards");
+    let file = std::fs::read(state.join("quotas.sqlite3")).expect("the state file is there");
+    assert!(file.starts_with(b"SQLite format 3\0"), "the state is a SQLite database");
     std::fs::remove_dir_all(&state).unwrap();
 }
 

@@ -1,13 +1,13 @@
 //! The cost of one quota decision (a slot taken in two quotas at once: the
-//! per-IP one and an endpoint group), in process, in a state file shared by
-//! the processes of one machine (locked, read, decided, written), and through
+//! per-IP one and an endpoint group), in process, in the SQLite file shared by
+//! every host of one machine (one durable transaction), and through
 //! a real Redis on loopback, side by side in one run.
 //! `cargo bench -p api-entreprise --bench quota`
 
 use std::time::{Duration, Instant};
 
 use api_entreprise::Quotas;
-use api_entreprise::quota::{QuotaKey, QuotaSpec, SystemClock};
+use api_entreprise::quota::{QuotaKey, QuotaSpec};
 
 #[path = "../../../tests/src/redis_server.rs"]
 mod redis_server;
@@ -51,8 +51,8 @@ async fn main() {
     for round in 1..=3 {
         // A fresh file each round: the state holds every departure of the
         // window, so a long run would measure an ever larger file.
-        let state = dir.path().join(format!("quotas-{round}.json"));
-        let file = Quotas::persistent(state, Box::new(SystemClock)).unwrap();
+        let state = dir.path().join(format!("quotas-{round}.sqlite3"));
+        let file = Quotas::persistent(state).unwrap();
         let in_process = per_decision(&local, 200_000).await;
         let in_a_file = per_decision(&file, 1_000).await;
         let through_redis = per_decision(&shared, 5_000).await;

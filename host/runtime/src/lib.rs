@@ -49,7 +49,7 @@
 
 #![warn(missing_docs)]
 
-mod atomic;
+pub mod atomic;
 mod bindings;
 mod circuit;
 mod codec;

@@ -37,7 +37,7 @@ pub(super) async fn quotas(quotas: &Quotas, group: &str, status: u16, headers: &
             .await;
     }
     if status == 429 {
-        let now_s = quotas.now() / 1000;
+        let now_s = quotas.wall_now() / 1000;
         // Retry-After, else the window's reset; at least a second.
         let wait = number("retry-after")
             .or_else(|| number("ratelimit-reset").map(|r| r.saturating_sub(now_s)))

@@ -4,15 +4,17 @@
 //! Each admitted request's time is kept; a request is admitted only while
 //! fewer than `limit` times fall in the last `window`, in every quota that
 //! applies to it at once. Where the windows live is a [`QuotaStore`]: in
-//! this process ([`MemoryStore`]), in a file shared by the processes of one
-//! machine ([`FileStore`], read, decided and written under an OS lock), or
-//! in Redis, shared by every host behind one egress IP ([`RedisStore`], one
-//! Lua script per decision). Each decides atomically: concurrent callers
-//! never share the last slot.
+//! this process ([`MemoryStore`]), in a SQLite file shared by every host of
+//! one machine, whatever its language ([`SqliteStore`], one `BEGIN
+//! IMMEDIATE` transaction per decision), or in Redis, shared by every host
+//! behind one egress IP ([`RedisStore`], one Lua script per decision). Each
+//! decides atomically: concurrent callers never share the last slot. The
+//! local stores decide on a monotonic clock, so that a jump of the wall
+//! clock empties no window.
 
-mod file;
 mod memory;
 mod redis;
+mod sqlite;
 mod windows;
 
 use std::fmt;
@@ -20,11 +22,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, redact_url};
+pub use sqlite::{STATE_FILE, SqliteStore};
 
 /// Where the quotas live in a shared Redis: every host uses this prefix, so
 /// that they count together.
@@ -98,8 +101,8 @@ impl FromStr for QuotaSpec {
     }
 }
 
-/// Milliseconds since the Unix epoch: wall-clock time, so that the state
-/// survives a restart.
+/// Milliseconds since the Unix epoch, on a store's clock: the wall clock,
+/// or a monotonic clock anchored to it (see [`MonotonicClock`]).
 pub type Millis = u64;
 
 /// Where the quotas read the time; tests inject their own.
@@ -117,6 +120,30 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as Millis)
+    }
+}
+
+/// The wall clock when it was made, then the monotonic clock: a jump of the
+/// wall clock (a step by NTP, a mistaken setting) moves no window of the
+/// quotas of this process.
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    wall: Millis,
+    since: std::time::Instant,
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self {
+            wall: SystemClock.now(),
+            since: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Millis {
+        self.wall + self.since.elapsed().as_millis() as Millis
     }
 }
 
@@ -165,13 +192,14 @@ pub struct Wait {
 /// What the server said of a quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerWord {
-    /// `RateLimit-Remaining` requests left until `RateLimit-Reset` (Unix ms):
-    /// it can only tighten the state, never loosen it.
+    /// `RateLimit-Remaining` requests left until `RateLimit-Reset`: it can
+    /// only tighten the state, never loosen it.
     Remaining {
         /// Requests left in the server's window.
         remaining: u32,
-        /// When the server's window ends, in Unix milliseconds.
-        reset: Millis,
+        /// How long until the server's window ends: each store counts it
+        /// from its own clock (Redis's, a monotonic one).
+        reset_in: Duration,
     },
     /// A 429: nothing leaves for this long.
     Closed(Duration),
@@ -237,24 +265,37 @@ pub trait QuotaStore: Send + Sync + fmt::Debug {
 /// with a slot in every quota that applies to it, or takes none.
 #[derive(Debug)]
 pub struct Quotas {
-    clock: Box<dyn Clock>,
+    /// What the store decides on (a SQLite or Redis store keeps its own).
+    clock: Arc<dyn Clock>,
+    /// The wall clock, to read the server's `RateLimit-Reset` (an instant).
+    wall: Arc<dyn Clock>,
     store: Box<dyn QuotaStore>,
 }
 
 impl Quotas {
-    /// Empty quotas in memory, on the system clock.
+    /// Empty quotas in this process only, on a [`MonotonicClock`].
     pub fn new() -> Self {
-        Self::with_clock(Box::new(SystemClock))
+        Self {
+            clock: Arc::new(MonotonicClock::default()),
+            wall: Arc::new(SystemClock),
+            store: Box::new(MemoryStore::default()),
+        }
     }
 
-    /// Empty quotas in memory, on `clock`.
+    /// Empty quotas in memory, on `clock` (also read as the wall clock).
     pub fn with_clock(clock: Box<dyn Clock>) -> Self {
         Self::with_store(Box::new(MemoryStore::default()), clock)
     }
 
-    /// Quotas kept in `store`, on `clock` (a Redis store keeps its own).
+    /// Quotas kept in `store`, on `clock` (also read as the wall clock; a
+    /// SQLite or Redis store keeps its own).
     pub fn with_store(store: Box<dyn QuotaStore>, clock: Box<dyn Clock>) -> Self {
-        Self { clock, store }
+        let clock: Arc<dyn Clock> = Arc::from(clock);
+        Self {
+            wall: clock.clone(),
+            clock,
+            store,
+        }
     }
 
     /// Quotas kept in the Redis server at `url` (`redis://host:port/db`),
@@ -264,17 +305,19 @@ impl Quotas {
         Ok(Self::with_store(Box::new(store), Box::new(SystemClock)))
     }
 
-    /// Quotas kept in `file`, shared with every process of this machine that
-    /// uses the same file. A missing file is an empty state; an unreadable
-    /// one is an error, never silently reset.
-    pub fn persistent(file: PathBuf, clock: Box<dyn Clock>) -> Result<Self, QuotaStoreError> {
-        let store = FileStore::open(file)?;
-        Ok(Self::with_store(Box::new(store), clock))
+    /// Quotas kept in the SQLite file `file` ([`STATE_FILE`] in the state
+    /// directory), shared with every host of this machine that uses the
+    /// same file, whatever its language. A missing file is an empty state;
+    /// one that is not a quota state is an error, never silently reset.
+    pub fn persistent(file: PathBuf) -> Result<Self, QuotaStoreError> {
+        let store = SqliteStore::open(file)?;
+        Ok(Self::with_store(Box::new(store), Box::new(SystemClock)))
     }
 
-    /// The time on this quotas' clock.
-    pub fn now(&self) -> Millis {
-        self.clock.now()
+    /// The time on the wall clock these quotas read the server's instants
+    /// with.
+    pub fn wall_now(&self) -> Millis {
+        self.wall.now()
     }
 
     /// Takes a slot in every quota of `keys` now, or in none and says which
@@ -292,7 +335,7 @@ impl Quotas {
     pub async fn observe(&self, name: &str, remaining: u32, reset_unix: u64) {
         let word = ServerWord::Remaining {
             remaining,
-            reset: reset_unix.saturating_mul(1000),
+            reset_in: Duration::from_millis(reset_unix.saturating_mul(1000).saturating_sub(self.wall.now())),
         };
         self.store.server_said(name, word, self.clock.now()).await;
     }
@@ -462,25 +505,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_restarted_host_does_not_spend_the_window_again() {
-        let dir = std::env::temp_dir().join(format!("api-entreprise-quota-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("quotas.json");
-        let _ = std::fs::remove_file(&file);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(STATE_FILE);
         let k = [key("ip", "3/10m")];
-        let first = Quotas::persistent(file.clone(), Box::new(SystemClock)).unwrap();
+        let first = Quotas::persistent(file.clone()).unwrap();
         for _ in 0..3 {
             first.try_acquire(&k).await.unwrap();
         }
         drop(first);
-        let restarted = Quotas::persistent(file.clone(), Box::new(SystemClock)).unwrap();
+        let restarted = Quotas::persistent(file.clone()).unwrap();
         assert!(
             restarted.try_acquire(&k).await.is_err(),
             "the window's 3 requests were forgotten"
         );
-        std::fs::write(&file, b"not json").unwrap();
-        let err = Quotas::persistent(file.clone(), Box::new(SystemClock)).unwrap_err();
+        drop(restarted);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("{STATE_FILE}{suffix}")));
+        }
+        std::fs::write(&file, b"not a database, but long enough to have a header of one").unwrap();
+        let err = Quotas::persistent(file.clone()).unwrap_err();
         assert!(err.to_string().contains("move it away"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

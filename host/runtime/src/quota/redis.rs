@@ -20,11 +20,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use super::{BoxFuture, Clock, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, SystemClock};
 use super::{Unavailable, Wait};
 
-/// Takes a slot in every quota or none.
-const ACQUIRE: &str = include_str!("acquire.lua");
-
-/// Records the server's word on a quota.
-const SERVER_SAID: &str = include_str!("server_said.lua");
+use api_entreprise_catalogue::quota_scripts::{ACQUIRE_LUA as ACQUIRE, SERVER_SAID_LUA as SERVER_SAID};
 
 /// The longest a connection to Redis (or to the sentinels, then the
 /// master) may take.
@@ -328,8 +324,8 @@ impl QuotaStore for RedisStore {
     }
 
     fn server_said<'a>(&'a self, name: &'a str, word: ServerWord, _now: Millis) -> BoxFuture<'a, ()> {
-        let (remaining, reset_or_wait_ms, close) = match word {
-            ServerWord::Remaining { remaining, reset } => (remaining, reset, false),
+        let (remaining, in_ms, close) = match word {
+            ServerWord::Remaining { remaining, reset_in } => (remaining, reset_in.as_millis() as u64, false),
             ServerWord::Closed(wait) => (0, wait.as_millis() as u64, true),
         };
         Box::pin(async move {
@@ -344,7 +340,7 @@ impl QuotaStore for RedisStore {
                 .server_said
                 .key(format!("{}{name}", self.prefix))
                 .arg(remaining)
-                .arg(reset_or_wait_ms)
+                .arg(in_ms)
                 .arg(u8::from(close))
                 .invoke_async::<i64>(&mut connection)
                 .await;

@@ -1,5 +1,7 @@
-//! The windows themselves: what every local store (memory, file) decides
-//! with, as plain data that serialises to the state file.
+//! The decision every local store takes (in memory, in the machine's SQLite
+//! file), and the same in Redis's Lua script and the Node and Python
+//! packages: the conformance scenarios (`tests/conformance/quotas.json`)
+//! hold them to it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -7,62 +9,108 @@ use std::time::Duration;
 use super::{Millis, QuotaKey, ServerWord, Wait};
 
 /// The server's last word on a quota: `remaining` requests until `reset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct ServerHint {
-    remaining: u32,
-    reset: Millis,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ServerHint {
+    pub(super) remaining: u32,
+    pub(super) reset: Millis,
 }
 
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// How long a request must wait for a slot in one quota, if it must: the
+/// window (`length` ms, a request exactly `length` ago still inside it)
+/// holds `count` requests, the oldest at `oldest`, and the server said
+/// `hint` of it.
+pub(super) fn wait_in(
+    limit: u32,
+    length: Millis,
+    count: usize,
+    oldest: Option<Millis>,
+    hint: Option<ServerHint>,
+    now: Millis,
+) -> Option<Millis> {
+    let mut wait = None;
+    if count >= limit as usize {
+        // A quota of 0 (built by hand: the parser refuses it) admits nothing.
+        wait = Some(oldest.map_or(length, |oldest| (oldest + length + 1).saturating_sub(now)));
+    }
+    if let Some(hint) = hint.filter(|h| now < h.reset && h.remaining == 0) {
+        wait = Some(wait.unwrap_or(0).max(hint.reset - now));
+    }
+    wait
+}
+
+/// The longest of the waits, with its quota's name: the one a refusal names.
+pub(super) fn longest(waits: impl IntoIterator<Item = (String, Millis)>) -> Option<Wait> {
+    let mut longest: Option<Wait> = None;
+    for (quota, ms) in waits {
+        if longest
+            .as_ref()
+            .is_none_or(|w| w.retry_after < Duration::from_millis(ms))
+        {
+            longest = Some(Wait {
+                quota,
+                retry_after: Duration::from_millis(ms),
+            });
+        }
+    }
+    longest
+}
+
+/// The hint after the server's `word` at `now`, given the `current` one: it
+/// tightens within the same reset (to the second), never loosens. `None`
+/// when the word changes nothing (a reset already past).
+pub(super) fn hint_after(current: Option<ServerHint>, word: ServerWord, now: Millis) -> Option<ServerHint> {
+    let current = current.filter(|h| now < h.reset);
+    match word {
+        ServerWord::Remaining { reset_in, .. } if reset_in.is_zero() => None,
+        ServerWord::Remaining { remaining, reset_in } => {
+            let reset = now.saturating_add(reset_in.as_millis() as Millis);
+            Some(match current {
+                Some(h) if h.reset.abs_diff(reset) < 1000 => ServerHint {
+                    remaining: h.remaining.min(remaining),
+                    reset: h.reset,
+                },
+                _ => ServerHint { remaining, reset },
+            })
+        }
+        ServerWord::Closed(retry_after) => {
+            let until = now.saturating_add(retry_after.as_millis() as Millis);
+            Some(ServerHint {
+                remaining: 0,
+                reset: current.map_or(until, |h| h.reset.max(until)),
+            })
+        }
+    }
+}
+
+#[derive(Debug, Default)]
 struct Window {
     /// When each admitted request left, oldest first.
     admitted: VecDeque<Millis>,
     /// What the server said of this quota, when it said something.
-    #[serde(default)]
     server: Option<ServerHint>,
 }
 
-/// Every quota's window, by name.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
+/// Every quota's window, by name: the in-memory store's state.
+#[derive(Debug, Default)]
 pub(super) struct Windows(BTreeMap<String, Window>);
 
 impl Windows {
     /// Takes a slot in every quota of `keys` at `now`, or in none.
     pub(super) fn acquire(&mut self, keys: &[QuotaKey], now: Millis) -> Result<(), Wait> {
-        let mut longest: Option<Wait> = None;
+        let mut waits = Vec::new();
         for key in keys {
             let window = self.0.entry(key.name.clone()).or_default();
             let length = key.spec.window.as_millis() as Millis;
-            // A request exactly `window` ago is still inside it.
             while window.admitted.front().is_some_and(|t| now.saturating_sub(*t) > length) {
                 window.admitted.pop_front();
             }
-            let mut wait = None;
-            if window.admitted.len() >= key.spec.limit as usize {
-                // A quota of 0 (built by hand: the parser refuses it) admits nothing.
-                wait = Some(
-                    window
-                        .admitted
-                        .front()
-                        .map_or(length, |oldest| (oldest + length + 1).saturating_sub(now)),
-                );
-            }
-            if let Some(hint) = window.server.filter(|h| now < h.reset && h.remaining == 0) {
-                wait = Some(wait.unwrap_or(0).max(hint.reset - now));
-            }
-            if let Some(ms) = wait
-                && longest
-                    .as_ref()
-                    .is_none_or(|w| w.retry_after < Duration::from_millis(ms))
-            {
-                longest = Some(Wait {
-                    quota: key.name.clone(),
-                    retry_after: Duration::from_millis(ms),
-                });
+            let count = window.admitted.len();
+            let oldest = window.admitted.front().copied();
+            if let Some(ms) = wait_in(key.spec.limit, length, count, oldest, window.server, now) {
+                waits.push((key.name.clone(), ms));
             }
         }
-        if let Some(wait) = longest {
+        if let Some(wait) = longest(waits) {
             return Err(wait);
         }
         for key in keys {
@@ -75,26 +123,11 @@ impl Windows {
         Ok(())
     }
 
-    /// Records the server's word on `name`: it tightens, never loosens.
+    /// Records the server's word on `name`.
     pub(super) fn server_said(&mut self, name: &str, word: ServerWord, now: Millis) {
         let window = self.0.entry(name.to_owned()).or_default();
-        let current = window.server.filter(|h| now < h.reset);
-        window.server = match word {
-            ServerWord::Remaining { reset, .. } if reset <= now => return,
-            ServerWord::Remaining { remaining, reset } => Some(match current {
-                Some(h) if h.reset == reset => ServerHint {
-                    remaining: h.remaining.min(remaining),
-                    reset,
-                },
-                _ => ServerHint { remaining, reset },
-            }),
-            ServerWord::Closed(retry_after) => {
-                let until = now.saturating_add(retry_after.as_millis() as Millis);
-                Some(ServerHint {
-                    remaining: 0,
-                    reset: current.map_or(until, |h| h.reset.max(until)),
-                })
-            }
-        };
+        if let Some(hint) = hint_after(window.server, word, now) {
+            window.server = Some(hint);
+        }
     }
 }

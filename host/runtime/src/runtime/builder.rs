@@ -9,7 +9,7 @@ use super::engine::{POOL_SLOTS, new_engine, spawn_epoch_ticker};
 use super::{DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
 use crate::error::ConfigError;
 use crate::policy::{Authority, OutboundPolicy};
-use crate::quota::{QuotaKey, QuotaSpec, Quotas, REDIS_PREFIX, SystemClock};
+use crate::quota::{QuotaKey, QuotaSpec, Quotas, REDIS_PREFIX};
 use crate::token::Token;
 
 /// Where the component comes from.
@@ -238,7 +238,7 @@ impl RuntimeBuilder {
                 let url = self.redis_url.as_deref().unwrap_or_default();
                 Arc::new(Quotas::redis(url, REDIS_PREFIX).await?)
             }
-            (None, Some(file)) => Arc::new(Quotas::persistent(file.clone(), Box::new(SystemClock))?),
+            (None, Some(file)) => Arc::new(Quotas::persistent(file.clone())?),
             (None, None) => Arc::new(Quotas::new()),
         };
         let token_scope = match self.token.as_ref().map(Token::claims) {
