@@ -1,12 +1,12 @@
 // Builds the package's codec: the codec component (built by cargo from
 // guest/, importing nothing) transpiled by jco into codec/, and the host
-// catalogue's policy table copied beside it. Run by `npm run build`.
+// catalogue's policy table and quota scripts copied beside it. Run by `npm run build`.
 //
 // API_ENTREPRISE_CODEC names another codec component file; by default the
 // workspace's own build is used, and cargo builds it when it is missing.
 
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -43,4 +43,9 @@ execFileSync(jco, ["transpile", codec, "-o", out, "--name", "codec", "--instanti
 });
 writeFileSync(join(out, "package.json"), '{ "type": "module" }\n');
 copyFileSync(join(root, "catalogue/routes.json"), join(out, "routes.json"));
+// The quota scripts every host runs (SQLite statements, Redis Lua), one copy.
+mkdirSync(join(out, "quota"));
+for (const name of readdirSync(join(root, "catalogue/quota"))) {
+  copyFileSync(join(root, "catalogue/quota", name), join(out, "quota", name));
+}
 console.error(`codec transpiled into ${out}`);

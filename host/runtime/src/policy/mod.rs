@@ -35,9 +35,10 @@ use wasmtime_wasi_http::{Error as HttpError, ForbiddenHeaderFilter, RequestOptio
 
 pub use admit::Authority;
 pub(crate) use auth::forbidden_headers;
+pub use quota::QuotaPolicy;
 
 use crate::circuit::Circuits;
-use crate::quota::{QuotaKey, Quotas};
+use crate::quota::Quotas;
 use crate::sender::{SendError, Sender};
 use crate::token::Token;
 
@@ -49,8 +50,8 @@ pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 pub struct OutboundPolicy {
     pub(crate) api: Authority,
     pub(crate) token: Option<Token>,
-    /// The per-IP quotas, applied to every request but the health routes'.
-    pub(crate) ip_quotas: Vec<QuotaKey>,
+    /// Which quotas each request counts against.
+    pub(crate) quota: QuotaPolicy,
     pub(crate) quotas: Arc<Quotas>,
     pub(crate) circuits: Arc<Circuits>,
     /// The pooled connections every request goes through.
@@ -59,13 +60,6 @@ pub struct OutboundPolicy {
     pub(crate) json_timeout: Duration,
     /// The longest any phase of a document request may wait.
     pub(crate) document_timeout: Duration,
-    /// How much wider than its period each group's window is kept.
-    pub(crate) quota_margin: Duration,
-    /// The per-token groups are per token: hosts sharing a Redis with other
-    /// tokens count apart. The token's `jti` (an id, not a secret) names it.
-    pub(crate) token_scope: String,
-    /// The token's own limit per minute, for every known group, when it has one.
-    pub(crate) token_rate_limit: Option<u32>,
 }
 
 /// Why the host refused a request, for the caller's error message.
@@ -228,7 +222,7 @@ pub(crate) fn send(
     let path = req.uri().path().to_owned();
     let class = api_entreprise_catalogue::policy_of(&path);
     let options = clamp::clamp(policy, ceiling, asked, &class);
-    let (keys, group) = quota::keys(policy, &class);
+    let (keys, group) = policy.quota.keys_of(&class);
     let policy = Arc::clone(policy);
     Box::pin(async move {
         if let circuit::Passage::ProbeFirst(url) = &passage {

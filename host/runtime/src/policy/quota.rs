@@ -5,34 +5,94 @@ use std::time::Duration;
 
 use api_entreprise_catalogue as catalogue;
 
-use super::{OutboundPolicy, Refusal};
+use super::Refusal;
 use crate::quota::{Denied, QuotaKey, QuotaSpec, Quotas};
+use crate::token::Token;
 
-/// Every quota a request of `class` counts against: none for the health
-/// routes; otherwise every per-IP quota, and the per-token group of the
-/// path's route in the host's catalogue (a conservative one for a path the
-/// catalogue does not know). Also the group's name, if any.
-pub(super) fn keys(policy: &OutboundPolicy, class: &catalogue::PathPolicy) -> (Vec<QuotaKey>, Option<String>) {
-    if class.free {
-        return (Vec::new(), None);
-    }
-    let mut keys = policy.ip_quotas.clone();
-    let group = class.group.map(|group| {
-        let (limit, period) = match policy.token_rate_limit {
-            Some(per_minute) if group != catalogue::UNKNOWN_ROUTE => (per_minute, 60),
-            _ => (group.limit, group.period_seconds),
+/// Which quotas a request counts against, and what an answer teaches them:
+/// the quota side of the outbound policy, decided from the path the host
+/// sees and its own catalogue. Usable alone: the conformance scenarios
+/// (`tests/conformance/quotas.json`) hold every host to it.
+#[derive(Debug, Clone)]
+pub struct QuotaPolicy {
+    /// The per-IP quotas, applied to every request but the health routes'.
+    ip_quotas: Vec<QuotaKey>,
+    /// How much wider than its period each window is kept.
+    margin: Duration,
+    /// The per-token groups are per token: hosts sharing a store with other
+    /// tokens count apart. The token's `jti` (an id, not a secret) names it.
+    token_scope: String,
+    /// The token's own limit per minute, for every known group, when it has one.
+    token_rate_limit: Option<u32>,
+}
+
+impl QuotaPolicy {
+    /// The policy for `ip_quotas`, each window kept `margin` wider, for the
+    /// groups of `token` (limited to `token_rate_limit` a minute, if given).
+    pub fn new(
+        ip_quotas: &[QuotaSpec],
+        margin: Duration,
+        token: Option<&Token>,
+        token_rate_limit: Option<u32>,
+    ) -> Self {
+        let token_scope = match token.map(Token::claims) {
+            Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
+            _ => String::new(),
         };
-        QuotaKey {
-            name: format!("group {}{}", group.name, policy.token_scope),
-            spec: QuotaSpec {
-                limit,
-                window: Duration::from_secs(period.into()) + policy.quota_margin,
-            },
+        Self {
+            ip_quotas: ip_quotas
+                .iter()
+                .map(|spec| QuotaKey {
+                    name: format!("ip {spec}"),
+                    spec: QuotaSpec {
+                        limit: spec.limit,
+                        window: spec.window + margin,
+                    },
+                })
+                .collect(),
+            margin,
+            token_scope,
+            token_rate_limit,
         }
-    });
-    let name = group.as_ref().map(|g| g.name.clone());
-    keys.extend(group);
-    (keys, name)
+    }
+
+    /// Every quota a request to `path` counts against, and its group's name.
+    pub fn keys(&self, path: &str) -> (Vec<QuotaKey>, Option<String>) {
+        self.keys_of(&catalogue::policy_of(path))
+    }
+
+    /// Every quota a request of `class` counts against: none for the health
+    /// routes; otherwise every per-IP quota, and the per-token group of the
+    /// path's route in the host's catalogue (a conservative one for a path
+    /// the catalogue does not know). Also the group's name, if any.
+    pub(super) fn keys_of(&self, class: &catalogue::PathPolicy) -> (Vec<QuotaKey>, Option<String>) {
+        if class.free {
+            return (Vec::new(), None);
+        }
+        let mut keys = self.ip_quotas.clone();
+        let group = class.group.map(|group| {
+            let (limit, period) = match self.token_rate_limit {
+                Some(per_minute) if group != catalogue::UNKNOWN_ROUTE => (per_minute, 60),
+                _ => (group.limit, group.period_seconds),
+            };
+            QuotaKey {
+                name: format!("group {}{}", group.name, self.token_scope),
+                spec: QuotaSpec {
+                    limit,
+                    window: Duration::from_secs(period.into()) + self.margin,
+                },
+            }
+        });
+        let name = group.as_ref().map(|g| g.name.clone());
+        keys.extend(group);
+        (keys, name)
+    }
+
+    /// What an answer of `status` with `headers` says of the group `group`,
+    /// kept in `quotas`.
+    pub async fn learn(&self, quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {
+        super::learn::quotas(quotas, group, status, headers).await;
+    }
 }
 
 /// Takes a slot in every quota of `keys`, waiting for one up to `deadline`;

@@ -111,6 +111,13 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Millis;
 }
 
+/// A clock shared with whoever else holds it (a test that moves it).
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> Millis {
+        (**self).now()
+    }
+}
+
 /// The system's wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -155,6 +162,11 @@ impl ManualClock {
     /// A clock showing `now`.
     pub fn at(now: Millis) -> Self {
         Self(std::sync::atomic::AtomicU64::new(now))
+    }
+
+    /// Sets the clock to `now`.
+    pub fn set(&self, now: Millis) {
+        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Moves the clock forward.

@@ -9,7 +9,7 @@ use super::engine::{POOL_SLOTS, new_engine, spawn_epoch_ticker};
 use super::{DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
 use crate::error::ConfigError;
 use crate::policy::{Authority, OutboundPolicy};
-use crate::quota::{QuotaKey, QuotaSpec, Quotas, REDIS_PREFIX};
+use crate::quota::{QuotaSpec, Quotas, REDIS_PREFIX};
 use crate::token::Token;
 
 /// Where the component comes from.
@@ -241,29 +241,18 @@ impl RuntimeBuilder {
             (None, Some(file)) => Arc::new(Quotas::persistent(file.clone())?),
             (None, None) => Arc::new(Quotas::new()),
         };
-        let token_scope = match self.token.as_ref().map(Token::claims) {
-            Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
-            _ => String::new(),
-        };
+        let quota = crate::policy::QuotaPolicy::new(
+            &self.ip_quotas,
+            self.quota_margin,
+            self.token.as_ref(),
+            self.token_rate_limit,
+        );
         let policy = Arc::new(OutboundPolicy {
             api,
             token: self.token,
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
-            quota_margin: self.quota_margin,
-            token_scope,
-            token_rate_limit: self.token_rate_limit,
-            ip_quotas: self
-                .ip_quotas
-                .iter()
-                .map(|spec| QuotaKey {
-                    name: format!("ip {spec}"),
-                    spec: QuotaSpec {
-                        limit: spec.limit,
-                        window: spec.window + self.quota_margin,
-                    },
-                })
-                .collect(),
+            quota,
             quotas,
             circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
             sender,
