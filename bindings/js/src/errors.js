@@ -77,6 +77,19 @@ export class QuotaExceededError extends ApiEntrepriseError {
   }
 }
 
+/**
+ * The quota store cannot decide (the state file unusable, Redis away):
+ * nothing was sent, since nothing may leave uncounted. Not a full quota:
+ * the store must come back.
+ */
+export class QuotaStoreUnavailableError extends ApiEntrepriseError {
+  constructor(message, store, reason) {
+    super(message, "quota-store-unavailable", store);
+    this.store = store;
+    this.reason = reason;
+  }
+}
+
 /** The connection failed (refused, reset, DNS, TLS). */
 export class TransportError extends ApiEntrepriseError {}
 

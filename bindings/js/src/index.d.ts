@@ -4,6 +4,8 @@
 // and instants as ISO 8601 strings, no BigInt.
 
 export const PRODUCTION_BASE_URL: string;
+/** The largest answer body a call reads (16 MiB, like the Rust host). */
+export const MAX_RESPONSE_BYTES: number;
 /** The per-IP quotas of API Entreprise; either one crossed bans the IP for hours. */
 export const IP_QUOTAS: Quota[];
 
@@ -33,17 +35,68 @@ export interface ClientOptions {
   token: string;
   /** The API, by default production. https, or http on loopback (the sandbox). */
   baseUrl?: string;
-  /** The per-IP quotas, by default {@link IP_QUOTAS}. */
+  /** The per-IP quotas, by default `API_ENTREPRISE_IP_QUOTA`, else {@link IP_QUOTAS}. */
   ipQuotas?: Quota[];
+  /**
+   * Where the quotas are counted: `"shared"` (the default) with every host of the machine, in Redis when
+   * `API_ENTREPRISE_REDIS_URL` is set, else in the state directory's SQLite file; `"memory"` in this
+   * process only (every client of the process that asks for it shares it); or a store of your own making.
+   */
+  quotaStore?: "shared" | "memory" | QuotaStore;
+  /** When a quota is full, wait for a slot within the call's deadline (the default) rather than fail at once. */
+  waitForSlot?: boolean;
   /** The fetch to send with, by default the global one. */
   fetch?: typeof fetch;
   /** The codec, by default this package's build. */
   codec?: Pick<Codec, "prepare" | "parse">;
 }
 
+/** A quota a request counts against. */
+export interface QuotaKey {
+  name: string;
+  limit: number;
+  windowMs: number;
+}
+export type Denied = { full: { quota: string; retryAfterMs: number } } | { unavailable: { store: string; reason: string } };
+/** Where quotas are counted. */
+export interface QuotaStore {
+  describe(): string;
+  acquire(keys: QuotaKey[], now?: number): Denied | null | Promise<Denied | null>;
+  serverSaid(name: string, word: object, now?: number): void | Promise<void>;
+  close(): void;
+}
+/** In this process only. */
+export class MemoryStore implements QuotaStore {
+  constructor(clock?: () => number);
+  describe(): string;
+  acquire(keys: QuotaKey[], now?: number): Denied | null;
+  serverSaid(name: string, word: object, now?: number): void;
+  close(): void;
+}
+/** In a SQLite file shared by every host of the machine, whatever its language. */
+export class SqliteStore implements QuotaStore {
+  constructor(file: string, options?: { givenClock?: boolean });
+  describe(): string;
+  acquire(keys: QuotaKey[], now?: number): Denied | null;
+  serverSaid(name: string, word: object, now?: number): void;
+  close(): void;
+}
+/** In Redis, shared by every host behind one egress IP (the Rust host's Lua scripts). */
+export class RedisStore implements QuotaStore {
+  constructor(url: string, prefix?: string);
+  describe(): string;
+  acquire(keys: QuotaKey[]): Promise<Denied | null>;
+  serverSaid(name: string, word: object): Promise<void>;
+  close(): void;
+}
+/** The state directory every host of the machine shares. */
+export function stateDir(env?: Record<string, string | undefined>): string;
+
 export class ApiEntreprise {
   constructor(options: ClientOptions);
   readonly baseUrl: string;
+  /** Where this client's quotas are counted, as a message would say it. */
+  readonly quotaStore: string;
   /** Every endpoint the component can call. */
   endpoints(): Endpoint[];
   /** Calls `endpoint` with its path values; rejects with an {@link ApiEntrepriseError}. */
@@ -274,6 +327,10 @@ export class RefusedByHostError extends ApiEntrepriseError {}
 export class QuotaExceededError extends ApiEntrepriseError {
   readonly quota: string;
   readonly retryAfterSeconds: number;
+}
+export class QuotaStoreUnavailableError extends ApiEntrepriseError {
+  store: string;
+  reason: string;
 }
 export class TransportError extends ApiEntrepriseError {}
 export class CodecError extends ApiEntrepriseError {}

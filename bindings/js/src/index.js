@@ -1,19 +1,46 @@
 // API Entreprise for Node: the client's codec component (validation with the
 // server's codes, request building, tolerant parsing), and a client that
 // keeps the host's promises in JavaScript: the token only to the API's
-// authority, the allow-list, the 5 s / 12 s timeouts, the quotas in process.
+// authority, the allow-list, the 5 s / 12 s timeouts, a 16 MiB cap on an
+// answer, and the quotas counted with every host of the machine.
 
 import { Codec } from "./codec.js";
-import { QuotaExceededError, RefusedByHostError, TimeoutError, TransportError, errorFrom } from "./errors.js";
-import { Quotas, policyOf, table } from "./policy.js";
+import {
+  QuotaExceededError,
+  QuotaStoreUnavailableError,
+  RefusedByHostError,
+  TimeoutError,
+  TransportError,
+  errorFrom,
+} from "./errors.js";
+import { ipQuotasFromEnv, policyOf, quotaKeys, serverWords, table, tokenId } from "./policy.js";
+import { MemoryStore, RedisStore, SqliteStore, openStore, stateDir } from "./quota.js";
 
 export * from "./errors.js";
-export { Codec, policyOf };
+export { Codec, MemoryStore, RedisStore, SqliteStore, policyOf, stateDir };
+
+/** The largest answer body this client reads, like the Rust host. */
+export const MAX_RESPONSE_BYTES = 16 << 20;
 
 export const PRODUCTION_BASE_URL = "https://entreprise.api.gouv.fr";
 
 /** The per-IP quotas of API Entreprise; either one crossed bans the IP for hours. */
 export const IP_QUOTAS = table.ip_quotas.map((q) => ({ limit: q.limit, periodSeconds: q.period_seconds }));
+
+/**
+ * Why a path cannot leave as it is: an encoded separator or dot (`%2F`,
+ * `%2E`, `%5C`), a backslash, or a `.` or `..` segment, which a server or a
+ * proxy may read as another path than the one this client classified.
+ */
+function uncanonical(url) {
+  const path = url.slice(url.indexOf("/", url.indexOf("//") + 2)).split(/[?#]/)[0];
+  if (/%(2f|2e|5c)/i.test(path)) return "an encoded separator or dot (%2F, %2E, %5C)";
+  if (path.includes("\\")) return "a backslash";
+  if (path.split("/").some((s) => s === "." || s === "..")) return "a . or .. segment";
+  return null;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
@@ -37,30 +64,54 @@ function originOf(baseUrl) {
 
 export class ApiEntreprise {
   #token;
+  #jti;
   #origin;
   #codec;
-  #quotas = new Quotas();
+  #store;
   #ipQuotas;
+  #waitForSlot;
   #fetch;
 
   /**
    * @param {object} options
    * @param {string} options.token the API Entreprise token (a JWT); sent only to `baseUrl`.
    * @param {string} [options.baseUrl] the API, by default production.
-   * @param {{limit: number, periodSeconds: number}[]} [options.ipQuotas] the per-IP quotas, by default {@link IP_QUOTAS}.
+   * @param {{limit: number, periodSeconds: number}[]} [options.ipQuotas] the per-IP quotas, by default
+   *   `API_ENTREPRISE_IP_QUOTA`, else {@link IP_QUOTAS}.
+   * @param {"shared" | "memory" | object} [options.quotaStore] where the quotas are counted: `"shared"` (the
+   *   default) with every host of the machine, in Redis when `API_ENTREPRISE_REDIS_URL` is set, else in the
+   *   state directory's SQLite file; `"memory"` in this process only; or a store.
+   * @param {boolean} [options.waitForSlot] when a quota is full, wait for a slot within the call's deadline
+   *   (the default) rather than fail at once.
    * @param {typeof fetch} [options.fetch] the fetch to send with.
    * @param {Codec} [options.codec] the codec, by default this package's build; whatever it says,
    *   this client's allow-list, timeouts and quotas apply.
    */
-  constructor({ token, baseUrl = PRODUCTION_BASE_URL, ipQuotas = IP_QUOTAS, fetch = globalThis.fetch, codec } = {}) {
+  constructor({
+    token,
+    baseUrl = PRODUCTION_BASE_URL,
+    ipQuotas,
+    quotaStore = "shared",
+    waitForSlot = true,
+    fetch = globalThis.fetch,
+    codec,
+  } = {}) {
     if (typeof token !== "string" || token.trim() === "") {
       throw new TypeError("give the API Entreprise token: new ApiEntreprise({ token: process.env.API_ENTREPRISE_TOKEN })");
     }
     this.#token = token.trim();
+    this.#jti = tokenId(this.#token);
     this.#origin = originOf(baseUrl);
-    this.#ipQuotas = ipQuotas.map((q) => ({ key: `ip ${q.limit}/${q.periodSeconds}s`, ...q }));
+    this.#ipQuotas = ipQuotas ?? ipQuotasFromEnv();
+    this.#store = openStore(quotaStore);
+    this.#waitForSlot = waitForSlot;
     this.#fetch = fetch;
     this.#codec = codec ?? new Codec();
+  }
+
+  /** Where this client's quotas are counted, as a message would say it. */
+  get quotaStore() {
+    return this.#store.describe();
   }
 
   /** The API this client sends to. */
@@ -100,25 +151,20 @@ export class ApiEntreprise {
         call.url,
       );
     }
-    const policy = policyOf(url.pathname);
-    const group = policy.group && {
-      key: `group ${policy.group.name}`,
-      limit: policy.group.limit,
-      periodSeconds: policy.group.period_seconds,
-    };
-    const quotas = policy.free ? [] : [...this.#ipQuotas, ...(group ? [group] : [])];
-    const refused = this.#quotas.take(quotas);
-    if (refused) {
-      const seconds = Math.max(1, Math.ceil(refused.retryAfterMs / 1000));
-      throw new QuotaExceededError(
-        `the quota ${refused.quota} is full: nothing was sent; try again in ${seconds} s`,
-        refused.quota,
-        seconds,
+    const why = uncanonical(call.url);
+    if (why) {
+      throw new RefusedByHostError(
+        `the request's path has ${why}, which the API could read as another path: nothing was sent`,
+        "refused-by-host",
+        call.url,
       );
     }
-
+    const policy = policyOf(url.pathname);
+    const { keys, group } = quotaKeys(url.pathname, this.#ipQuotas, this.#jti);
     const ceiling = policy.document ? table.timeouts_ms.document : table.timeouts_ms.json;
     const timeoutMs = Math.min(call.timeout_ms || ceiling, ceiling);
+    await this.#take(keys, timeoutMs);
+
     const headers = new Headers(call.headers.filter(([name]) => name.toLowerCase() !== "authorization"));
     headers.set("authorization", `Bearer ${this.#token}`);
     let status;
@@ -134,8 +180,12 @@ export class ApiEntreprise {
       });
       status = response.status;
       answerHeaders = [...response.headers];
-      body = await response.text();
+      if (group) {
+        for (const word of serverWords(status, response.headers)) await this.#store.serverSaid(group, word);
+      }
+      body = await readCapped(response);
     } catch (e) {
+      if (e instanceof TransportError) throw e;
       if (e?.name === "TimeoutError" || e?.name === "AbortError") {
         throw new TimeoutError(`the API did not answer within ${timeoutMs} ms; try again later`, "timeout", timeoutMs);
       }
@@ -144,18 +194,63 @@ export class ApiEntreprise {
     }
 
     const parsed = this.#codec.parse(call, status, answerHeaders, body);
-    const limits = parsed.ok?.rate_limit ?? parsed.err?.val?.rate_limit;
-    if (group && limits) this.#learn(group.key, status, limits, parsed.err?.val?.retry_after_seconds);
     if (parsed.err) throw errorFrom(parsed.err);
     return parsed.ok;
   }
 
-  /** What the server said of its quota closes the group until it allows again. */
-  #learn(key, status, limits, retryAfter) {
-    if (status === 429) {
-      this.#quotas.closeUntil(key, Date.now() + 1000 * (retryAfter ?? limits.retry_after_seconds ?? 60));
-    } else if (limits.remaining === 0 && limits.reset_at) {
-      this.#quotas.closeUntil(key, Date.parse(limits.reset_at));
+  /**
+   * Takes a slot in every quota of `keys`, waiting for one while it frees
+   * within `budgetMs` (unless `waitForSlot` is false); a store that cannot
+   * decide fails at once: nothing leaves uncounted.
+   */
+  async #take(keys, budgetMs) {
+    if (keys.length === 0) return;
+    const deadline = performance.now() + budgetMs;
+    for (;;) {
+      const denied = await this.#store.acquire(keys);
+      if (!denied) return;
+      if (denied.unavailable) {
+        const { store, reason } = denied.unavailable;
+        throw new QuotaStoreUnavailableError(
+          `the quota store (${store}) is unavailable (${reason}); nothing was sent`,
+          store,
+          reason,
+        );
+      }
+      const { quota, retryAfterMs } = denied.full;
+      if (this.#waitForSlot && performance.now() + retryAfterMs < deadline) {
+        await sleep(retryAfterMs);
+        continue;
+      }
+      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+      throw new QuotaExceededError(
+        `the quota ${quota} is full: nothing was sent; a slot frees in ${seconds} s`,
+        quota,
+        seconds,
+      );
     }
   }
+}
+
+/** The answer's body as text, refused past {@link MAX_RESPONSE_BYTES}. */
+async function readCapped(response) {
+  const tooLarge = () =>
+    new TransportError(
+      `the answer is larger than ${MAX_RESPONSE_BYTES >> 20} MiB, more than any of the API's: it was not read`,
+      "transport",
+      "body too large",
+    );
+  if (Number(response.headers.get("content-length") ?? 0) > MAX_RESPONSE_BYTES) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  if (!response.body) return "";
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    if (size > MAX_RESPONSE_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }

@@ -46,38 +46,94 @@ export function policyOf(path) {
   return { free: best.free, document: best.document, group: best.group };
 }
 
-/** How much wider each window is kept, so that the server never sees more. */
-const MARGIN_MS = 500;
+/** How much wider than its period each window is kept, so that the server, counting on arrival, never sees more (the Rust host's `QUOTA_MARGIN`). */
+export const QUOTA_MARGIN_MS = 500;
 
 /**
- * Quotas in this process, in sliding windows: a request takes a slot in
- * every quota it counts against, or in none, and is refused before it is
- * sent when one is full.
+ * A quota written `N/DURATION` (`2000/10m`, `1000/min`, `5/30s`), read as the
+ * Rust host reads `API_ENTREPRISE_IP_QUOTA`: `{ limit, periodSeconds }`.
  */
-export class Quotas {
-  #hits = new Map();
-  #closed = new Map();
+export function parseQuota(text) {
+  const bad = () => new TypeError(`the quota ${JSON.stringify(text)} is not N/DURATION, such as 2000/10m or 1000/1m`);
+  const found = String(text).trim().match(/^(\d+)\s*\/\s*(\d*)(s|sec|m|min|h)$/);
+  if (!found) throw bad();
+  const [, limit, count, unit] = found;
+  const seconds = (count === "" ? 1 : Number(count)) * { s: 1, sec: 1, m: 60, min: 60, h: 3600 }[unit];
+  if (Number(limit) === 0 || seconds === 0 || Number(limit) > 0xffffffff) throw bad();
+  return { limit: Number(limit), periodSeconds: seconds };
+}
 
-  /**
-   * Takes a slot in each of `quotas` (`{ key, limit, periodSeconds }`).
-   * Returns null when admitted, else which quota refused and for how long.
-   */
-  take(quotas, now = Date.now()) {
-    for (const q of quotas) {
-      const until = this.#closed.get(q.key) ?? 0;
-      if (until > now) return { quota: q.key, retryAfterMs: until - now };
-      const hits = this.#hits.get(q.key) ?? [];
-      const window = q.periodSeconds * 1000 + MARGIN_MS;
-      while (hits.length && hits[0] <= now - window) hits.shift();
-      this.#hits.set(q.key, hits);
-      if (hits.length >= q.limit) return { quota: q.key, retryAfterMs: hits[0] + window - now };
-    }
-    for (const q of quotas) this.#hits.get(q.key).push(now);
+/** A quota as the Rust host writes it (`2000/10m`): its name in every shared store. */
+export function quotaLabel({ limit, periodSeconds: s }) {
+  if (s % 3600 === 0) return `${limit}/${s / 3600}h`;
+  if (s % 60 === 0) return `${limit}/${s / 60}m`;
+  return `${limit}/${s}s`;
+}
+
+/** The per-IP quotas: `API_ENTREPRISE_IP_QUOTA` (comma-separated), else the API's two. */
+export function ipQuotasFromEnv(env = process.env) {
+  const text = env.API_ENTREPRISE_IP_QUOTA?.trim();
+  if (!text) return table.ip_quotas.map((q) => ({ limit: q.limit, periodSeconds: q.period_seconds }));
+  return text.split(",").map(parseQuota);
+}
+
+/** The token's `jti` (its id, not a secret), read without verifying the JWT, or null. */
+export function tokenId(token) {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1].replace(/=+$/, ""), "base64url").toString("utf8"));
+    return typeof claims?.jti === "string" ? claims.jti : null;
+  } catch {
     return null;
   }
+}
 
-  /** Refuses `key` until `until` (ms since the epoch): the server said so. */
-  closeUntil(key, until) {
-    this.#closed.set(key, Math.max(this.#closed.get(key) ?? 0, until));
+/**
+ * Every quota a request to `path` counts against (`{ name, limit, windowMs }`),
+ * and its group's name: none for the health routes; otherwise every
+ * per-IP quota, and the per-token group of the path's route (named after the
+ * token's `jti`), each window kept `QUOTA_MARGIN_MS` wider.
+ */
+export function quotaKeys(path, ipQuotas, jti = null) {
+  const policy = policyOf(path);
+  if (policy.free) return { keys: [], group: null };
+  const keys = ipQuotas.map((q) => ({
+    name: `ip ${quotaLabel(q)}`,
+    limit: q.limit,
+    windowMs: q.periodSeconds * 1000 + QUOTA_MARGIN_MS,
+  }));
+  let group = null;
+  if (policy.group) {
+    group = `group ${policy.group.name}${jti ? ` (token ${jti})` : ""}`;
+    keys.push({ name: group, limit: policy.group.limit, windowMs: policy.group.period_seconds * 1000 + QUOTA_MARGIN_MS });
   }
+  return { keys, group };
+}
+
+/** A header holding a whole number, else null (as the Rust host reads them). */
+function headerNumber(headers, name) {
+  const value = headers.get(name)?.trim();
+  return value !== undefined && /^\+?\d+$/.test(value) ? Number(value) : null;
+}
+
+/**
+ * What an answer of `status` with `headers` (a `Headers`) tells of its
+ * group, at `wallNow` (ms): `RateLimit-Remaining` until `RateLimit-Reset`
+ * tightens it; a 429 closes it for `Retry-After`, else until the reset,
+ * else 60 s, at least 1 s.
+ */
+export function serverWords(status, headers, wallNow = Date.now()) {
+  const words = [];
+  const remaining = headerNumber(headers, "ratelimit-remaining");
+  const reset = headerNumber(headers, "ratelimit-reset");
+  if (remaining !== null && reset !== null) {
+    words.push({ remaining: Math.min(remaining, 0xffffffff), resetInMs: Math.max(0, reset * 1000 - wallNow) });
+  }
+  if (status === 429) {
+    const nowS = Math.floor(wallNow / 1000);
+    const wait = headerNumber(headers, "retry-after") ?? (reset !== null ? Math.max(0, reset - nowS) : null) ?? 60;
+    words.push({ closedForMs: Math.max(1, wait) * 1000 });
+  }
+  return words;
 }

@@ -3,7 +3,10 @@
 // (redirect elsewhere, never answer).
 
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import {
@@ -11,12 +14,17 @@ import {
   ApiError,
   Codec,
   InvalidInputError,
+  MemoryStore,
   QuotaExceededError,
   RefusedByHostError,
   TimeoutError,
   TransportError,
 } from "../src/index.js";
 import { SANDBOX_TOKEN, startSandbox } from "./sandbox.js";
+
+// Each client here counts alone (a fresh store of its own), and nothing
+// reaches the user's state directory.
+process.env.API_ENTREPRISE_STATE_DIR = mkdtempSync(join(tmpdir(), "api-entreprise-js-test-"));
 
 const trace = { context: "aides publiques", recipient: "13002526500013", object: "dossier 42" };
 let sandbox;
@@ -27,7 +35,7 @@ before(async () => {
 after(() => sandbox?.stop());
 
 function client(options = {}) {
-  return new ApiEntreprise({ token: SANDBOX_TOKEN, baseUrl: sandbox.baseUrl, ...options });
+  return new ApiEntreprise({ quotaStore: new MemoryStore(), token: SANDBOX_TOKEN, baseUrl: sandbox.baseUrl, ...options });
 }
 
 /** A server of the test's own on loopback; `handle(req, res)` answers. */
@@ -71,7 +79,7 @@ test("a server error comes back as an ApiError with its kind and codes", async (
     (e) => e instanceof ApiError && e.status === 404 && e.kind === "not-found" && e.codes.length > 0,
   );
   await assert.rejects(
-    new ApiEntreprise({ token: "wrong", baseUrl: sandbox.baseUrl }).call("insee_unites_legales", ["552049447"], trace),
+    new ApiEntreprise({ quotaStore: new MemoryStore(), token: "wrong", baseUrl: sandbox.baseUrl }).call("insee_unites_legales", ["552049447"], trace),
     (e) => e instanceof ApiError && e.kind === "unauthorized" && e.codes.includes("00101"),
   );
 });
@@ -82,7 +90,7 @@ test("past the per-IP quota nothing leaves, and the free routes stay free", asyn
   for (let i = 0; i < 3; i++) await api.call("insee_unites_legales", ["552049447"], trace);
   await assert.rejects(
     api.call("insee_unites_legales", ["552049447"], trace),
-    (e) => e instanceof QuotaExceededError && e.quota === "ip 3/60s" && e.retryAfterSeconds > 0,
+    (e) => e instanceof QuotaExceededError && e.quota === "ip 3/1m" && e.retryAfterSeconds > 0,
   );
   await api.call("pings");
   assert.equal((await sandbox.requests()).length, before + 4, "three calls and the free ping");
@@ -99,7 +107,7 @@ test("the token never follows a redirect to another host", async () => {
   });
   try {
     await assert.rejects(
-      new ApiEntreprise({ token: "secret", baseUrl: api.url }).call("insee_unites_legales", ["552049447"], trace),
+      new ApiEntreprise({ quotaStore: new MemoryStore(), token: "secret", baseUrl: api.url }).call("insee_unites_legales", ["552049447"], trace),
       (e) => e instanceof ApiError && e.status === 302 && e.kind === "unexpected",
     );
     assert.equal(leaked, false);
@@ -114,7 +122,7 @@ test("a silent API times out after 5 s for JSON", async () => {
   try {
     const started = Date.now();
     await assert.rejects(
-      new ApiEntreprise({ token: "t", baseUrl: silent.url }).call("insee_unites_legales", ["552049447"], trace),
+      new ApiEntreprise({ quotaStore: new MemoryStore(), token: "t", baseUrl: silent.url }).call("insee_unites_legales", ["552049447"], trace),
       (e) => e instanceof TimeoutError && e.detail === 5000,
     );
     assert.ok(Date.now() - started < 8000);
@@ -125,12 +133,12 @@ test("a silent API times out after 5 s for JSON", async () => {
 
 test("bad configuration says what to do, and a closed port is a transport error", async () => {
   assert.throws(() => new ApiEntreprise({ baseUrl: sandbox.baseUrl }), /give the API Entreprise token/);
-  assert.throws(() => new ApiEntreprise({ token: "t", baseUrl: "http://example.com" }), /must use https/);
-  assert.throws(() => new ApiEntreprise({ token: "t", baseUrl: "https://x.fr/v3" }), /scheme and a host only/);
+  assert.throws(() => new ApiEntreprise({ quotaStore: new MemoryStore(), token: "t", baseUrl: "http://example.com" }), /must use https/);
+  assert.throws(() => new ApiEntreprise({ quotaStore: new MemoryStore(), token: "t", baseUrl: "https://x.fr/v3" }), /scheme and a host only/);
   const closed = await server(() => {});
   closed.close();
   await assert.rejects(
-    new ApiEntreprise({ token: "t", baseUrl: closed.url }).call("pings"),
+    new ApiEntreprise({ quotaStore: new MemoryStore(), token: "t", baseUrl: closed.url }).call("pings"),
     (e) => e instanceof TransportError,
   );
 });
@@ -151,7 +159,7 @@ test("a codec that builds a URL for another host, or lies about the route, is no
     },
     parse: (...args) => real.parse(...args),
   };
-  const api = new ApiEntreprise({ token: "t", baseUrl: "https://entreprise.api.gouv.fr", fetch, codec: elsewhere });
+  const api = new ApiEntreprise({ quotaStore: new MemoryStore(), token: "t", baseUrl: "https://entreprise.api.gouv.fr", fetch, codec: elsewhere });
   await assert.rejects(api.call("insee_unites_legales", ["552049447"], trace), RefusedByHostError);
   assert.deepEqual(sent, []);
 
@@ -161,6 +169,7 @@ test("a codec that builds a URL for another host, or lies about the route, is no
     parse: (...args) => real.parse(...args),
   };
   const counted = new ApiEntreprise({
+    quotaStore: new MemoryStore(),
     token: "t",
     baseUrl: "https://entreprise.api.gouv.fr",
     fetch,
@@ -181,7 +190,7 @@ test("a 429 closes the endpoint's group until its Retry-After: the next call is 
     res.end('{"errors":[{"code":"00429","title":"Too many requests","detail":"wait"}]}');
   });
   try {
-    const api = new ApiEntreprise({ token: "t", baseUrl: limited.url });
+    const api = new ApiEntreprise({ quotaStore: new MemoryStore(), token: "t", baseUrl: limited.url });
     await assert.rejects(
       api.call("insee_unites_legales", ["552049447"], trace),
       (e) => e instanceof ApiError && e.kind === "rate-limited" && e.retryAfterSeconds === 30,
@@ -194,4 +203,69 @@ test("a 429 closes the endpoint's group until its Retry-After: the next call is 
   } finally {
     limited.close();
   }
+});
+
+test("clients of one process count together in the shared store, and a full quota waits for its slot", async () => {
+  const ipQuotas = [{ limit: 3, periodSeconds: 2 }];
+  const [a, b] = [client({ quotaStore: "shared", ipQuotas }), client({ quotaStore: "shared", ipQuotas })];
+  const impatient = client({ quotaStore: "shared", ipQuotas, waitForSlot: false });
+  assert.match(a.quotaStore, /quotas\.sqlite3$/);
+  const before = (await sandbox.requests()).length;
+  for (const api of [a, b, a]) await api.call("insee_unites_legales", ["552049447"], trace);
+  await assert.rejects(
+    impatient.call("insee_unites_legales", ["552049447"], trace),
+    (e) => e instanceof QuotaExceededError && e.quota === "ip 3/2s",
+    "three clients of one process, a quota of 3: the fourth call is refused",
+  );
+  // With waiting (the default), the next call goes once the oldest slot
+  // frees, within the call's deadline.
+  const started = performance.now();
+  await b.call("insee_unites_legales", ["552049447"], trace);
+  const waited = performance.now() - started;
+  assert.ok(waited > 500, `the call waited ${waited} ms for its slot`);
+  assert.equal((await sandbox.requests()).length, before + 4);
+});
+
+test("an answer past 16 MiB is not read whole, and a path with an encoded separator never leaves", async () => {
+  const huge = await server((req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    const chunk = Buffer.alloc(1 << 20, 32);
+    let sent = 0;
+    const more = () => {
+      while (sent < 20 && res.write(chunk)) sent += 1;
+      if (sent < 20) res.once("drain", more);
+      else res.end();
+    };
+    more();
+  });
+  try {
+    const api = new ApiEntreprise({ quotaStore: new MemoryStore(), token: "t", baseUrl: huge.url });
+    await assert.rejects(
+      api.call("insee_unites_legales", ["552049447"], trace),
+      (e) => e instanceof TransportError && /larger than 16 MiB/.test(e.message),
+    );
+  } finally {
+    huge.close();
+  }
+  const sent = [];
+  const real = new Codec();
+  for (const path of ["/v3/insee/sirene/unites_legales/552049447%2F..%2Fx", "/v3/insee/%2e%2e/ping/x", "/v3/insee/./sirene"]) {
+    const sneaky = {
+      prepare: (base, request) => ({ ok: { ...real.prepare(base, request).ok, url: `https://entreprise.api.gouv.fr${path}` } }),
+      parse: (...args) => real.parse(...args),
+    };
+    const api = new ApiEntreprise({
+      quotaStore: new MemoryStore(),
+      token: "t",
+      baseUrl: "https://entreprise.api.gouv.fr",
+      codec: sneaky,
+      fetch: async (url) => sent.push(String(url)),
+    });
+    await assert.rejects(
+      api.call("insee_unites_legales", ["552049447"], trace),
+      (e) => e instanceof RefusedByHostError && /nothing was sent/.test(e.message),
+      path,
+    );
+  }
+  assert.deepEqual(sent, []);
 });
