@@ -1,6 +1,6 @@
-"""Puts the codec component (built by cargo from guest/, importing nothing)
-and the host catalogue's policy table (catalogue/routes.json) into the
-package, under api_entreprise/codec/.
+"""Puts the codec component (built by cargo from guest/, importing nothing),
+the host catalogue's policy table (catalogue/routes.json) and the quota
+scripts (catalogue/quota/) into the package, under api_entreprise/codec/.
 
 API_ENTREPRISE_CODEC names another codec component file; by default the
 workspace's own build is used, and cargo builds it when needed.
@@ -35,6 +35,8 @@ def main() -> int:
     out.mkdir(parents=True)
     shutil.copyfile(codec, out / "api_entreprise_codec.wasm")
     shutil.copyfile(ROOT / "catalogue" / "routes.json", out / "routes.json")
+    # The quota scripts every host runs (SQLite statements, Redis Lua), one copy.
+    shutil.copytree(ROOT / "catalogue" / "quota", out / "quota")
     print(f"codec copied into {out}", file=sys.stderr)
     return 0
 

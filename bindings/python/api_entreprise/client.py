@@ -1,24 +1,29 @@
 """The client: the codec component for validation, request building and
 parsing, and this package for everything it must not decide: the token
 (sent only to the API's origin, never through a redirect), the allow-list,
-the 5 s / 12 s timeouts and the quotas, all decided from the URL about to be
-sent and the host catalogue's table."""
+the 5 s / 12 s deadlines of a whole call, a 16 MiB cap on an answer and the
+quotas, counted with every host of the machine, all decided from the URL
+about to be sent and the host catalogue's table."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
+import re
 import socket
 import ssl
+import threading
 import time
-from datetime import datetime
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlsplit
 
 from ._codec import Codec
-from ._policy import IP_QUOTAS, TABLE, Quota, Quotas, policy_of
+from ._policy import TABLE, Quota, ip_quotas_from_env, policy_of, quota_keys, server_words, token_id
+from ._quota import open_store
 from .errors import (
     CallTimeoutError,
     QuotaExceededError,
+    QuotaStoreUnavailableError,
     RefusedByHostError,
     TransportError,
     error_from,
@@ -26,7 +31,13 @@ from .errors import (
 from .types import Response
 
 PRODUCTION_BASE_URL = "https://entreprise.api.gouv.fr"
+#: The largest answer body a call reads, like the Rust host.
+MAX_RESPONSE_BYTES = 16 << 20
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+# Name resolution has no timeout of its own: it runs here, waited for
+# within the call's deadline.
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-entreprise-dns")
 
 
 def _origin(base_url: str) -> tuple[str, str, int]:
@@ -40,32 +51,99 @@ def _origin(base_url: str) -> tuple[str, str, int]:
     return url.scheme, url.hostname, url.port or (443 if url.scheme == "https" else 80)
 
 
+def _uncanonical(path: str) -> Optional[str]:
+    """Why a path cannot leave as it is: an encoded separator or dot, a
+    backslash, a ``.`` or ``..`` segment, which a server or a proxy may read
+    as another path than the one this client classified."""
+    if re.search(r"%(2f|2e|5c)", path, re.I):
+        return "an encoded separator or dot (%2F, %2E, %5C)"
+    if "\\" in path:
+        return "a backslash"
+    if any(s in (".", "..") for s in path.split("/")):
+        return "a . or .. segment"
+    return None
+
+
+class _Deadline:
+    """One deadline for a whole call: name resolution, connection, TLS, the
+    request, the answer's head and its body. At the deadline the socket is
+    shut down, whatever the read it is in."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._at = time.monotonic() + seconds
+        self._sock: Optional[socket.socket] = None
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        left = self._at - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise socket.timeout("the deadline passed")
+        return left
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shuts ``sock`` down at the deadline."""
+        self._sock = sock
+        if self.expired:
+            self._expire()
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 class ApiEntreprise:
     """API Entreprise, called through the codec component.
 
     >>> api = ApiEntreprise(token=os.environ["API_ENTREPRISE_TOKEN"])
     >>> api.call("insee_unites_legales", ["552049447"],
     ...          context="aides publiques", recipient="13002526500013", object="dossier 42")
+
+    The quotas are counted, by default, with every host of the machine
+    (``quota_store="shared"``: Redis when ``API_ENTREPRISE_REDIS_URL`` is
+    set, else the state directory's SQLite file); ``quota_store="memory"``
+    counts in this process only. A full quota waits for its slot within the
+    call's deadline unless ``wait_for_slot=False``.
     """
 
     def __init__(
         self,
         token: str,
         base_url: str = PRODUCTION_BASE_URL,
-        ip_quotas: Iterable[Quota] = IP_QUOTAS,
+        ip_quotas: Optional[Iterable[Quota]] = None,
         codec: Optional[Codec] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
+        quota_store: Union[str, Any] = "shared",
+        wait_for_slot: bool = True,
     ) -> None:
         if not isinstance(token, str) or not token.strip():
             raise ValueError('give the API Entreprise token: ApiEntreprise(token=os.environ["API_ENTREPRISE_TOKEN"])')
         self._token = token.strip()
+        self._jti = token_id(self._token)
         self._origin = _origin(base_url)
         scheme, host, port = self._origin
         self.base_url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
-        self._ip_quotas = [(q.key, q.limit, q.period_seconds) for q in ip_quotas]
+        self._ip_quotas = tuple(ip_quotas) if ip_quotas is not None else ip_quotas_from_env()
         self._codec = codec or Codec()
-        self._quotas = Quotas()
+        self._store = open_store(quota_store)
+        self._wait_for_slot = wait_for_slot
         self._ssl = ssl_context or ssl.create_default_context()
+
+    @property
+    def quota_store(self) -> str:
+        """Where this client's quotas are counted, as a message would say it."""
+        return self._store.describe()
 
     def endpoints(self) -> list[dict[str, Any]]:
         """Every endpoint the component can call."""
@@ -107,74 +185,134 @@ class ApiEntreprise:
                 "refused-by-host",
                 call["url"],
             )
-        policy = policy_of(url.path)
-        group = policy["group"]
-        group_quota = (f"group {group['name']}", group["limit"], group["period_seconds"]) if group else None
-        quotas = [] if policy["free"] else self._ip_quotas + ([group_quota] if group_quota else [])
-        refused = self._quotas.take(quotas)
-        if refused:
-            key, wait = refused
-            seconds = max(1, int(wait + 0.999))
-            raise QuotaExceededError(
-                f"the quota {key} is full: nothing was sent; try again in {seconds} s", key, seconds
+        why = _uncanonical(url.path)
+        if why:
+            raise RefusedByHostError(
+                f"the request's path has {why}, which the API could read as another path: nothing was sent",
+                "refused-by-host",
+                call["url"],
             )
-
+        policy = policy_of(url.path)
+        keys, group = quota_keys(url.path, self._ip_quotas, self._jti)
         ceiling = TABLE["timeouts_ms"]["document" if policy["document"] else "json"]
         timeout = min(call["timeout_ms"] or ceiling, ceiling) / 1000
+        self._take(keys, timeout)
+
         path = url.path + (f"?{url.query}" if url.query else "")
         headers = {k: v for k, v in call["headers"] if k.lower() != "authorization"}
         headers["Authorization"] = f"Bearer {self._token}"
-        status, answer_headers, body = self._send(path, headers, timeout)
+        status, answer_headers, body = self._send(path, headers, timeout, group)
 
         parsed = self._codec.parse(call, status, answer_headers, body)
-        api = parsed["err"]["val"] if parsed.get("err", {}).get("tag") == "api" else None
-        rate_limit = parsed["ok"]["rate_limit"] if "ok" in parsed else api and api["rate_limit"]
-        if group_quota and rate_limit:
-            self._learn(group_quota[0], status, rate_limit, api and api["retry_after_seconds"])
         if "err" in parsed:
             raise error_from(parsed["err"])
         return parsed["ok"]
 
-    def _send(self, path: str, headers: dict[str, str], timeout: float) -> tuple[int, list[list[str]], str]:
-        """One GET, whole within ``timeout`` (connect, head and body); no
-        redirect is followed."""
-        scheme, host, port = self._origin
-        deadline = time.monotonic() + timeout
-        if scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=self._ssl
+    def _take(self, keys: list[tuple[str, int, int]], budget: float) -> None:
+        """Takes a slot in every quota of ``keys``, waiting while one frees
+        within ``budget`` seconds (unless ``wait_for_slot`` is off); a store
+        that cannot decide fails at once: nothing leaves uncounted."""
+        if not keys:
+            return
+        deadline = time.monotonic() + budget
+        while True:
+            denied = self._store.acquire(keys)
+            if denied is None:
+                return
+            if denied[0] == "unavailable":
+                _, store, reason = denied
+                raise QuotaStoreUnavailableError(
+                    f"the quota store ({store}) is unavailable ({reason}); nothing was sent", store, reason
+                )
+            _, quota, ms = denied
+            if self._wait_for_slot and time.monotonic() + ms / 1000 < deadline:
+                time.sleep(ms / 1000)
+                continue
+            seconds = max(1, -(-ms // 1000))
+            raise QuotaExceededError(
+                f"the quota {quota} is full: nothing was sent; a slot frees in {seconds} s", quota, seconds
             )
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def _connect(self, deadline: _Deadline) -> socket.socket:
+        """A connection to the API (TLS when https), within the deadline."""
+        scheme, host, port = self._origin
+        resolving = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         try:
+            addresses = resolving.result(timeout=deadline.left())
+        except concurrent.futures.TimeoutError as e:
+            raise socket.timeout(f"resolving {host} took too long") from e
+        error: Optional[OSError] = None
+        for family, kind, proto, _, address in addresses:
+            sock = socket.socket(family, kind, proto)
+            deadline.watch(sock)
+            try:
+                sock.settimeout(deadline.left())
+                sock.connect(address)
+                if scheme == "https":
+                    sock = self._ssl.wrap_socket(sock, server_hostname=host)
+                    deadline.watch(sock)
+                return sock
+            except OSError as e:
+                sock.close()
+                error = e
+                if deadline.expired:
+                    break
+        raise error or OSError(f"no address for {host}")
+
+    def _send(
+        self, path: str, headers: dict[str, str], timeout: float, group: Optional[str]
+    ) -> tuple[int, list[list[str]], str]:
+        """One GET, whole within ``timeout`` (resolution, connection, head and
+        body), its body capped; no redirect is followed. What the answer's
+        head says of the group's quota is kept before the body is read."""
+        scheme, host, port = self._origin
+        deadline = _Deadline(timeout)
+        conn = http.client.HTTPConnection(host, port)
+        try:
+            conn.sock = self._connect(deadline)
+            conn.sock.settimeout(deadline.left())
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
-            chunks = []
+            answer_headers = [[k, v] for k, v in response.getheaders()]
+            if group:
+                lower = {k.lower(): v for k, v in response.getheaders()}
+                for word in server_words(response.status, lower):
+                    self._store.server_said(group, word)
+            too_large = TransportError(
+                f"the answer is larger than {MAX_RESPONSE_BYTES >> 20} MiB, more than any of the API's: it was not read",
+                "transport",
+                "body too large",
+            )
+            length = response.getheader("content-length")
+            if length and length.strip().isdigit() and int(length) > MAX_RESPONSE_BYTES:
+                raise too_large
+            chunks, size = [], 0
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise socket.timeout("the body took too long")
                 if conn.sock is not None:
-                    conn.sock.settimeout(left)
+                    conn.sock.settimeout(deadline.left())
                 chunk = response.read1(65536)
                 if not chunk:
                     break
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise too_large
                 chunks.append(chunk)
+            if deadline.expired:
+                raise socket.timeout("the deadline passed")
             body = b"".join(chunks).decode("utf-8", errors="replace")
-            return response.status, [[k, v] for k, v in response.getheaders()], body
+            return response.status, answer_headers, body
+        except TransportError:
+            raise
         except (socket.timeout, TimeoutError) as e:
             raise CallTimeoutError(
                 f"the API did not answer within {timeout:g} s; try again later", "timeout", timeout
             ) from e
         except (OSError, http.client.HTTPException) as e:
+            if deadline.expired:
+                raise CallTimeoutError(
+                    f"the API did not answer within {timeout:g} s; try again later", "timeout", timeout
+                ) from e
             raise TransportError(f"the connection to {self.base_url} failed: {e}", "transport", str(e)) from e
         finally:
+            deadline.cancel()
             conn.close()
-
-    def _learn(self, key: str, status: int, limits: dict[str, Any], retry_after: Optional[int]) -> None:
-        """What the server said of its quota closes the group until it allows again."""
-        if status == 429:
-            self._quotas.close_until(key, time.time() + (retry_after or limits.get("retry_after_seconds") or 60))
-        elif limits.get("remaining") == 0 and limits.get("reset_at"):
-            reset = datetime.fromisoformat(limits["reset_at"].replace("Z", "+00:00"))
-            self._quotas.close_until(key, reset.timestamp())

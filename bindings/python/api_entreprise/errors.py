@@ -87,6 +87,17 @@ class QuotaExceededError(ApiEntrepriseError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class QuotaStoreUnavailableError(ApiEntrepriseError):
+    """The quota store cannot decide (the state file unusable, Redis away):
+    nothing was sent, since nothing may leave uncounted. Not a full quota:
+    the store must come back."""
+
+    def __init__(self, message: str, store: str, reason: str) -> None:
+        super().__init__(message, "quota-store-unavailable", store)
+        self.store = store
+        self.reason = reason
+
+
 class TransportError(ApiEntrepriseError, ConnectionError):
     """The connection failed (refused, reset, DNS, TLS)."""
 

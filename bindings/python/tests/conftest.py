@@ -7,11 +7,15 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
+
+# Nothing reaches the user's state directory.
+os.environ["API_ENTREPRISE_STATE_DIR"] = tempfile.mkdtemp(prefix="api-entreprise-py-test-")
 SANDBOX_TOKEN = "sandbox-token-not-a-secret"
 
 

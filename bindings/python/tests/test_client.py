@@ -16,6 +16,7 @@ from api_entreprise import (
     CallTimeoutError,
     Codec,
     InvalidInputError,
+    MemoryStore,
     Quota,
     QuotaExceededError,
     RefusedByHostError,
@@ -27,6 +28,7 @@ TRACE = {"context": "aides publiques", "recipient": "13002526500013", "object": 
 
 
 def client(sandbox, **options):
+    options.setdefault("quota_store", MemoryStore())
     return ApiEntreprise(token=SANDBOX_TOKEN, base_url=sandbox.base_url, **options)
 
 
@@ -79,7 +81,7 @@ def test_a_server_error_comes_back_as_an_api_error_with_its_kind_and_codes(sandb
         client(sandbox).call("insee_etablissements", ["00000000000000"], **TRACE)
     assert (e.value.status, e.value.kind) == (404, "not-found") and e.value.codes
     with pytest.raises(ApiError) as e:
-        ApiEntreprise(token="wrong", base_url=sandbox.base_url).call("insee_unites_legales", ["552049447"], **TRACE)
+        ApiEntreprise(quota_store=MemoryStore(), token="wrong", base_url=sandbox.base_url).call("insee_unites_legales", ["552049447"], **TRACE)
     assert e.value.kind == "unauthorized" and "00101" in e.value.codes
 
 
@@ -90,7 +92,7 @@ def test_past_the_per_ip_quota_nothing_leaves_and_the_free_routes_stay_free(sand
         api.call("insee_unites_legales", ["552049447"], **TRACE)
     with pytest.raises(QuotaExceededError) as e:
         api.call("insee_unites_legales", ["552049447"], **TRACE)
-    assert e.value.quota == "ip 3/60s" and e.value.retry_after_seconds > 0
+    assert e.value.quota == "ip 3/1m" and e.value.retry_after_seconds > 0
     api.call("pings")
     assert len(sandbox.requests()) == before + 4
 
@@ -113,7 +115,7 @@ def test_the_token_never_follows_a_redirect_to_another_host():
     api = Server(redirect)
     try:
         with pytest.raises(ApiError) as e:
-            ApiEntreprise(token="secret", base_url=api.url).call("insee_unites_legales", ["552049447"], **TRACE)
+            ApiEntreprise(quota_store=MemoryStore(), token="secret", base_url=api.url).call("insee_unites_legales", ["552049447"], **TRACE)
         assert (e.value.status, e.value.kind) == (302, "unexpected")
         assert leaked == []
     finally:
@@ -126,7 +128,7 @@ def test_a_silent_api_times_out_after_5_s_for_json():
     try:
         started = time.monotonic()
         with pytest.raises(CallTimeoutError) as e:
-            ApiEntreprise(token="t", base_url=silent.url).call("insee_unites_legales", ["552049447"], **TRACE)
+            ApiEntreprise(quota_store=MemoryStore(), token="t", base_url=silent.url).call("insee_unites_legales", ["552049447"], **TRACE)
         assert isinstance(e.value, TimeoutError) and e.value.detail == 5
         assert time.monotonic() - started < 7
     finally:
@@ -135,16 +137,16 @@ def test_a_silent_api_times_out_after_5_s_for_json():
 
 def test_bad_configuration_says_what_to_do_and_a_closed_port_is_a_transport_error():
     with pytest.raises(ValueError, match="give the API Entreprise token"):
-        ApiEntreprise(token=" ")
+        ApiEntreprise(quota_store=MemoryStore(), token=" ")
     with pytest.raises(ValueError, match="must use https"):
-        ApiEntreprise(token="t", base_url="http://example.com")
+        ApiEntreprise(quota_store=MemoryStore(), token="t", base_url="http://example.com")
     with pytest.raises(ValueError, match="scheme and a host only"):
-        ApiEntreprise(token="t", base_url="https://x.fr/v3")
+        ApiEntreprise(quota_store=MemoryStore(), token="t", base_url="https://x.fr/v3")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(TransportError):
-        ApiEntreprise(token="t", base_url=f"http://127.0.0.1:{port}").call("pings")
+        ApiEntreprise(quota_store=MemoryStore(), token="t", base_url=f"http://127.0.0.1:{port}").call("pings")
 
 
 class Disguised(Codec):
@@ -194,7 +196,7 @@ def test_a_429_closes_the_endpoints_group_until_its_retry_after_and_the_next_cal
 
     api_server = Server(limited)
     try:
-        api = ApiEntreprise(token="t", base_url=api_server.url)
+        api = ApiEntreprise(quota_store=MemoryStore(), token="t", base_url=api_server.url)
         with pytest.raises(ApiError) as e:
             api.call("insee_unites_legales", ["552049447"], **TRACE)
         assert (e.value.kind, e.value.retry_after_seconds) == ("rate-limited", 30)
@@ -204,3 +206,78 @@ def test_a_429_closes_the_endpoints_group_until_its_retry_after_and_the_next_cal
         assert len(arrivals) == 1
     finally:
         api_server.close()
+
+
+def test_clients_of_one_process_count_together_in_the_shared_store_and_a_full_quota_waits(sandbox):
+    quotas = [Quota(3, 2)]
+    a, b = client(sandbox, quota_store="shared", ip_quotas=quotas), client(sandbox, quota_store="shared", ip_quotas=quotas)
+    impatient = client(sandbox, quota_store="shared", ip_quotas=quotas, wait_for_slot=False)
+    assert a.quota_store.endswith("quotas.sqlite3")
+    before = len(sandbox.requests())
+    for api in (a, b, a):
+        api.call("insee_unites_legales", ["552049447"], **TRACE)
+    with pytest.raises(QuotaExceededError) as e:
+        impatient.call("insee_unites_legales", ["552049447"], **TRACE)
+    assert e.value.quota == "ip 3/2s"
+    started = time.monotonic()
+    b.call("insee_unites_legales", ["552049447"], **TRACE)
+    assert time.monotonic() - started > 0.5, "the call waited for its slot"
+    assert len(sandbox.requests()) == before + 4
+
+
+def test_the_deadline_covers_the_whole_call_even_a_head_that_trickles():
+    def trickle(handler):
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(40):
+            handler.wfile.write(b"X-Slow: 1\r\n")
+            handler.wfile.flush()
+            time.sleep(0.25)
+
+    slow = Server(trickle)
+    try:
+        api = ApiEntreprise(quota_store=MemoryStore(), token="t", base_url=slow.url)
+        started = time.monotonic()
+        with pytest.raises(CallTimeoutError):
+            api.call("insee_unites_legales", ["552049447"], **TRACE)
+        took = time.monotonic() - started
+        assert 4.5 < took < 7, f"the call took {took:.1f} s for a 5 s deadline"
+    finally:
+        slow.close()
+
+
+def test_an_answer_past_16_mib_is_not_read_whole_and_a_path_with_an_encoded_separator_never_leaves(sandbox):
+    def huge(handler):
+        handler.send_response(200)
+        handler.send_header("content-type", "application/json")
+        handler.end_headers()
+        chunk = b" " * (1 << 20)
+        try:
+            for _ in range(20):
+                handler.wfile.write(chunk)
+        except OSError:
+            pass
+
+    big = Server(huge)
+    try:
+        api = ApiEntreprise(quota_store=MemoryStore(), token="t", base_url=big.url)
+        with pytest.raises(TransportError, match="larger than 16 MiB"):
+            api.call("insee_unites_legales", ["552049447"], **TRACE)
+    finally:
+        big.close()
+
+    real = Codec()
+    before = len(sandbox.requests())
+    for path in ["/v3/insee/sirene/unites_legales/552049447%2F..%2Fx", "/v3/insee/%2e%2e/ping/x", "/v3/insee/./sirene"]:
+
+        class Sneaky:
+            def prepare(self, base, request, path=path):
+                ok = real.prepare(base, request)["ok"]
+                return {"ok": {**ok, "url": f"{sandbox.base_url}{path}"}}
+
+            def parse(self, *args):
+                return real.parse(*args)
+
+        api = client(sandbox, codec=Sneaky())
+        with pytest.raises(RefusedByHostError, match="nothing was sent"):
+            api.call("insee_unites_legales", ["552049447"], **TRACE)
+    assert len(sandbox.requests()) == before
