@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 
 const require = createRequire(import.meta.url);
 const scripts = new URL("../codec/quota/", import.meta.url);
@@ -315,11 +316,20 @@ export class RedisStore {
     return `Redis at ${this.#url}`;
   }
 
+  /** Waits up to the connection's deadline for Redis, when it is not connected. */
+  async #ready() {
+    if (this.#client.status === "ready") return;
+    await once(this.#client, "ready", { signal: AbortSignal.timeout(1000) }).catch(() => {
+      throw new Error(`no connection within 1 s (${this.#client.status})`);
+    });
+  }
+
   async acquire(keys) {
     const args = [];
     for (const key of keys) args.push(key.windowMs, key.limit);
     args.push(`${hostname()}:${process.pid}:${(unique += 1)}:${randomBytes(6).toString("hex")}`);
     try {
+      await this.#ready();
       const [which, ms] = await this.#client.apiEntrepriseAcquire(
         keys.length,
         ...keys.map((k) => this.#prefix + k.name),
@@ -335,6 +345,7 @@ export class RedisStore {
     const [remaining, ms, close] =
       word.closedForMs !== undefined ? [0, word.closedForMs, 1] : [word.remaining, word.resetInMs, 0];
     try {
+      await this.#ready();
       await this.#client.apiEntrepriseServerSaid(this.#prefix + name, remaining, ms, close);
     } catch (e) {
       process.emitWarning(`the server's word on ${name} was not kept in ${this.describe()}: ${e.message}`);

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any, Optional, Protocol, Union
@@ -188,6 +189,10 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._pid = -1
         self._db: Optional[sqlite3.Connection] = None
+        # A forked child opens a connection of its own (see _connection), and
+        # never waits on a lock another thread of the parent held at the fork.
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (s := me()) and setattr(s, "_lock", threading.Lock()))
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import os
 import re
 import socket
 import ssl
@@ -37,7 +38,21 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 # Name resolution has no timeout of its own: it runs here, waited for
 # within the call's deadline.
-_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-entreprise-dns")
+def _resolver() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-entreprise-dns")
+
+
+_RESOLVER = _resolver()
+
+
+def _after_fork() -> None:
+    # A forked child (a pre-forking server's worker) has none of the
+    # parent's threads: it gets resolvers of its own.
+    global _RESOLVER
+    _RESOLVER = _resolver()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _origin(base_url: str) -> tuple[str, str, int]:

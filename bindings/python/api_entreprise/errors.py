@@ -23,6 +23,13 @@ _KINDS = {
 }
 
 
+def _rebuild(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> "ApiEntrepriseError":
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class ApiEntrepriseError(Exception):
     """The base class: ``tag`` is the contract's error case, ``detail`` its payload."""
 
@@ -30,6 +37,11 @@ class ApiEntrepriseError(Exception):
         super().__init__(message)
         self.tag = tag
         self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable whatever the subclass's arguments: an error crosses a
+        # process boundary whole (multiprocessing, a task queue).
+        return _rebuild, (type(self), self.args, self.__dict__)
 
 
 class InvalidInputError(ApiEntrepriseError, ValueError):
