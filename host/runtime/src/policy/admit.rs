@@ -28,6 +28,12 @@ impl Authority {
         if uri.query().is_some() {
             return Err(bad("has a query string"));
         }
+        if !matches!(uri.path(), "" | "/") {
+            return Err(bad(
+                "has a path: give a scheme and a host only, such as https://entreprise.api.gouv.fr \
+                 (an API behind a path prefix is not supported: serve it at a host or port of its own)",
+            ));
+        }
         if !authority.https && !authority.is_loopback() {
             return Err(bad(
                 "uses http: only https is allowed, except http to a loopback sandbox",
@@ -100,8 +106,30 @@ fn missing_trace(uri: &http::Uri) -> Option<String> {
     (!missing.is_empty()).then(|| missing.join(", "))
 }
 
+/// Why `path` is not in its one canonical form, if it is not: an encoded
+/// separator or dot (`%2F`, `%2E`, `%5C`, which a server may decode), a
+/// backslash, or a `.` or `..` segment (which a server may resolve). The
+/// host's classification (quotas, free routes, timeouts) holds only for the
+/// path the API reads.
+pub(super) fn uncanonical(path: &str) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%2e", "%5c"].iter().any(|e| lower.contains(e)) {
+        return Some("an encoded separator or dot (%2F, %2E, %5C)");
+    }
+    if path.contains('\\') {
+        return Some("a backslash");
+    }
+    if path.split('/').any(|s| s == "." || s == "..") {
+        return Some("a . or .. segment");
+    }
+    None
+}
+
 /// Admits a request for `api`, or says why not.
 pub(super) fn admit(api: &Authority, uri: &http::Uri) -> Result<(), Refusal> {
+    if let Some(why) = uncanonical(uri.path()) {
+        return Err(Refusal::Path(why.to_owned()));
+    }
     let target = Authority::of_uri(uri).map_err(|why| Refusal::Authority(format!("the URL {why}")))?;
     if target != *api {
         return Err(Refusal::Authority(format!(
@@ -156,6 +184,32 @@ mod tests {
         assert_eq!(trace("https://x/privileges"), None);
         assert_eq!(trace("https://x/v2/privileges"), None);
         assert_eq!(trace("https://x/ping/insee"), None);
+    }
+
+    #[test]
+    fn a_path_in_another_form_than_its_canonical_one_is_refused_before_it_is_classified() {
+        let api = Authority::of_base_url("https://entreprise.api.gouv.fr").unwrap();
+        for bad in [
+            "https://entreprise.api.gouv.fr/v3/insee/sirene/unites_legales/1%2F..%2Fx?context=a&recipient=b&object=c",
+            "https://entreprise.api.gouv.fr/v3/insee/%2e%2e/ping/x",
+            "https://entreprise.api.gouv.fr/ping/%5Cinsee",
+            "https://entreprise.api.gouv.fr/v3/insee/./sirene",
+            "https://entreprise.api.gouv.fr/v3/../ping/insee",
+        ] {
+            assert!(matches!(admit(&api, &uri(bad)), Err(Refusal::Path(_))), "{bad}");
+        }
+        assert!(admit(&api, &uri("https://entreprise.api.gouv.fr/ping/insee/sirene")).is_ok());
+        // %20 and the like are no separators.
+        assert_eq!(uncanonical("/v3/a%20b"), None);
+    }
+
+    #[test]
+    fn a_base_url_with_a_path_is_refused_with_what_to_do() {
+        for ok in ["https://entreprise.api.gouv.fr", "https://entreprise.api.gouv.fr/"] {
+            assert!(Authority::of_base_url(ok).is_ok(), "{ok}");
+        }
+        let err = Authority::of_base_url("https://proxy.example/api-entreprise").unwrap_err();
+        assert!(err.to_string().contains("a host or port of its own"), "{err}");
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub enum Refusal {
     Authority(String),
     /// A data request without its trace fields (named).
     Trace(String),
+    /// A path that is not in one canonical form (an encoded separator or
+    /// dot, a backslash, a dot segment): a server or a proxy could read it
+    /// as another path than the one the host classified.
+    Path(String),
     /// A circuit is open: the API is silent (maybe a ban) or a provider
     /// keeps failing.
     Circuit {
@@ -98,6 +102,10 @@ impl std::fmt::Display for Refusal {
                 "{what}; nothing was sent, try again in {:.0} s",
                 retry_after.as_secs_f64().ceil()
             ),
+            Refusal::Path(why) => write!(
+                f,
+                "the request's path has {why}, which the API could read as another path than the one the host checked; nothing was sent"
+            ),
             Refusal::Trace(missing) => write!(
                 f,
                 "the component sent a data request without {missing}, which API Entreprise requires; nothing was sent"
@@ -116,7 +124,7 @@ impl Refusal {
     /// The `wasi:http` error code the component sees for it.
     fn code(&self) -> HttpError {
         match self {
-            Refusal::Authority(_) | Refusal::Trace(_) => HttpError::HttpRequestDenied,
+            Refusal::Authority(_) | Refusal::Trace(_) | Refusal::Path(_) => HttpError::HttpRequestDenied,
             Refusal::Quota { .. } | Refusal::QuotaStore(_) => HttpError::ConnectionLimitReached,
             Refusal::Circuit { .. } => HttpError::DestinationUnavailable,
         }
