@@ -106,6 +106,8 @@ struct Shared {
     maintenance_until: Mutex<Option<SystemTime>>,
     /// The scopes `/privileges` lists, when a test set them.
     scopes: Mutex<Option<Vec<String>>>,
+    /// Identifiers whose data requests fail with a 500, when a test set them.
+    failing: Mutex<Vec<String>>,
     requests: Mutex<Vec<RecordedRequest>>,
     /// Requests per (group, window start) for the `RateLimit-*` headers.
     windows: Mutex<HashMap<(&'static str, u64), u32>>,
@@ -151,6 +153,7 @@ impl Sandbox {
             token: config.token,
             base_url: format!("{scheme}://{addr}"),
             maintenance_until: Mutex::default(),
+            failing: Mutex::default(),
             scopes: Mutex::default(),
             requests: Mutex::default(),
             windows: Mutex::default(),
@@ -257,6 +260,12 @@ impl Sandbox {
     /// of the catalogue); `None` restores the default.
     pub fn set_scopes(&self, scopes: Option<Vec<String>>) {
         *self.shared.scopes.lock().unwrap() = scopes;
+    }
+
+    /// Makes every data request whose path holds one of `identifiers` fail
+    /// with a 500 `00500` (each time it is sent), or none when empty.
+    pub fn set_failing(&self, identifiers: Vec<String>) {
+        *self.shared.failing.lock().unwrap() = identifiers;
     }
 
     /// Puts every provider in maintenance for `length` (data routes answer
@@ -615,6 +624,17 @@ fn checked_answer(
         return error_answer(
             StatusCode::UNPROCESSABLE_ENTITY,
             vec![error(code, "Entité non traitable", &detail, Some(name))],
+        );
+    }
+    if values.iter().any(|(_, v)| shared.failing.lock().unwrap().contains(v)) {
+        return error_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            vec![error(
+                "00500",
+                "Erreur interne",
+                "the sandbox was told to fail this identifier",
+                None,
+            )],
         );
     }
     if let Some(left) = maintenance_left(shared) {

@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 /// this much, and those rows are sent again on resume.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
+/// The largest row number a batch numbers (a hundred million rows: at the
+/// API's per-IP quota, more than a year of calls). A journal line beyond it
+/// was not written by this command.
+pub const MAX_ROW: u64 = 100_000_000;
+
 /// Why the output cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -41,6 +46,21 @@ pub enum OutputError {
         /// The line's number.
         line: u64,
     },
+    /// A line's row number is not one this command writes.
+    #[error(
+        "{path}, line {line}, answers row {row}, which is no row this command numbers (1 to {MAX_ROW}): the file was changed by hand or is not this command's output; give another --output"
+    )]
+    BadRow {
+        /// The file.
+        path: PathBuf,
+        /// The line's number.
+        line: u64,
+        /// What it says.
+        row: String,
+    },
+    /// The input has more rows than a batch numbers.
+    #[error("the input has more than {MAX_ROW} rows: split it into several batches")]
+    TooManyRows,
 }
 
 /// The output file, and which rows it already answers.
@@ -48,6 +68,8 @@ pub struct Output {
     path: PathBuf,
     file: File,
     done: RowSet,
+    /// The rows answered `failed`: listed again in the retry file.
+    failed: RowSet,
     last_sync: Instant,
     dirty: bool,
 }
@@ -84,6 +106,7 @@ impl Output {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let mut done = RowSet::default();
+        let mut failed = RowSet::default();
         let mut whole = 0u64;
         let mut reader = BufReader::new(&mut file);
         let mut line = Vec::new();
@@ -95,14 +118,25 @@ impl Output {
                 break;
             }
             number += 1;
-            let row = serde_json::from_slice::<serde_json::Value>(&line)
+            let value = serde_json::from_slice::<serde_json::Value>(&line)
                 .ok()
-                .and_then(|v| v["row"].as_u64())
+                .filter(|v| !v["row"].is_null())
                 .ok_or_else(|| OutputError::Foreign {
                     path: path.to_owned(),
                     line: number,
                 })?;
+            let row = value["row"]
+                .as_u64()
+                .filter(|r| (1..=MAX_ROW).contains(r))
+                .ok_or_else(|| OutputError::BadRow {
+                    path: path.to_owned(),
+                    line: number,
+                    row: value["row"].to_string(),
+                })?;
             done.insert(row);
+            if value["outcome"] == "failed" {
+                failed.insert(row);
+            }
             whole += read as u64;
         }
         drop(reader);
@@ -119,6 +153,7 @@ impl Output {
             path: path.to_owned(),
             file,
             done,
+            failed,
             last_sync: Instant::now(),
             dirty: false,
         };
@@ -130,9 +165,17 @@ impl Output {
         self.done.contains(number)
     }
 
+    /// Whether row `number` was answered `failed` by an earlier run.
+    pub fn failed_before(&self, number: u64) -> bool {
+        self.failed.contains(number)
+    }
+
     /// Appends the answer of row `number` (whole, in one write): a JSON
     /// object of `fields` in their order (`row` and `key` first).
     pub fn write(&mut self, number: u64, fields: &[(&str, serde_json::Value)]) -> Result<(), OutputError> {
+        if !(1..=MAX_ROW).contains(&number) {
+            return Err(OutputError::TooManyRows);
+        }
         let mut bytes = vec![b'{'];
         for (i, (name, value)) in fields.iter().enumerate() {
             if i > 0 {
@@ -238,6 +281,37 @@ mod tests {
         assert!(err.contains("another batch is writing"), "{err}");
         drop(first);
         assert!(Output::open(&path).is_ok(), "free again once the first is gone");
+    }
+
+    #[test]
+    fn a_line_whose_row_is_no_row_number_is_refused_with_a_message_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        for row in ["18446744073709551615", "0", "-3", "1.5", "\"7\"", "100000001"] {
+            std::fs::write(&path, format!("{{\"row\":1}}\n{{\"row\":{row},\"key\":\"x\"}}\n")).unwrap();
+            let err = Output::open(&path)
+                .err()
+                .unwrap_or_else(|| panic!("row {row} was taken"));
+            let text = err.to_string();
+            assert!(
+                text.contains("line 2") && text.contains("give another --output"),
+                "{row}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_rows_that_failed_are_known_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(
+            &path,
+            "{\"row\":1,\"outcome\":\"found\"}\n{\"row\":2,\"outcome\":\"failed\"}\n",
+        )
+        .unwrap();
+        let (output, _) = Output::open(&path).unwrap();
+        assert!(output.is_done(1) && !output.failed_before(1));
+        assert!(output.is_done(2) && output.failed_before(2));
     }
 
     #[test]

@@ -119,6 +119,19 @@ pub async fn run(
 ) -> Result<Progress, BatchError> {
     let started = Instant::now();
     let jobs = options.jobs.max(1);
+    // The window holds when a request leaves, not only when its row is
+    // taken: a call that waited for a slot or a circuit may not leave past
+    // the window's end.
+    if let Some(window) = options.window.clone() {
+        runtime.set_send_window(api_entreprise::policy::SendWindow(Arc::new(move || {
+            window.wait().map(|until| {
+                (
+                    format!("the batch's window (--between) is closed until {}", until.label),
+                    until.after,
+                )
+            })
+        })));
+    }
     // The input is read on a thread of its own, a few rows ahead.
     let (row_tx, mut row_rx) = tokio::sync::mpsc::channel::<Row>(jobs * 4);
     std::thread::spawn(move || {
@@ -166,6 +179,12 @@ pub async fn run(
                 };
                 let fingerprint = fingerprint(&request);
                 if output.is_done(row.number) {
+                    // The retry file is made anew each run, from the
+                    // journal: a row that failed before a crash is listed
+                    // again, whatever the moment of the crash.
+                    if output.failed_before(row.number) {
+                        retry.push(&row.key, &request)?;
+                    }
                     if remember(fingerprint) {
                         sent.entry(fingerprint).or_insert(row.number);
                     }
@@ -268,6 +287,9 @@ async fn call(runtime: &Runtime, request: &types::Request, waiting: &Waiting) ->
                 tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await;
                 waiting.circuit.fetch_sub(1, Relaxed);
             }
+            Err(CallError::Closed { retry_after, .. }) => {
+                tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await;
+            }
             Err(CallError::QuotaStoreUnavailable(down)) => {
                 *waiting.store_down.lock().unwrap_or_else(|p| p.into_inner()) = down.to_string();
                 waiting.store.fetch_add(1, Relaxed);
@@ -344,8 +366,10 @@ fn answer_line(a: &Answered) -> (Outcome, Vec<(&'static str, serde_json::Value)>
     }
 }
 
-/// The rows to retry, as JSON lines this command reads back, opened when
-/// the first one comes.
+/// The rows to retry, as JSON lines this command reads back: made anew by
+/// each run (created at the first row to list, the rows that failed in
+/// earlier runs of the same output included), flushed to disk at the end;
+/// a file left by an earlier run that has nothing to list is removed.
 struct RetryFile {
     path: PathBuf,
     file: Option<std::fs::File>,
@@ -356,23 +380,25 @@ impl RetryFile {
         Self { path, file: None }
     }
 
-    fn push(&mut self, key: &str, request: &types::Request) -> Result<(), BatchError> {
-        let failed = |error| BatchError::Retry {
+    fn failed(&self, error: std::io::Error) -> BatchError {
+        BatchError::Retry {
             path: self.path.clone(),
             error,
-        };
+        }
+    }
+
+    fn push(&mut self, key: &str, request: &types::Request) -> Result<(), BatchError> {
         if self.file.is_none() {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(failed)?;
+            let file = std::fs::File::create(&self.path).map_err(|e| self.failed(e))?;
             self.file = Some(file);
         }
         let mut line = serde_json::to_vec(&to_json_line(key, request)).unwrap_or_default();
         line.push(b'\n');
         match self.file.as_mut() {
-            Some(file) => file.write_all(&line).map_err(failed),
+            Some(file) => file.write_all(&line).map_err(|error| BatchError::Retry {
+                path: self.path.clone(),
+                error,
+            }),
             None => Ok(()),
         }
     }
@@ -383,7 +409,10 @@ impl RetryFile {
                 path: self.path.clone(),
                 error,
             }),
-            None => Ok(()),
+            None => match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.failed(e)),
+                _ => Ok(()),
+            },
         }
     }
 }

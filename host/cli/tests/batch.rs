@@ -148,6 +148,13 @@ async fn kill_9_at_random_points_then_resume_answers_every_row_exactly_once() {
     let dir = dir("resume");
     const ROWS: u64 = 150;
     let input = sirets_csv(&dir, ROWS);
+    // One row in ten fails at the API, each time: the retry file must list
+    // each of them once at the end, whatever the kills did.
+    let failing: std::collections::BTreeSet<String> = (0..ROWS)
+        .filter(|i| i % 10 == 3)
+        .map(|i| siret(1_000_000 + i))
+        .collect();
+    sandbox.set_failing(failing.iter().cloned().collect());
     let output = dir.join("out.jsonl");
     let args = [
         input.to_str().unwrap().to_owned(),
@@ -174,6 +181,7 @@ async fn kill_9_at_random_points_then_resume_answers_every_row_exactly_once() {
     let mut kills = 0;
     for _ in 0..4 {
         let mut child = batch(&sandbox, &dir, &args)
+            .env("API_ENTREPRISE_RETRIES", "1")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -186,10 +194,25 @@ async fn kill_9_at_random_points_then_resume_answers_every_row_exactly_once() {
         child.wait().unwrap();
     }
     let mut last = batch(&sandbox, &dir, &args);
+    last.env("API_ENTREPRISE_RETRIES", "1");
     let out = tokio::task::spawn_blocking(move || last.output().unwrap())
         .await
         .unwrap();
-    assert!(out.status.success(), "seed {seed}: {}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "seed {seed}: rows failed: {}", text(&out));
+    let retry: Vec<String> = self::lines(&dir.join("out.jsonl.retry.jsonl"))
+        .iter()
+        .map(|l| l["params"][0].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let listed: std::collections::BTreeSet<String> = retry.iter().cloned().collect();
+    assert_eq!(
+        retry.len(),
+        failing.len(),
+        "seed {seed}: each failed row once in the retry file: {retry:?}"
+    );
+    assert_eq!(
+        listed, failing,
+        "seed {seed}: the retry file lists the rows that failed"
+    );
     let lines = lines(&output);
     let rows = per_row(&lines);
     let duplicates = rows.values().filter(|n| **n > 1).count();
@@ -200,9 +223,10 @@ async fn kill_9_at_random_points_then_resume_answers_every_row_exactly_once() {
     );
     assert_eq!((duplicates, lost), (0, 0), "seed {seed}");
     assert_eq!(lines.len() as u64, ROWS, "seed {seed}");
-    // A row is sent again only if it was in flight when killed.
+    // A row is sent again only if it was in flight when killed (a failing
+    // row twice each time: one retry).
     assert!(
-        sent <= ROWS as usize + kills * 16,
+        sent <= ROWS as usize + failing.len() + kills * 32,
         "seed {seed}: {sent} requests for {ROWS} rows and {kills} kills"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -280,6 +304,48 @@ async fn outside_its_window_a_batch_pauses_says_until_when_and_resumes_by_itself
     assert!(waited >= std::time::Duration::from_secs(2), "{waited:?}");
     assert_eq!(lines(&output).len(), 5);
     assert_eq!(sandbox.requests().len(), 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A call that waits for its quota slot past the window's end does not
+/// leave: `--between` holds when a request leaves, not only when its row
+/// is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_waited_past_the_end_of_its_window_does_not_leave() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = dir("window-end");
+    let input = sirets_csv(&dir, 3);
+    let output = dir.join("out.jsonl");
+    let mut warm = host(&sandbox, &dir);
+    let warmed = tokio::task::spawn_blocking(move || warm.arg("endpoints").output().unwrap())
+        .await
+        .unwrap();
+    assert!(warmed.status.success(), "{}", text(&warmed));
+    // 06:59:57 in Paris, 3 s before the window closes; one call every 4 s:
+    // the second row's slot frees after 07:00.
+    let mut command = etablissements(
+        &sandbox,
+        &dir,
+        &input,
+        &output,
+        &["--between", "20:00-07:00", "--ip-quota", "1/4s", "--jobs", "2"],
+    );
+    command
+        .env("API_ENTREPRISE_BATCH_CLOCK", "2026-11-30T05:59:57Z")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(still_running, "the batch waits for its window to open again");
+    assert_eq!(
+        sandbox.requests().len(),
+        1,
+        "only the request that left before 07:00 arrived: {:?}",
+        sandbox.requests().iter().map(|r| r.path.clone()).collect::<Vec<_>>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -96,6 +96,15 @@ pub enum CallError {
         /// When the next attempt may go.
         retry_after: Duration,
     },
+    /// The sending window is closed (a batch's `--between`): nothing was
+    /// sent.
+    #[error("{what}; nothing was sent, it opens in {} s", retry_after.as_secs_f64().ceil())]
+    Closed {
+        /// What is closed, and until when.
+        what: String,
+        /// When it opens.
+        retry_after: Duration,
+    },
     /// The component itself failed (a trap, a memory limit): a bug or a
     /// hostile component, not something the caller did.
     #[error("the client component failed: {0}")]

@@ -70,6 +70,7 @@ fn transient(error: &CallError) -> Option<Duration> {
         // does), not by retries that would each fail at once.
         CallError::RateLimited { .. }
         | CallError::CircuitOpen { .. }
+        | CallError::Closed { .. }
         | CallError::QuotaStoreUnavailable(_)
         | CallError::Trap(_) => None,
     }

@@ -168,9 +168,6 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let retry_file = PathBuf::from(format!("{}.retry.jsonl", args.output.display()));
-    if resumed.rows == 0 {
-        let _ = std::fs::remove_file(&retry_file);
-    }
     // The pace: the tightest of the per-IP quotas and the endpoint's group
     // (the token's own limit when the profile has one).
     let mut quotas: Vec<(u32, Duration)> = settings.ip_quotas()?.iter().map(|q| (q.limit, q.window)).collect();

@@ -52,6 +52,8 @@ pub struct OutboundPolicy {
     pub(crate) token: Option<Token>,
     /// Which quotas each request counts against.
     pub(crate) quota: QuotaPolicy,
+    /// When requests may leave at all (a batch's `--between`), if set.
+    pub(crate) send_window: std::sync::OnceLock<SendWindow>,
     pub(crate) quotas: Arc<Quotas>,
     pub(crate) circuits: Arc<Circuits>,
     /// The pooled connections every request goes through.
@@ -60,6 +62,19 @@ pub struct OutboundPolicy {
     pub(crate) json_timeout: Duration,
     /// The longest any phase of a document request may wait.
     pub(crate) document_timeout: Duration,
+}
+
+/// When requests may leave: `None` while they may, else what is closed and
+/// for how long. Asked as each request is about to leave, after its quota
+/// slot: a request that waited for a slot or a circuit leaves only inside
+/// the window.
+#[derive(Clone)]
+pub struct SendWindow(pub Arc<dyn Fn() -> Option<(String, Duration)> + Send + Sync>);
+
+impl std::fmt::Debug for SendWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendWindow")
+    }
 }
 
 /// Why the host refused a request, for the caller's error message.
@@ -91,6 +106,13 @@ pub enum Refusal {
     /// The quota store cannot decide (Redis away, the state file unusable):
     /// nothing leaves uncounted.
     QuotaStore(crate::quota::Unavailable),
+    /// The sending window is closed (a batch's `--between`).
+    Closed {
+        /// What is closed, and until when.
+        what: String,
+        /// When it opens.
+        retry_after: Duration,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -116,6 +138,7 @@ impl std::fmt::Display for Refusal {
                 retry_after.as_secs_f64()
             ),
             Refusal::QuotaStore(down) => write!(f, "{down}; nothing was sent"),
+            Refusal::Closed { what, .. } => write!(f, "{what}; nothing was sent"),
         }
     }
 }
@@ -125,7 +148,9 @@ impl Refusal {
     fn code(&self) -> HttpError {
         match self {
             Refusal::Authority(_) | Refusal::Trace(_) | Refusal::Path(_) => HttpError::HttpRequestDenied,
-            Refusal::Quota { .. } | Refusal::QuotaStore(_) => HttpError::ConnectionLimitReached,
+            Refusal::Quota { .. } | Refusal::QuotaStore(_) | Refusal::Closed { .. } => {
+                HttpError::ConnectionLimitReached
+            }
             Refusal::Circuit { .. } => HttpError::DestinationUnavailable,
         }
     }
@@ -241,6 +266,9 @@ pub(crate) fn send(
         quota::take(&policy.quotas, &keys, deadline)
             .await
             .map_err(|r| refuse(&slot, r))?;
+        if let Some((what, retry_after)) = policy.send_window.get().and_then(|window| (window.0)()) {
+            return Err(refuse(&slot, Refusal::Closed { what, retry_after }));
+        }
         let response = match policy.sender.send(req, options).await {
             Ok(response) => response,
             Err(SendError { refusal: Some(why), .. }) => return Err(refuse(&slot, Refusal::Authority(why))),

@@ -253,6 +253,7 @@ impl RuntimeBuilder {
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
             quota,
+            send_window: std::sync::OnceLock::new(),
             quotas,
             circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
             sender,

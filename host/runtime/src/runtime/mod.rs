@@ -146,6 +146,14 @@ impl Runtime {
         self.policy.circuits.states()
     }
 
+    /// Lets requests leave only while `window` says so: asked as each one is
+    /// about to leave, so that a call that waited (for a slot, a circuit)
+    /// does not leave outside it; a closed window refuses with
+    /// [`CallError::Closed`]. Set once; false if it already was.
+    pub fn set_send_window(&self, window: crate::policy::SendWindow) -> bool {
+        self.policy.send_window.set(window).is_ok()
+    }
+
     /// The API base URL calls go to.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -404,6 +412,7 @@ impl Runtime {
             (Ok(Ok(_)), Some(Refusal::Circuit { what, retry_after })) => {
                 Err(CallError::CircuitOpen { what, retry_after })
             }
+            (Ok(Ok(_)), Some(Refusal::Closed { what, retry_after })) => Err(CallError::Closed { what, retry_after }),
             (Ok(Ok(Ok(value))), _) => Ok(value),
             // The component only knows "denied": say why.
             (Ok(Ok(Err(types::Error::RefusedByHost(_)))), Some(refusal)) => Err(CallError::Client(ClientError(
@@ -449,6 +458,7 @@ fn audit(
         Err(CallError::RateLimited { .. }) => (None, "quota".to_owned(), None),
         Err(CallError::QuotaStoreUnavailable(_)) => (None, "quota-store".to_owned(), None),
         Err(CallError::CircuitOpen { .. }) => (None, "circuit".to_owned(), None),
+        Err(CallError::Closed { .. }) => (None, "closed".to_owned(), None),
         Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
     };
     tracing::info!(
