@@ -509,3 +509,25 @@ async fn a_trace_field_with_a_newline_cannot_forge_a_log_line_and_a_pipe_gets_no
     assert!(stderr.contains(r"dossier 42\nINFO"), "escaped: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "no colour codes in a pipe: {stderr}");
 }
+
+/// A cache folder other users can write is not used, and the command says
+/// why once, with what to do; the call itself goes on.
+#[cfg(unix)]
+#[test]
+fn a_world_writable_cache_folder_is_refused_once_with_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("api-entreprise-open-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = command()
+        .args(["endpoints", "--cache-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("can be written by other users").count(), 1, "{stderr}");
+    assert!(stderr.contains("chmod go-w"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was cached there");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -408,6 +408,72 @@ async fn a_second_start_loads_the_compiled_component_from_the_cache() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The compiled component's machine code runs as it is: a file this host
+/// did not write (changed since, its digest kept) or one in a folder other
+/// users can write is compiled anew, never loaded.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_tampered_compiled_component_or_a_world_writable_cache_is_never_loaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let origin = |r: &api_entreprise::Runtime| r.component_origin();
+    let first = builder(&sandbox).cache_dir(&cache).build().await.unwrap();
+    assert_eq!(origin(&first), api_entreprise::ComponentOrigin::Compiled);
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o700,
+        "the cache folder is this user's only"
+    );
+    let compiled = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("a compiled component was cached");
+    let second = builder(&sandbox).cache_dir(&cache).build().await.unwrap();
+    assert_eq!(origin(&second), api_entreprise::ComponentOrigin::Cached);
+
+    // One byte changed in the machine code, the recorded digest kept: the
+    // file is not this host's any more.
+    let mut bytes = std::fs::read(&compiled).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&compiled, &bytes).unwrap();
+    let third = builder(&sandbox).cache_dir(&cache).build().await.unwrap();
+    assert_eq!(
+        origin(&third),
+        api_entreprise::ComponentOrigin::Compiled,
+        "a tampered file was loaded"
+    );
+    third
+        .call(&request("insee_unites_legales", &["552049447"]))
+        .await
+        .unwrap();
+    // Written anew by this host: loaded again.
+    let fourth = builder(&sandbox).cache_dir(&cache).build().await.unwrap();
+    assert_eq!(origin(&fourth), api_entreprise::ComponentOrigin::Cached);
+
+    // A folder any user can write: nothing in it is loaded, even a file
+    // whose digest matches.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fifth = builder(&sandbox).cache_dir(&cache).build().await.unwrap();
+    assert_eq!(
+        origin(&fifth),
+        api_entreprise::ComponentOrigin::Compiled,
+        "a world-writable cache was used"
+    );
+    // A compiled file others may write, in a folder of this user's: not loaded either.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&compiled, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let sixth = builder(&sandbox).cache_dir(&cache).build().await.unwrap();
+    assert_eq!(
+        origin(&sixth),
+        api_entreprise::ComponentOrigin::Compiled,
+        "a world-writable file was loaded"
+    );
+}
+
 #[tokio::test]
 async fn the_client_component_says_which_version_it_is_and_the_probe_does_not() {
     let sandbox = sandbox().await;
