@@ -69,3 +69,12 @@ test("API_ENTREPRISE_IP_QUOTA is read as the Rust host reads it, and a bad one s
     assert.throws(() => parseQuota(bad), /N\/DURATION/, bad);
   }
 });
+
+test("a state file that is not a quota state is refused with what to do, never reset", async () => {
+  const { writeFileSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "api-entreprise-bad-state-"));
+  const file = join(dir, "quotas.sqlite3");
+  writeFileSync(file, "not a database, but long enough to have a header of one\n".repeat(20));
+  assert.throws(() => new SqliteStore(file), /not a quota state.*move it away/);
+  rmSync(dir, { recursive: true });
+});

@@ -58,3 +58,11 @@ def test_api_entreprise_ip_quota_is_read_as_the_rust_host_reads_it():
     for bad in ["", "2000", "0/1m", "x/1m", "10/0m", "10/1d", "-1/1m", "٣/1m"]:
         with pytest.raises(ValueError, match="N/DURATION"):
             parse_quota(bad)
+
+
+def test_a_state_file_that_is_not_a_quota_state_is_refused_with_what_to_do(tmp_path):
+    file = tmp_path / "quotas.sqlite3"
+    file.write_text("not a database, but long enough to have a header of one\n" * 20)
+    with pytest.raises(OSError, match="not a quota state.*move it away"):
+        SqliteStore(file)
+    assert file.read_text().startswith("not a database"), "never reset"
