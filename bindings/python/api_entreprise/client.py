@@ -282,7 +282,12 @@ class ApiEntreprise:
         head says of the group's quota is kept before the body is read."""
         scheme, host, port = self._origin
         deadline = _Deadline(timeout)
-        conn = http.client.HTTPConnection(host, port)
+        # The socket is this client's own (connected within the deadline);
+        # the connection class only writes the request and reads the answer,
+        # and names the host as a client for its scheme would.
+        conn: http.client.HTTPConnection = (
+            http.client.HTTPSConnection(host, port, context=self._ssl) if scheme == "https" else http.client.HTTPConnection(host, port)
+        )
         try:
             conn.sock = self._connect(deadline)
             conn.sock.settimeout(deadline.left())

@@ -281,3 +281,38 @@ def test_an_answer_past_16_mib_is_not_read_whole_and_a_path_with_an_encoded_sepa
         with pytest.raises(RefusedByHostError, match="nothing was sent"):
             api.call("insee_unites_legales", ["552049447"], **TRACE)
     assert len(sandbox.requests()) == before
+
+
+def test_a_call_over_tls_checks_the_certificate_and_goes_within_its_deadline(tmp_path):
+    import re
+    import ssl
+    import subprocess
+
+    from conftest import ROOT
+
+    ca = tmp_path / "ca.pem"
+    binary = ROOT / "target/release/api-entreprise"
+    process = subprocess.Popen(
+        [str(binary), "sandbox", "--port", "0", "--tls-ca-out", str(ca)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = None
+        while url is None:
+            line = process.stdout.readline()
+            assert line, "the TLS sandbox exited before listening"
+            found = re.search(r"sandbox listening on (\S+)", line)
+            url = found and found.group(1)
+        assert url.startswith("https://")
+        trusted = ApiEntreprise(
+            quota_store=MemoryStore(), token=SANDBOX_TOKEN, base_url=url,
+            ssl_context=ssl.create_default_context(cafile=str(ca)),
+        )
+        r = trusted.call("insee_unites_legales", ["552049447"], **TRACE)
+        assert r["typed"]["val"]["denomination"] == "SOCIETE NATIONALE SNCF"
+        # Without the sandbox's CA the certificate is refused: nothing is read.
+        untrusted = ApiEntreprise(quota_store=MemoryStore(), token=SANDBOX_TOKEN, base_url=url)
+        with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusted.call("insee_unites_legales", ["552049447"], **TRACE)
+    finally:
+        process.terminate()
+        process.wait()
