@@ -129,18 +129,25 @@ def free_port() -> int:
 
 
 class Redis:
-    """A real redis-server on loopback, without persistence."""
+    """A real redis-server on loopback, without persistence; or, given the
+    master's port, a redis-sentinel that watches it as ``mymaster``."""
 
-    def __init__(self) -> None:
+    def __init__(self, sentinel_of: int | None = None) -> None:
         server = shutil.which("redis-server")
         if not server:
             raise FileNotFoundError("redis-server is missing: run scripts/setup")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="api-entreprise-redis-")
-        self._process = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL,
-        )
+        if sentinel_of is None:
+            argv = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]
+        else:
+            config = Path(self.dir) / "sentinel.conf"
+            config.write_text(
+                f"port {self.port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {sentinel_of} 1\n"
+                "sentinel down-after-milliseconds mymaster 1000\n"
+            )
+            argv = [server, str(config), "--sentinel"]
+        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
@@ -241,6 +248,22 @@ def test_the_command_node_and_python_share_one_quota_through_redis(sandbox, mach
         assert not (Path(machine["API_ENTREPRISE_STATE_DIR"]) / "quotas.sqlite3").exists(), "Redis, not the file"
     finally:
         redis.stop()
+
+
+def test_node_and_python_find_the_master_through_sentinel_and_share_its_quota(sandbox, machine):
+    master = Redis()
+    sentinel = Redis(sentinel_of=master.port)
+    try:
+        machine["API_ENTREPRISE_REDIS_URL"] = f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster"
+        before = len(sandbox.requests())
+        admitted, _ = run_hosts(machine, commands=1, nodes=2, pythons=2)
+        judge(sandbox, before, admitted, "1 command, 2 Node and 2 Python processes, Redis behind Sentinel")
+        with socket.create_connection(("127.0.0.1", master.port)) as s:
+            s.sendall(b"KEYS api-entreprise:quota:ip*\r\n")
+            assert b"api-entreprise:quota:ip 10/5s" in s.recv(4096), "the windows are in the master"
+    finally:
+        sentinel.stop()
+        master.stop()
 
 
 def test_a_preforking_python_server_counts_its_workers_together(sandbox, machine):
