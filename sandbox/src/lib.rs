@@ -108,6 +108,9 @@ struct Shared {
     scopes: Mutex<Option<Vec<String>>>,
     /// Identifiers whose data requests fail with a 500, when a test set them.
     failing: Mutex<Vec<String>>,
+    /// The code by which the token is refused (expired, blacklisted…), when
+    /// a test set one.
+    token_fault: Mutex<Option<&'static str>>,
     requests: Mutex<Vec<RecordedRequest>>,
     /// Requests per (group, window start) for the `RateLimit-*` headers.
     windows: Mutex<HashMap<(&'static str, u64), u32>>,
@@ -154,6 +157,7 @@ impl Sandbox {
             base_url: format!("{scheme}://{addr}"),
             maintenance_until: Mutex::default(),
             failing: Mutex::default(),
+            token_fault: Mutex::default(),
             scopes: Mutex::default(),
             requests: Mutex::default(),
             windows: Mutex::default(),
@@ -266,6 +270,13 @@ impl Sandbox {
     /// with a 500 `00500` (each time it is sent), or none when empty.
     pub fn set_failing(&self, identifiers: Vec<String>) {
         *self.shared.failing.lock().unwrap() = identifiers;
+    }
+
+    /// Refuses the token on every request that needs one, as the API does
+    /// an expired (`00103`), blacklisted (`00105`), unknown (`00106`) or
+    /// invalid (`00101`) one; `None` takes it again.
+    pub fn set_token_fault(&self, code: Option<&'static str>) {
+        *self.shared.token_fault.lock().unwrap() = code;
     }
 
     /// Puts every provider in maintenance for `length` (data routes answer
@@ -393,6 +404,11 @@ fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: b
     if path == "/pings" || path.starts_with("/ping/") || path == "/v2/ping" {
         return health(shared, path);
     }
+    if let Some(code) = *shared.token_fault.lock().unwrap()
+        && authorized
+    {
+        return token_refused(code);
+    }
     if path == "/privileges" || path == "/v2/privileges" {
         if !authorized {
             return unauthorized();
@@ -496,6 +512,26 @@ fn unauthorized() -> Answer {
             "Votre token n'est pas valide ou n'est pas renseigné",
             Some("token"),
         )],
+    )
+}
+
+/// The API's answer to a token it refuses, by code (the error catalogue's).
+fn token_refused(code: &str) -> Answer {
+    let (title, detail) = match code {
+        "00103" => ("Jeton expiré", "Votre token est expiré. Vous devez refaire une demande"),
+        "00105" => (
+            "Jeton sur liste noire",
+            "Votre jeton est sur liste noire, celui-ci a certainement été divulgué sur un canal non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel: https://entreprise.api.gouv.fr/compte",
+        ),
+        "00106" => (
+            "Jeton non trouvé",
+            "Votre jeton n'a pas été trouvé dans la base de données. Il s'agit probablement d'un jeton sans habilitation.",
+        ),
+        _ => return unauthorized(),
+    };
+    error_answer(
+        StatusCode::UNAUTHORIZED,
+        vec![error(code, title, detail, Some("token"))],
     )
 }
 

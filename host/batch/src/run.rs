@@ -349,6 +349,9 @@ fn answer_line(a: &Answered) -> (Outcome, Vec<(&'static str, serde_json::Value)>
                 CallError::RateLimited { .. } => (Outcome::Failed, "quota", None, Vec::new()),
                 CallError::CircuitOpen { .. } => (Outcome::Failed, "circuit", None, Vec::new()),
                 CallError::QuotaStoreUnavailable(_) => (Outcome::Failed, "quota-store", None, Vec::new()),
+                CallError::TokenRefused { fault, .. } => {
+                    (Outcome::Failed, "token", Some(401), vec![fault.code.clone()])
+                }
                 _ => (Outcome::Failed, "other", None, Vec::new()),
             };
             let line = vec![

@@ -855,3 +855,39 @@ async fn the_apis_provider_health_routes_answer_as_the_api_does_free_of_the_shar
     let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
     assert_eq!(get(&url, Some(PORTAIL_KEY), None).await.0, 200);
 }
+
+/// A profile whose token the API blacklists (`00105`): the first refusal is
+/// the API's, the next ones the gateway's own, in the same shape, with
+/// nothing sent; `/readyz` says why to a caller with a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blacklisted_token_stops_its_profiles_calls_and_readyz_says_so() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let gateway = start("token-fault", &two_applications(&sandbox, ""), &[]);
+    let sirene = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    sandbox.set_token_fault(Some("00105"));
+    let (status, _, body) = get(&sirene, Some(BATCH_KEY), None).await;
+    assert_eq!(
+        (status, codes(&body)),
+        (401, vec!["00105"]),
+        "the API's own refusal: {body}"
+    );
+    for _ in 0..3 {
+        let (status, headers, body) = get(&sirene, Some(BATCH_KEY), None).await;
+        assert_eq!((status, codes(&body)), (401, vec!["00105"]), "{body}");
+        let text = body.to_string();
+        assert!(
+            text.contains("nothing was sent") && text.contains("entreprise.api.gouv.fr/compte"),
+            "{text}"
+        );
+        assert!(headers.iter().any(|(k, _)| k == "retry-after"), "{headers:?}");
+    }
+    assert_eq!(data_requests(&sandbox).len(), 1, "one request reached the API");
+    let bearer = format!("Bearer {BATCH_KEY}");
+    let (status, _, body) = raw_request("GET", &format!("{}/readyz", gateway.url), &[("authorization", &bearer)]).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("the API refused its token (00105 Jeton sur liste noire)"),
+        "{body}"
+    );
+}

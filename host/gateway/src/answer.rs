@@ -154,6 +154,19 @@ pub fn from_call(kind: types::EndpointKind, result: Result<types::Response, Call
                 Some(std::time::Duration::from_secs(1)),
             );
         }
+        Err(e @ CallError::TokenRefused { .. }) => {
+            // The API's own answer to a refused token, without asking it again.
+            let CallError::TokenRefused { fault, retry_after } = &e else {
+                unreachable!()
+            };
+            return refusal(
+                StatusCode::UNAUTHORIZED,
+                &fault.code,
+                &fault.title,
+                &e.to_string(),
+                Some(*retry_after),
+            );
+        }
         Err(e @ CallError::CircuitOpen { retry_after, .. }) => {
             let detail = e.to_string();
             return refusal(

@@ -73,6 +73,12 @@ impl ProfileState {
             }
             _ => {}
         }
+        if let Some(fault) = self.runtime.token_fault() {
+            faults.push(format!(
+                "profile {}: the API refused its token ({} {})",
+                self.name, fault.code, fault.title
+            ));
+        }
         if let Some(why) = api {
             faults.push(format!("profile {}: {why}", self.name));
         }

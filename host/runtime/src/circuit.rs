@@ -6,7 +6,9 @@
 //! next call first probes a free health route (`/pings`: no quota, no
 //! token needed); an answer closes the circuit, silence reopens it for twice
 //! as long. A provider that keeps failing (502, 503, 504) is broken on its
-//! own, without blocking the others.
+//! own, without blocking the others. A token the API refuses as such
+//! (`00101`, `00103`, `00105`, `00106`) stops its calls: each is refused
+//! locally, and `/privileges` is asked again rarely, in case it works again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +29,8 @@ pub struct CircuitConfig {
     /// How long a provider's circuit stays open, unless the API said when to
     /// come back (`Retry-After`).
     pub provider_cooldown: Duration,
+    /// How often a token the API refused is tried again, with `/privileges`.
+    pub token_probe_every: Duration,
 }
 
 impl Default for CircuitConfig {
@@ -36,6 +40,7 @@ impl Default for CircuitConfig {
             ban_cooldown: Duration::from_secs(60),
             provider_threshold: 5,
             provider_cooldown: Duration::from_secs(30),
+            token_probe_every: Duration::from_secs(600),
         }
     }
 }
@@ -70,10 +75,40 @@ pub(crate) enum Verdict {
     Open(Duration),
 }
 
+/// The error codes by which the API refuses a token itself.
+pub const TOKEN_CODES: [&str; 4] = ["00101", "00103", "00105", "00106"];
+
+/// The API refused the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFault {
+    /// Its code: `00101` (not valid), `00103` (expired), `00105`
+    /// (blacklisted), `00106` (not found).
+    pub code: String,
+    /// The server's title for it.
+    pub title: String,
+    /// When the API said so.
+    pub since: std::time::SystemTime,
+    /// When `/privileges` may be asked again.
+    probe_at: Instant,
+}
+
+/// What a request carrying the token may do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenVerdict {
+    /// Go.
+    Accepted,
+    /// Refused locally; `/privileges` is asked again after this long.
+    Refused(TokenFault, Duration),
+    /// Ask `/privileges` first (this request only: the next ones wait for
+    /// the next probe).
+    Probe(TokenFault),
+}
+
 #[derive(Debug, Default)]
 struct State {
     api: Breaker,
     providers: HashMap<String, Breaker>,
+    token: Option<TokenFault>,
 }
 
 /// The API's circuit and one per provider.
@@ -146,6 +181,60 @@ impl Circuits {
         self.lock().api = Breaker::default();
     }
 
+    /// Whether a request carrying the token may go.
+    pub fn token(&self) -> TokenVerdict {
+        self.token_at(Instant::now())
+    }
+
+    fn token_at(&self, now: Instant) -> TokenVerdict {
+        let every = self.config.token_probe_every;
+        match self.lock().token.as_mut() {
+            None => TokenVerdict::Accepted,
+            Some(fault) if now < fault.probe_at => TokenVerdict::Refused(fault.clone(), fault.probe_at - now),
+            Some(fault) => {
+                // One probe at a time: the others wait for the next.
+                fault.probe_at = now + every;
+                TokenVerdict::Probe(fault.clone())
+            }
+        }
+    }
+
+    /// The token's fault, if the API refused it.
+    pub fn token_fault(&self) -> Option<TokenFault> {
+        self.lock().token.clone()
+    }
+
+    /// The API refused the token with `code` (one of [`TOKEN_CODES`]).
+    pub fn token_refused(&self, code: &str, title: &str) {
+        self.token_refused_at(code, title, Instant::now());
+    }
+
+    fn token_refused_at(&self, code: &str, title: &str, now: Instant) {
+        let probe_at = now + self.config.token_probe_every;
+        let mut state = self.lock();
+        if state.token.as_ref().is_none_or(|f| f.code != code) {
+            tracing::error!(target: "api_entreprise::circuit", code, title, "the API refused the token: its calls stop until it works again");
+        }
+        let since = state
+            .token
+            .as_ref()
+            .filter(|f| f.code == code)
+            .map_or_else(std::time::SystemTime::now, |f| f.since);
+        state.token = Some(TokenFault {
+            code: code.to_owned(),
+            title: title.to_owned(),
+            since,
+            probe_at,
+        });
+    }
+
+    /// The API took the token again (`/privileges` answered).
+    pub fn token_accepted(&self) {
+        if self.lock().token.take().is_some() {
+            tracing::info!(target: "api_entreprise::circuit", "the API takes the token again: its calls go");
+        }
+    }
+
     pub fn provider(&self, provider: &str) -> Result<(), Duration> {
         self.provider_at(provider, Instant::now())
     }
@@ -185,6 +274,25 @@ mod tests {
     use super::*;
 
     /// The clock is injected: each event says when it happens.
+    #[test]
+    fn a_refused_token_stops_its_calls_and_is_probed_one_at_a_time() {
+        let c = Circuits::new(CircuitConfig::default());
+        let t0 = Instant::now();
+        assert_eq!(c.token_at(t0), TokenVerdict::Accepted);
+        c.token_refused_at("00103", "Jeton expiré", t0);
+        assert!(
+            matches!(c.token_at(t0), TokenVerdict::Refused(f, d) if f.code == "00103" && d == Duration::from_secs(600))
+        );
+        let t1 = t0 + Duration::from_secs(600);
+        assert!(matches!(c.token_at(t1), TokenVerdict::Probe(_)));
+        assert!(
+            matches!(c.token_at(t1), TokenVerdict::Refused(..)),
+            "a second request does not probe too"
+        );
+        c.token_accepted();
+        assert_eq!(c.token_at(t1), TokenVerdict::Accepted);
+    }
+
     #[test]
     fn silence_opens_the_api_circuit_and_a_failed_probe_doubles_it() {
         let c = Circuits::new(CircuitConfig::default());

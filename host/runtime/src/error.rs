@@ -96,6 +96,20 @@ pub enum CallError {
         /// When the next attempt may go.
         retry_after: Duration,
     },
+    /// The API refused the token itself (`00101`, `00103`, `00105`,
+    /// `00106`): its calls are refused locally until `/privileges` takes it
+    /// again (asked every few minutes). Nothing was sent.
+    #[error(
+        "{}; nothing was sent, the token is tried again with /privileges in {} min",
+        token_fault_message(fault),
+        retry_after.as_secs().div_ceil(60)
+    )]
+    TokenRefused {
+        /// What the API said of the token.
+        fault: crate::TokenFault,
+        /// When `/privileges` is asked again.
+        retry_after: Duration,
+    },
     /// The sending window is closed (a batch's `--between`): nothing was
     /// sent.
     #[error("{what}; nothing was sent, it opens in {} s", retry_after.as_secs_f64().ceil())]
@@ -226,4 +240,25 @@ impl fmt::Display for ClientError {
         }
         items(f, &api.errors)
     }
+}
+
+/// What the API said of a token it refused, and what to do about it.
+pub fn token_fault_message(fault: &crate::TokenFault) -> String {
+    let todo = match fault.code.as_str() {
+        "00103" => {
+            "it has expired (a token lives 18 months): renew it through DataPass (https://datapass.api.gouv.fr), then replace it"
+        }
+        "00105" => {
+            "it is blacklisted, most likely because it leaked: take the new one from your account (https://entreprise.api.gouv.fr/compte), replace it, and find where it leaked"
+        }
+        "00106" => "the API does not know it (a token without an authorisation): ask for access through DataPass",
+        _ => "it is not valid: check that the whole token was given, else ask for one through DataPass",
+    };
+    let since = time::OffsetDateTime::from(fault.since)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!(
+        "API Entreprise refused the token with {} ({}) at {since}: {todo} (--token, API_ENTREPRISE_TOKEN, or the profile's token file)",
+        fault.code, fault.title
+    )
 }

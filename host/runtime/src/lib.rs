@@ -64,7 +64,7 @@ pub mod sender;
 pub mod swap;
 mod token;
 
-pub use circuit::{CircuitConfig, CircuitState};
+pub use circuit::{CircuitConfig, CircuitState, TOKEN_CODES, TokenFault};
 pub use codec::Codec;
 pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};

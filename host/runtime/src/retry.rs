@@ -71,6 +71,7 @@ fn transient(error: &CallError) -> Option<Duration> {
         CallError::RateLimited { .. }
         | CallError::CircuitOpen { .. }
         | CallError::Closed { .. }
+        | CallError::TokenRefused { .. }
         | CallError::QuotaStoreUnavailable(_)
         | CallError::Trap(_) => None,
     }

@@ -74,3 +74,60 @@ async fn a_provider_in_maintenance_is_broken_alone() {
     let _ = runtime.call(&request("infogreffe_extraits_rcs", &["552049447"])).await;
     assert_eq!(sandbox.received(), received + 1);
 }
+
+/// A token the API refuses as such (here expired, `00103`) stops its calls:
+/// the next ones are refused locally with what to do, `/privileges` is
+/// asked again after the probe interval, and once it takes the token the
+/// calls go again.
+#[tokio::test]
+async fn a_refused_token_stops_its_calls_until_privileges_takes_it_again() {
+    let sandbox = sandbox().await;
+    let runtime = builder(&sandbox)
+        .circuits(CircuitConfig {
+            token_probe_every: Duration::from_millis(400),
+            ..CircuitConfig::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let insee = request("insee_unites_legales", &["552049447"]);
+    sandbox.set_token_fault(Some("00103"));
+    let err = runtime.call(&insee).await.unwrap_err();
+    assert!(matches!(&err, CallError::Client(c) if c.codes() == ["00103"]), "{err}");
+    assert_eq!(sandbox.received(), 1);
+    for _ in 0..5 {
+        let err = runtime.call(&insee).await.unwrap_err();
+        let CallError::TokenRefused { fault, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(fault.code, "00103");
+        let message = err.to_string();
+        assert!(
+            message.contains("renew it through DataPass") && message.contains("nothing was sent"),
+            "{message}"
+        );
+    }
+    assert_eq!(sandbox.received(), 1, "refused locally: nothing more reached the API");
+    assert_eq!(runtime.token_fault().map(|f| f.code), Some("00103".to_owned()));
+
+    // Still refused at the probe: one /privileges, and the call is not sent.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(matches!(
+        runtime.call(&insee).await,
+        Err(CallError::TokenRefused { .. })
+    ));
+    let paths: Vec<String> = sandbox.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert_eq!(paths[1], "/privileges");
+
+    // Renewed: the next probe takes it, and the call goes.
+    sandbox.set_token_fault(None);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    runtime.call(&insee).await.unwrap();
+    let paths: Vec<String> = sandbox.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths.len(), 4, "{paths:?}");
+    assert_eq!(paths[2], "/privileges");
+    assert_eq!(runtime.token_fault(), None);
+    runtime.call(&insee).await.unwrap();
+    assert_eq!(sandbox.received(), 5, "no probe once the token is taken again");
+}

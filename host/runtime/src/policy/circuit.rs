@@ -9,7 +9,7 @@ use http::Request;
 use wasmtime_wasi_http::{RequestOptions, WasiBody};
 
 use super::Refusal;
-use crate::circuit::{Circuits, Verdict};
+use crate::circuit::{Circuits, TokenFault, TokenVerdict, Verdict};
 use crate::sender::Sender;
 
 /// What the circuits let through.
@@ -18,10 +18,21 @@ pub(super) enum Passage {
     Closed,
     /// Send after the API answers its health route at this URL.
     ProbeFirst(String),
+    /// Send after `/privileges`, at this URL, takes the token again.
+    ProbeToken(String, TokenFault),
 }
 
-/// Checks the API's circuit and, for a data path, its provider's.
-pub(super) fn check(circuits: &Circuits, req: &Request<WasiBody>) -> Result<Passage, Refusal> {
+/// Checks the token's circuit (for a request that carries it), the API's
+/// and, for a data path, its provider's.
+pub(super) fn check(circuits: &Circuits, req: &Request<WasiBody>, with_token: bool) -> Result<Passage, Refusal> {
+    let token = if with_token {
+        circuits.token()
+    } else {
+        TokenVerdict::Accepted
+    };
+    if let TokenVerdict::Refused(fault, retry_after) = token {
+        return Err(Refusal::Token { fault, retry_after });
+    }
     let verdict = circuits.api();
     if let Verdict::Open(retry_after) = verdict {
         return Err(Refusal::Circuit {
@@ -38,15 +49,48 @@ pub(super) fn check(circuits: &Circuits, req: &Request<WasiBody>) -> Result<Pass
             retry_after,
         });
     }
-    // Only after a cool-down: the free health route of the same authority.
-    Ok(match verdict {
-        Verdict::Probe => Passage::ProbeFirst(format!(
-            "{}://{}/pings",
+    let url = |path: &str| {
+        format!(
+            "{}://{}{path}",
             req.uri().scheme_str().unwrap_or("https"),
             req.uri().authority().map(|a| a.as_str()).unwrap_or_default()
-        )),
+        )
+    };
+    // Only after a cool-down: the free health route of the same authority.
+    Ok(match (verdict, token) {
+        (Verdict::Probe, _) => Passage::ProbeFirst(url("/pings")),
+        (_, TokenVerdict::Probe(fault)) => Passage::ProbeToken(url("/privileges"), fault),
         _ => Passage::Closed,
     })
+}
+
+/// Whether the API takes the token again: `/privileges` at `url`, sent with
+/// `bearer` (its quota slots already taken), answers 200. Otherwise the
+/// token stays refused until the next probe.
+pub(super) async fn probe_token(
+    circuits: &Circuits,
+    sender: &Sender,
+    url: &str,
+    bearer: http::HeaderValue,
+    options: RequestOptions,
+    fault: TokenFault,
+) -> Result<(), Refusal> {
+    let status = match Request::get(url)
+        .header(http::header::AUTHORIZATION, bearer)
+        .body(crate::sender::empty_body())
+    {
+        Ok(request) => sender.send(request, options).await.ok().map(|r| r.status().as_u16()),
+        Err(_) => None,
+    };
+    if status == Some(200) {
+        circuits.token_accepted();
+        return Ok(());
+    }
+    let retry_after = match circuits.token() {
+        TokenVerdict::Refused(_, d) => d,
+        _ => Duration::ZERO,
+    };
+    Err(Refusal::Token { fault, retry_after })
 }
 
 /// Whether the API answers its free health route at `url` at all (any

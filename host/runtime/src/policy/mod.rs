@@ -106,6 +106,14 @@ pub enum Refusal {
     /// The quota store cannot decide (Redis away, the state file unusable):
     /// nothing leaves uncounted.
     QuotaStore(crate::quota::Unavailable),
+    /// The API refused the token itself: its calls stop until `/privileges`
+    /// takes it again.
+    Token {
+        /// What the API said.
+        fault: crate::circuit::TokenFault,
+        /// When `/privileges` is asked again.
+        retry_after: Duration,
+    },
     /// The sending window is closed (a batch's `--between`).
     Closed {
         /// What is closed, and until when.
@@ -139,6 +147,12 @@ impl std::fmt::Display for Refusal {
             ),
             Refusal::QuotaStore(down) => write!(f, "{down}; nothing was sent"),
             Refusal::Closed { what, .. } => write!(f, "{what}; nothing was sent"),
+            Refusal::Token { fault, retry_after } => write!(
+                f,
+                "{}; nothing was sent, the token is tried again with /privileges in {} min",
+                crate::error::token_fault_message(fault),
+                retry_after.as_secs().div_ceil(60)
+            ),
         }
     }
 }
@@ -151,7 +165,7 @@ impl Refusal {
             Refusal::Quota { .. } | Refusal::QuotaStore(_) | Refusal::Closed { .. } => {
                 HttpError::ConnectionLimitReached
             }
-            Refusal::Circuit { .. } => HttpError::DestinationUnavailable,
+            Refusal::Circuit { .. } | Refusal::Token { .. } => HttpError::DestinationUnavailable,
         }
     }
 }
@@ -243,7 +257,7 @@ pub(crate) fn send(
         let code = refuse(&slot, refusal);
         return Box::pin(async move { Err(code) });
     }
-    let passage = match circuit::check(&policy.circuits, &req) {
+    let passage = match circuit::check(&policy.circuits, &req, policy.token.is_some()) {
         Ok(passage) => passage,
         Err(refusal) => {
             let code = refuse(&slot, refusal);
@@ -258,10 +272,26 @@ pub(crate) fn send(
     let (keys, group) = policy.quota.keys_of(&class);
     let policy = Arc::clone(policy);
     Box::pin(async move {
-        if let circuit::Passage::ProbeFirst(url) = &passage {
-            circuit::probe(&policy.circuits, &policy.sender, url, options)
-                .await
-                .map_err(|r| refuse(&slot, r))?;
+        match passage {
+            circuit::Passage::ProbeFirst(url) => {
+                circuit::probe(&policy.circuits, &policy.sender, &url, options)
+                    .await
+                    .map_err(|r| refuse(&slot, r))?;
+            }
+            circuit::Passage::ProbeToken(url, fault) => {
+                // `/privileges` counts against the per-IP quotas like any request.
+                let (probe_keys, _) = policy.quota.keys("/privileges");
+                quota::take(&policy.quotas, &probe_keys, deadline)
+                    .await
+                    .map_err(|r| refuse(&slot, r))?;
+                let bearer = policy.token.as_ref().map(crate::token::Token::bearer);
+                if let Some(bearer) = bearer {
+                    circuit::probe_token(&policy.circuits, &policy.sender, &url, bearer, options, fault)
+                        .await
+                        .map_err(|r| refuse(&slot, r))?;
+                }
+            }
+            circuit::Passage::Closed => {}
         }
         quota::take(&policy.quotas, &keys, deadline)
             .await

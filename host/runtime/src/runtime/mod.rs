@@ -140,6 +140,12 @@ impl Runtime {
         self.policy.token.as_ref().map(Token::claims)
     }
 
+    /// What the API said of the token when it refused it, while its calls
+    /// stop.
+    pub fn token_fault(&self) -> Option<crate::TokenFault> {
+        self.policy.circuits.token_fault()
+    }
+
     /// The circuits as they stand: the API's, and each provider's that has
     /// failed.
     pub fn circuit_states(&self) -> Vec<crate::CircuitState> {
@@ -413,6 +419,9 @@ impl Runtime {
                 Err(CallError::CircuitOpen { what, retry_after })
             }
             (Ok(Ok(_)), Some(Refusal::Closed { what, retry_after })) => Err(CallError::Closed { what, retry_after }),
+            (Ok(Ok(_)), Some(Refusal::Token { fault, retry_after })) => {
+                Err(CallError::TokenRefused { fault, retry_after })
+            }
             (Ok(Ok(Ok(value))), _) => Ok(value),
             // The component only knows "denied": say why.
             (Ok(Ok(Err(types::Error::RefusedByHost(_)))), Some(refusal)) => Err(CallError::Client(ClientError(
@@ -435,6 +444,17 @@ impl Runtime {
                         true,
                         Some(Duration::from_secs(u64::from(seconds))),
                     );
+                }
+                // The token itself refused: its calls stop here, not at the API.
+                if let types::Error::Api(api) = &error
+                    && api.status == 401
+                    && self.policy.token.is_some()
+                    && let Some(item) = api
+                        .errors
+                        .iter()
+                        .find(|e| crate::TOKEN_CODES.contains(&e.code.as_str()))
+                {
+                    self.policy.circuits.token_refused(&item.code, &item.title);
                 }
                 Err(CallError::Client(ClientError(error)))
             }
@@ -459,6 +479,7 @@ fn audit(
         Err(CallError::QuotaStoreUnavailable(_)) => (None, "quota-store".to_owned(), None),
         Err(CallError::CircuitOpen { .. }) => (None, "circuit".to_owned(), None),
         Err(CallError::Closed { .. }) => (None, "closed".to_owned(), None),
+        Err(CallError::TokenRefused { fault, .. }) => (None, format!("token {}", fault.code), None),
         Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
     };
     tracing::info!(
