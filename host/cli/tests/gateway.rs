@@ -891,3 +891,45 @@ async fn a_blacklisted_token_stops_its_profiles_calls_and_readyz_says_so() {
         "{body}"
     );
 }
+
+/// A token that expires within 30 days is said on stderr at start (and then
+/// once a day), with the date and what to do; within 7 days, as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_expires_soon_is_said_once_with_its_date_and_what_to_do() {
+    use base64::Engine as _;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let jwt = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(&format!(
+            r#"{{"uid":"u-1","jti":"expiring","iat":{},"exp":{}}}"#,
+            now - 86_400,
+            now + 5 * 86_400 + 3_600
+        ))
+    );
+    let sandbox = api_entreprise_sandbox::Sandbox::start(api_entreprise_sandbox::SandboxConfig {
+        token: jwt.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gateway = start_with(
+        "expiring",
+        &two_applications(&sandbox, ""),
+        &[],
+        &[("GATEWAY_TEST_TOKEN", &jwt)],
+    );
+    let sirene = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    assert_eq!(get(&sirene, Some(BATCH_KEY), None).await.0, 200, "the token works");
+    let stderr = std::fs::read_to_string(&gateway.stderr).unwrap();
+    assert_eq!(stderr.matches("its token expires on").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("in 5 day(s)") && stderr.contains("DataPass") && stderr.contains("ERROR"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&jwt), "the token itself is never written");
+}

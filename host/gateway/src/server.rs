@@ -40,9 +40,45 @@ pub(crate) struct ProfileState {
     pub(crate) runtime: Arc<Runtime>,
     /// `None` until `/privileges` answered (the server then decides alone).
     scopes: RwLock<Option<BTreeSet<String>>>,
+    /// The last day (Unix days) the token's coming expiry was said.
+    expiry_said: std::sync::atomic::AtomicI64,
 }
 
+/// From how many days before its expiry a token's coming end is said, once
+/// a day; from [`EXPIRY_URGENT_DAYS`] as an error.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+const EXPIRY_URGENT_DAYS: i64 = 7;
+
 impl ProfileState {
+    /// Says once a day, from 30 days before, that the token will expire (an
+    /// error from 7 days before): a renewal through DataPass takes days,
+    /// and an expired token stops every call of the profile.
+    fn say_expiry(&self, now_unix: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(Ok(api_entreprise::Claims { exp: Some(exp), .. })) = self.runtime.token_claims() else {
+            return;
+        };
+        let days = (exp - now_unix).div_euclid(86_400);
+        let today = now_unix.div_euclid(86_400);
+        if days > EXPIRY_WARNING_DAYS || self.expiry_said.swap(today, Relaxed) == today {
+            return;
+        }
+        let date = time::OffsetDateTime::from_unix_timestamp(exp)
+            .ok()
+            .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        let todo = "renew it through DataPass (https://datapass.api.gouv.fr), then replace the profile's token and send SIGHUP";
+        match days {
+            d if d < 0 => {
+                tracing::error!(profile = %self.name, "its token expired on {date}: every call is refused; {todo}")
+            }
+            d if d <= EXPIRY_URGENT_DAYS => {
+                tracing::error!(profile = %self.name, "its token expires on {date}, in {d} day(s): {todo}")
+            }
+            d => tracing::warn!(profile = %self.name, "its token expires on {date}, in {d} days: {todo}"),
+        }
+    }
+
     /// Reads the token's scopes from `/privileges` (free of any trace).
     async fn refresh_privileges(&self) {
         match self.runtime.call(&free_request("privileges")).await {
@@ -235,6 +271,7 @@ impl Gateway {
                     name: name.clone(),
                     runtime: runtime.clone(),
                     scopes: RwLock::new(None),
+                    expiry_said: std::sync::atomic::AtomicI64::new(i64::MIN),
                 };
                 (name.clone(), Arc::new(state))
             })
@@ -357,7 +394,13 @@ impl Gateway {
     /// the privileges again every ten minutes in the background (the pings
     /// when `/readyz` asks, at most every [`READINESS_REFRESH`]).
     pub async fn watch_privileges(self: &Arc<Self>) {
+        let now_unix = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        };
         for profile in self.profiles.values() {
+            profile.say_expiry(now_unix());
             profile.refresh_privileges().await;
         }
         if let Some(profile) = self.profiles.values().next() {
@@ -369,6 +412,7 @@ impl Gateway {
                 tokio::time::sleep(PRIVILEGES_REFRESH).await;
                 let Some(gateway) = gateway.upgrade() else { return };
                 for profile in gateway.profiles.values() {
+                    profile.say_expiry(now_unix());
                     profile.refresh_privileges().await;
                 }
             }
