@@ -63,3 +63,6 @@ UPDATE server SET remaining = max(remaining - 1, 0) WHERE quota = ? AND reset > 
 INSERT INTO server (quota, remaining, reset) VALUES (?, ?, ?)
   ON CONFLICT (quota) DO UPDATE SET remaining = excluded.remaining, reset = excluded.reset;
 
+
+-- name: usage
+SELECT count(*), min(at) FROM admitted WHERE quota = ? AND at >= ?;

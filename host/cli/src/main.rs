@@ -36,6 +36,10 @@ enum Command {
     /// The first end-to-end test: the token's expiry, its privileges, the
     /// providers' health and one test call, as a checklist.
     Doctor(commands::doctor::Args),
+    /// How full each per-IP quota and each of the token's groups is, as the
+    /// state directory (or Redis) holds them, and when the token expires:
+    /// "am I close to a ban?". Sends nothing.
+    Status(commands::status::Args),
     /// Run the simulated API Entreprise on loopback until stopped.
     Sandbox(commands::sandbox::Args),
     /// The gateway: API Entreprise's own routes over HTTP for applications
@@ -87,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Call(args) => commands::call::exec(settings, args).await,
         Command::Download(args) => commands::download::exec(settings, args).await,
         Command::Doctor(args) => commands::doctor::exec(settings, args).await,
+        Command::Status(args) => commands::status::exec(settings, args).await,
         Command::Sandbox(args) => commands::sandbox::exec(args).await,
         Command::Serve(args) => commands::serve::exec(settings, args).await,
         Command::Component(args) => commands::component::exec(settings, args).await,

@@ -531,3 +531,56 @@ fn a_world_writable_cache_folder_is_refused_once_with_what_to_do() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was cached there");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `status` answers "am I close to a ban?" from the state directory that
+/// calls of other processes filled, and sends nothing.
+#[tokio::test]
+async fn status_shows_each_window_as_the_state_directory_holds_it() {
+    use api_entreprise_sandbox::{Sandbox, SandboxConfig};
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let state = std::env::temp_dir().join(format!("api-entreprise-status-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let global = ["--state-dir", state.to_str().unwrap(), "--ip-quota", "10/1m"];
+    for _ in 0..3 {
+        let mut call = unite_legale_against(&sandbox.base_url(), &global);
+        let out = tokio::task::spawn_blocking(move || call.output().unwrap())
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let sent = sandbox.received();
+    let out = command()
+        .args(global)
+        .args(["status", "--json"])
+        .env("API_ENTREPRISE_TOKEN", api_entreprise_sandbox::DEFAULT_TOKEN)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let quota = |name: &str| {
+        body["quotas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == name)
+            .cloned()
+    };
+    let ip = quota("ip 10/1m").expect("the per-IP quota is listed");
+    assert_eq!(
+        (ip["used"].as_u64(), ip["limit"].as_u64()),
+        (Some(3), Some(10)),
+        "{body}"
+    );
+    let group = quota("group json_resources_entreprise").expect("the group is listed");
+    assert_eq!(group["used"].as_u64(), Some(3), "{body}");
+    assert!(
+        group["server_remaining"].as_u64().is_some(),
+        "the server's word is shown: {body}"
+    );
+    assert!(body["store"].as_str().unwrap().contains("quotas.sqlite3"), "{body}");
+    let out = command().args(global).arg("status").output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(shown.contains("3 of 10/1m"), "{shown}");
+    assert_eq!(sandbox.received(), sent, "status sends nothing");
+    std::fs::remove_dir_all(&state).unwrap();
+}

@@ -8,3 +8,4 @@ pub mod download;
 pub mod endpoints;
 pub mod sandbox;
 pub mod serve;
+pub mod status;

@@ -88,6 +88,24 @@ impl QuotaPolicy {
         (keys, name)
     }
 
+    /// Every quota a request may count against: the per-IP ones, then each
+    /// group of the catalogue (and the unknown route's) for this token, once.
+    pub fn all_keys(&self) -> Vec<QuotaKey> {
+        let mut keys = self.ip_quotas.clone();
+        let classes = catalogue::all()
+            .map(catalogue::policy_of_route)
+            .chain(std::iter::once(catalogue::policy_of("/an/unknown/route")));
+        for class in classes {
+            if let (_, Some(group)) = self.keys_of(&class)
+                && !keys.iter().any(|k| k.name == group)
+                && let Some(key) = self.keys_of(&class).0.pop()
+            {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
     /// What an answer of `status` with `headers` says of the group `group`,
     /// kept in `quotas`.
     pub async fn learn(&self, quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {

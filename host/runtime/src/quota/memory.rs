@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use super::windows::Windows;
-use super::{BoxFuture, Denied, Millis, QuotaKey, QuotaStore, ServerWord};
+use super::{BoxFuture, Denied, Millis, QuotaKey, QuotaStore, ServerWord, Unavailable, Usage};
 
 /// The windows in this process, under a mutex: what one host alone needs.
 #[derive(Debug, Default)]
@@ -26,5 +26,13 @@ impl QuotaStore for MemoryStore {
     fn server_said<'a>(&'a self, name: &'a str, word: ServerWord, now: Millis) -> BoxFuture<'a, ()> {
         self.windows().server_said(name, word, now);
         Box::pin(std::future::ready(()))
+    }
+
+    fn describe(&self) -> String {
+        "this process's memory".into()
+    }
+
+    fn usage<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<Vec<Usage>, Unavailable>> {
+        Box::pin(std::future::ready(Ok(self.windows().usage(keys, now))))
     }
 }

@@ -257,6 +257,22 @@ impl From<Wait> for Denied {
     }
 }
 
+/// How full one quota's window is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// The quota's name (`ip 2000/10m`, `group …`).
+    pub name: String,
+    /// What it allows, its window widened by the host's margin.
+    pub spec: QuotaSpec,
+    /// Requests in the window now.
+    pub used: u32,
+    /// When the oldest of them leaves the window.
+    pub frees_in: Option<Duration>,
+    /// What the server said that still holds: requests remaining, and for
+    /// how long (a 429 says 0).
+    pub server: Option<(u32, Duration)>,
+}
+
 /// A boxed future, so that the store trait can be used as `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -271,6 +287,12 @@ pub trait QuotaStore: Send + Sync + fmt::Debug {
 
     /// Records what the server said of the quota `name`.
     fn server_said<'a>(&'a self, name: &'a str, word: ServerWord, now: Millis) -> BoxFuture<'a, ()>;
+
+    /// Where the windows are, as a message says it (never a password).
+    fn describe(&self) -> String;
+
+    /// How full each quota of `keys` is at `now`; changes nothing.
+    fn usage<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<Vec<Usage>, Unavailable>>;
 }
 
 /// Sliding-window quotas, checked and taken together: a request leaves only
@@ -350,6 +372,16 @@ impl Quotas {
             reset_in: Duration::from_millis(reset_unix.saturating_mul(1000).saturating_sub(self.wall.now())),
         };
         self.store.server_said(name, word, self.clock.now()).await;
+    }
+
+    /// Where the windows are, as a message says it (never a password).
+    pub fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    /// How full each quota of `keys` is now, as the store holds it.
+    pub async fn usage(&self, keys: &[QuotaKey]) -> Result<Vec<Usage>, Unavailable> {
+        self.store.usage(keys, self.clock.now()).await
     }
 
     /// Closes `name` for `retry_after` (a 429): nothing leaves before then.

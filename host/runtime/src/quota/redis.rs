@@ -18,9 +18,11 @@ use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 
 use super::{BoxFuture, Clock, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, SystemClock};
-use super::{Unavailable, Wait};
+use super::{Unavailable, Usage, Wait};
 
-use api_entreprise_catalogue::quota_scripts::{ACQUIRE_LUA as ACQUIRE, SERVER_SAID_LUA as SERVER_SAID};
+use api_entreprise_catalogue::quota_scripts::{
+    ACQUIRE_LUA as ACQUIRE, SERVER_SAID_LUA as SERVER_SAID, USAGE_LUA as USAGE,
+};
 
 /// The longest a connection to Redis (or to the sentinels, then the
 /// master) may take.
@@ -64,6 +66,7 @@ pub struct RedisStore {
     prefix: String,
     acquire: redis::Script,
     server_said: redis::Script,
+    usage: redis::Script,
     link: Mutex<Link>,
     /// One connection attempt at a time.
     reconnecting: tokio::sync::Mutex<()>,
@@ -180,6 +183,7 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             acquire: redis::Script::new(ACQUIRE),
             server_said: redis::Script::new(SERVER_SAID),
+            usage: redis::Script::new(USAGE),
             link: Mutex::default(),
             reconnecting: tokio::sync::Mutex::new(()),
         };
@@ -348,6 +352,43 @@ impl QuotaStore for RedisStore {
                 let down = self.failed(&e);
                 tracing::error!(target: "api_entreprise::quota", "the server's word was not kept: {down}");
             }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("Redis at {}", self.shown)
+    }
+
+    fn usage<'a>(&'a self, keys: &'a [QuotaKey], _now: Millis) -> BoxFuture<'a, Result<Vec<Usage>, Unavailable>> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let mut invocation = self.usage.prepare_invoke();
+            for key in keys {
+                invocation
+                    .key(format!("{}{}", self.prefix, key.name))
+                    .arg(key.spec.window.as_millis() as u64);
+            }
+            let flat: Vec<i64> = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| self.failed(&e))?;
+            let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
+            Ok(keys
+                .iter()
+                .zip(flat.chunks_exact(4))
+                .map(|(key, v)| {
+                    let (count, age, remaining, reset_in) = (v[0], v[1], v[2], v[3]);
+                    let length = key.spec.window.as_millis() as i64;
+                    Usage {
+                        name: key.name.clone(),
+                        spec: key.spec,
+                        used: u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+                        frees_in: (age >= 0).then(|| ms(length + 1 - age)),
+                        server: (reset_in >= 0)
+                            .then(|| (u32::try_from(remaining.max(0)).unwrap_or(u32::MAX), ms(reset_in))),
+                    }
+                })
+                .collect())
         })
     }
 }

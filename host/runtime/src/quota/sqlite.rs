@@ -23,9 +23,9 @@ use std::time::Duration;
 use api_entreprise_catalogue::quota_scripts;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::windows::{ServerHint, hint_after, longest, wait_in};
+use super::windows::{ServerHint, hint_after, longest, usage_of, wait_in};
 use super::{BoxFuture, Clock, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, SystemClock};
-use super::{Unavailable, Wait};
+use super::{Unavailable, Usage, Wait};
 
 /// The store's file in the state directory.
 pub const STATE_FILE: &str = "quotas.sqlite3";
@@ -315,6 +315,31 @@ impl QuotaStore for SqliteStore {
             }
         })
     }
+
+    fn describe(&self) -> String {
+        format!("the state file {}", self.file.display())
+    }
+
+    fn usage<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<Vec<Usage>, Unavailable>> {
+        let owned = keys.to_vec();
+        Box::pin(async move {
+            let read = move |tx: &Transaction<'_>, now: Millis| {
+                owned
+                    .iter()
+                    .map(|key| {
+                        let since = now as i64 - key.spec.window.as_millis() as i64;
+                        let (count, oldest): (i64, Option<i64>) =
+                            tx.query_row(sql("usage"), (&key.name, since), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                        let oldest = oldest.map(|t| t.max(0) as Millis);
+                        Ok(usage_of(key, count.max(0) as usize, oldest, hint(tx, &key.name)?, now))
+                    })
+                    .collect::<rusqlite::Result<Vec<Usage>>>()
+            };
+            self.blocking(now, read)
+                .await
+                .map_err(|reason| self.unavailable(reason))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +360,7 @@ mod tests {
             "admit",
             "spend",
             "set_hint",
+            "usage",
         ] {
             assert!(!sql(name).is_empty(), "{name}");
         }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use super::{Millis, QuotaKey, ServerWord, Wait};
+use super::{Millis, QuotaKey, ServerWord, Usage, Wait};
 
 /// The server's last word on a quota: `remaining` requests until `reset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,27 @@ pub(super) fn wait_in(
         wait = Some(wait.unwrap_or(0).max(hint.reset - now));
     }
     wait
+}
+
+/// The usage of `key` from what a store holds: `used` requests in the
+/// window, the oldest at `oldest`, and the server's `hint`.
+pub(super) fn usage_of(
+    key: &QuotaKey,
+    used: usize,
+    oldest: Option<Millis>,
+    hint: Option<ServerHint>,
+    now: Millis,
+) -> Usage {
+    let length = key.spec.window.as_millis() as Millis;
+    Usage {
+        name: key.name.clone(),
+        spec: key.spec,
+        used: u32::try_from(used).unwrap_or(u32::MAX),
+        frees_in: oldest.map(|t| Duration::from_millis((t + length + 1).saturating_sub(now))),
+        server: hint
+            .filter(|h| now < h.reset)
+            .map(|h| (h.remaining, Duration::from_millis(h.reset - now))),
+    }
 }
 
 /// The longest of the waits, with its quota's name: the one a refusal names.
@@ -121,6 +142,32 @@ impl Windows {
             }
         }
         Ok(())
+    }
+
+    /// How full each quota of `keys` is at `now`.
+    pub(super) fn usage(&self, keys: &[QuotaKey], now: Millis) -> Vec<Usage> {
+        keys.iter()
+            .map(|key| {
+                let length = key.spec.window.as_millis() as Millis;
+                let window = self.0.get(&key.name);
+                let inside: Vec<Millis> = window
+                    .map(|w| {
+                        w.admitted
+                            .iter()
+                            .copied()
+                            .filter(|t| now.saturating_sub(*t) <= length)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                usage_of(
+                    key,
+                    inside.len(),
+                    inside.first().copied(),
+                    window.and_then(|w| w.server),
+                    now,
+                )
+            })
+            .collect()
     }
 
     /// Records the server's word on `name`.

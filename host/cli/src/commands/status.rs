@@ -1,0 +1,109 @@
+//! `api-entreprise status`: "am I close to a ban?" from a terminal. How
+//! full each per-IP quota and each of the token's groups is, as the state
+//! directory (or Redis) holds them for every host of the machine or the
+//! fleet, and when the token expires. Sends nothing.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use api_entreprise::policy::QuotaPolicy;
+use api_entreprise::quota::Usage;
+use api_entreprise::{QUOTA_MARGIN, Token};
+
+use crate::settings::HostArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print it as JSON.
+    #[arg(long)]
+    json: bool,
+    /// List every group of the catalogue, even those with nothing in their window.
+    #[arg(long)]
+    all: bool,
+}
+
+pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let token = settings.token().map(Token::new).transpose()?;
+    let quotas = crate::settings::quota_store(settings, false).await?;
+    let policy = QuotaPolicy::new(&settings.ip_quotas()?, QUOTA_MARGIN, token.as_ref(), None);
+    let keys = policy.all_keys();
+    let usage = quotas.usage(&keys).await.map_err(|down| anyhow::anyhow!("{down}"))?;
+    let store = quotas.describe();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (_, token_line) = super::doctor::token_line(token.as_ref().map(Token::claims), now);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let list: Vec<_> = usage.iter().filter(|u| args.all || shown(u)).map(usage_json).collect();
+        let body = serde_json::json!({ "store": store, "quotas": list, "token": token_line });
+        serde_json::to_writer_pretty(&mut out, &body)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "quotas as {store} holds them:")?;
+    let mut hidden = 0;
+    for u in &usage {
+        if !args.all && !shown(u) {
+            hidden += 1;
+            continue;
+        }
+        writeln!(out, "  {}", line(u))?;
+    }
+    if hidden > 0 {
+        writeln!(
+            out,
+            "  ({hidden} other group(s) with nothing in their window: --all lists them)"
+        )?;
+    }
+    writeln!(out, "{token_line}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a quota is worth a line: every per-IP one, and a group that
+/// holds something or that the server closed.
+fn shown(u: &Usage) -> bool {
+    u.name.starts_with("ip ") || u.used > 0 || u.server.is_some()
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.0} s", d.as_secs_f64().ceil())
+}
+
+/// One quota as a line: how full, how close to its limit, when it frees.
+fn line(u: &Usage) -> String {
+    let percent = f64::from(u.used) * 100.0 / f64::from(u.spec.limit.max(1));
+    // The quota as configured: its window without the host's margin.
+    let configured = api_entreprise::QuotaSpec {
+        limit: u.spec.limit,
+        window: u.spec.window.saturating_sub(QUOTA_MARGIN),
+    };
+    let mut text = format!("{:<72} {:>5} of {configured:<9} ({percent:.0}%)", u.name, u.used);
+    if u.used >= u.spec.limit {
+        text.push_str(": FULL");
+    }
+    if let Some(frees) = u.frees_in {
+        text.push_str(&format!("; the oldest leaves in {}", seconds(frees)));
+    }
+    match u.server {
+        Some((0, for_)) => text.push_str(&format!("; closed by the server for {}", seconds(for_))),
+        Some((remaining, for_)) => {
+            text.push_str(&format!("; the server allows {remaining} more for {}", seconds(for_)))
+        }
+        None => {}
+    }
+    text
+}
+
+fn usage_json(u: &Usage) -> serde_json::Value {
+    serde_json::json!({
+        "name": u.name,
+        "limit": u.spec.limit,
+        "window_ms": u.spec.window.as_millis() as u64,
+        "used": u.used,
+        "frees_in_ms": u.frees_in.map(|d| d.as_millis() as u64),
+        "server_remaining": u.server.map(|s| s.0),
+        "server_for_ms": u.server.map(|s| s.1.as_millis() as u64),
+    })
+}
