@@ -154,18 +154,11 @@ pub fn from_call(kind: types::EndpointKind, result: Result<types::Response, Call
                 Some(std::time::Duration::from_secs(1)),
             );
         }
-        Err(e @ CallError::TokenRefused { .. }) => {
+        Err(CallError::TokenRefused { fault, retry_after }) => {
             // The API's own answer to a refused token, without asking it again.
-            let CallError::TokenRefused { fault, retry_after } = &e else {
-                unreachable!()
-            };
-            return refusal(
-                StatusCode::UNAUTHORIZED,
-                &fault.code,
-                &fault.title,
-                &e.to_string(),
-                Some(*retry_after),
-            );
+            let (code, title) = (fault.code.clone(), fault.title.clone());
+            let detail = CallError::TokenRefused { fault, retry_after }.to_string();
+            return refusal(StatusCode::UNAUTHORIZED, &code, &title, &detail, Some(retry_after));
         }
         Err(e @ CallError::CircuitOpen { retry_after, .. }) => {
             let detail = e.to_string();

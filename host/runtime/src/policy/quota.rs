@@ -96,11 +96,10 @@ impl QuotaPolicy {
             .map(catalogue::policy_of_route)
             .chain(std::iter::once(catalogue::policy_of("/an/unknown/route")));
         for class in classes {
-            if let (_, Some(group)) = self.keys_of(&class)
-                && !keys.iter().any(|k| k.name == group)
-                && let Some(key) = self.keys_of(&class).0.pop()
-            {
-                keys.push(key);
+            // A group's key is the last of its class's keys.
+            let (mut class_keys, group) = self.keys_of(&class);
+            if group.is_some_and(|g| !keys.iter().any(|k| k.name == g)) {
+                keys.extend(class_keys.pop());
             }
         }
         keys
