@@ -8,13 +8,14 @@
 //!
 //! One request goes through these steps, in this order, each in its file:
 //!
-//! 1. `admit`: the API's own authority, and the trace on a data request;
+//! 1. `admit`: the API's own authority, a path in its one canonical form,
+//!    and the trace on a data request;
 //! 2. `circuit`: the token is not refused by the API, and the API and the
 //!    path's provider are not known to be down;
 //! 3. `auth` and `clamp`: the token, and timeouts no longer than the call's
 //!    ceiling and the path's class;
 //! 4. `quota`: a slot in every quota of the path, waited for up to the
-//!    call's deadline;
+//!    call's deadline; then the sending window, if one is set, is open;
 //! 5. send, through the pooled [`Sender`];
 //! 6. `learn`: what the answer says of the API, the provider and the group;
 //! 7. hand the answer over, credentials scrubbed, its body bounded.
