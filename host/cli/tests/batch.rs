@@ -321,21 +321,21 @@ async fn a_call_that_waited_past_the_end_of_its_window_does_not_leave() {
         .await
         .unwrap();
     assert!(warmed.status.success(), "{}", text(&warmed));
-    // 06:59:57 in Paris, 3 s before the window closes; one call every 4 s:
-    // the second row's slot frees after 07:00.
+    // 06:59:55 in Paris, 5 s before the window closes (room for a slow
+    // start); one call every 6 s: the second row's slot frees after 07:00.
     let mut command = etablissements(
         &sandbox,
         &dir,
         &input,
         &output,
-        &["--between", "20:00-07:00", "--ip-quota", "1/4s", "--jobs", "2"],
+        &["--between", "20:00-07:00", "--ip-quota", "1/6s", "--jobs", "2"],
     );
     command
-        .env("API_ENTREPRISE_BATCH_CLOCK", "2026-11-30T05:59:57Z")
+        .env("API_ENTREPRISE_BATCH_CLOCK", "2026-11-30T05:59:55Z")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = command.spawn().unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     let still_running = child.try_wait().unwrap().is_none();
     child.kill().unwrap();
     child.wait().unwrap();
