@@ -81,6 +81,24 @@ export function hintAfter(current, word, now) {
   return { remaining: word.remaining, reset };
 }
 
+/**
+ * The decision every local store takes, whatever holds its windows:
+ * `window(key)` expires the quota's old requests and gives `[count, oldest,
+ * hint]`; `admit(key)` takes its slot. A slot in every quota, or in none.
+ */
+function decide(keys, now, window, admit) {
+  const waits = [];
+  for (const key of keys) {
+    const [count, oldest, hint] = window(key);
+    const wait = waitIn(key.limit, key.windowMs, count, oldest, hint, now);
+    if (wait !== null) waits.push([key.name, wait]);
+  }
+  const refused = longest(waits);
+  if (refused) return { full: refused };
+  for (const key of keys) admit(key);
+  return null;
+}
+
 /** The wall clock at creation, then the monotonic clock: a jump of the wall clock moves no window. */
 function monotonicClock() {
   const wall = Date.now();
@@ -109,21 +127,17 @@ export class MemoryStore {
   }
 
   acquire(keys, now = this.#clock()) {
-    const waits = [];
-    for (const key of keys) {
+    const window = (key) => {
       const w = this.#window(key.name);
       while (w.admitted.length && now - w.admitted[0] > key.windowMs) w.admitted.shift();
-      const wait = waitIn(key.limit, key.windowMs, w.admitted.length, w.admitted[0] ?? null, w.server, now);
-      if (wait !== null) waits.push([key.name, wait]);
-    }
-    const refused = longest(waits);
-    if (refused) return { full: refused };
-    for (const key of keys) {
+      return [w.admitted.length, w.admitted[0] ?? null, w.server];
+    };
+    const admit = (key) => {
       const w = this.#window(key.name);
       w.admitted.push(now);
       if (w.server && now < w.server.reset) w.server.remaining = Math.max(0, w.server.remaining - 1);
-    }
-    return null;
+    };
+    return decide(keys, now, window, admit);
   }
 
   serverSaid(name, word, now = this.#clock()) {
@@ -221,20 +235,16 @@ export class SqliteStore {
 
   #decide(keys, now) {
     const st = this.#statements;
-    const waits = [];
-    for (const key of keys) {
+    const window = (key) => {
       st.expire.run(key.name, now - key.windowMs);
       const [count, oldest] = st.count.raw().get(key.name);
-      const wait = waitIn(key.limit, key.windowMs, count, oldest, this.#hint(key.name), now);
-      if (wait !== null) waits.push([key.name, wait]);
-    }
-    const refused = longest(waits);
-    if (refused) return { full: refused };
-    for (const key of keys) {
+      return [count, oldest, this.#hint(key.name)];
+    };
+    const admit = (key) => {
       st.admit.run(key.name, now);
       st.spend.run(key.name, now);
-    }
-    return null;
+    };
+    return decide(keys, now, window, admit);
   }
 
   acquire(keys, now = 0) {

@@ -104,6 +104,25 @@ def hint_after(current: Optional[tuple[int, int]], word: dict[str, int], now: in
     return word["remaining"], reset
 
 
+def decide(keys: list[Key], now: int, window: Any, admit: Any) -> Optional[Denied]:
+    """The decision every local store takes, whatever holds its windows:
+    ``window(name, length)`` expires the quota's old requests and gives
+    (count, oldest, hint); ``admit(name)`` takes its slot. A slot in every
+    quota of ``keys``, or in none."""
+    waits = []
+    for name, limit, length in keys:
+        count, oldest, hint = window(name, length)
+        wait = wait_in(limit, length, count, oldest, hint, now)
+        if wait is not None:
+            waits.append((name, wait))
+    refused = longest(waits)
+    if refused:
+        return ("full", *refused)
+    for name, _, _ in keys:
+        admit(name)
+    return None
+
+
 def _monotonic_ms() -> int:
     """``CLOCK_MONOTONIC`` in ms: the same for every process of the machine
     (the Rust host's, Node's ``process.hrtime``)."""
@@ -137,24 +156,21 @@ class MemoryStore:
 
     def acquire(self, keys: list[Key], now: Optional[int] = None) -> Optional[Denied]:
         with self._lock:
-            now = self._now() if now is None else now
-            waits = []
-            for name, limit, length in keys:
+            at = self._now() if now is None else now
+
+            def window(name: str, length: int) -> tuple[int, Optional[int], Optional[tuple[int, int]]]:
                 admitted, server = self._window(name)
-                while admitted and now - admitted[0] > length:
+                while admitted and at - admitted[0] > length:
                     admitted.popleft()
-                wait = wait_in(limit, length, len(admitted), admitted[0] if admitted else None, server[0], now)
-                if wait is not None:
-                    waits.append((name, wait))
-            refused = longest(waits)
-            if refused:
-                return ("full", *refused)
-            for name, _, _ in keys:
+                return len(admitted), admitted[0] if admitted else None, server[0]
+
+            def admit(name: str) -> None:
                 admitted, server = self._window(name)
-                admitted.append(now)
-                if server[0] is not None and now < server[0][1]:
+                admitted.append(at)
+                if server[0] is not None and at < server[0][1]:
                     server[0] = (max(0, server[0][0] - 1), server[0][1])
-            return None
+
+            return decide(keys, at, window, admit)
 
     def server_said(self, name: str, word: dict[str, int], now: Optional[int] = None) -> None:
         with self._lock:
@@ -251,25 +267,22 @@ class SqliteStore:
             return result
 
     def acquire(self, keys: list[Key], now: Optional[int] = None) -> Optional[Denied]:
-        def decide(db: sqlite3.Connection) -> Optional[Denied]:
+        def decision(db: sqlite3.Connection) -> Optional[Denied]:
             at = self._now(db, now)
-            waits = []
-            for name, limit, length in keys:
+
+            def window(name: str, length: int) -> tuple[int, Optional[int], Optional[tuple[int, int]]]:
                 db.execute(SQL["expire"], (name, at - length))
                 count, oldest = db.execute(SQL["count"], (name,)).fetchone()
-                wait = wait_in(limit, length, count, oldest, self._hint(db, name), at)
-                if wait is not None:
-                    waits.append((name, wait))
-            refused = longest(waits)
-            if refused:
-                return ("full", *refused)
-            for name, _, _ in keys:
+                return count, oldest, self._hint(db, name)
+
+            def admit(name: str) -> None:
                 db.execute(SQL["admit"], (name, at))
                 db.execute(SQL["spend"], (name, at))
-            return None
+
+            return decide(keys, at, window, admit)
 
         try:
-            return self._transaction(decide)
+            return self._transaction(decision)
         except (sqlite3.Error, OSError) as e:
             return ("unavailable", self.describe(), str(e))
 

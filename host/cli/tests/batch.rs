@@ -96,6 +96,16 @@ fn per_row(lines: &[Value]) -> BTreeMap<u64, usize> {
     rows
 }
 
+/// Puts the compiled component in `dir`'s cache: a test whose injected
+/// clock starts when the command does must not spend its seconds compiling.
+async fn warm_cache(sandbox: &Sandbox, dir: &Path) {
+    let mut warm = host(sandbox, dir);
+    let warmed = tokio::task::spawn_blocking(move || warm.arg("endpoints").output().unwrap())
+        .await
+        .unwrap();
+    assert!(warmed.status.success(), "{}", text(&warmed));
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -282,13 +292,7 @@ async fn outside_its_window_a_batch_pauses_says_until_when_and_resumes_by_itself
     let dir = dir("window");
     let input = sirets_csv(&dir, 5);
     let output = dir.join("out.jsonl");
-    // The compiled component in the cache first: the injected clock starts
-    // when the command does, and the pause must not pass while it compiles.
-    let mut warm = host(&sandbox, &dir);
-    let warmed = tokio::task::spawn_blocking(move || warm.arg("endpoints").output().unwrap())
-        .await
-        .unwrap();
-    assert!(warmed.status.success(), "{}", text(&warmed));
+    warm_cache(&sandbox, &dir).await;
     // The injected clock: 19:59:55 in Paris (UTC+1 in winter), 5 s before
     // the window opens.
     let mut command = etablissements(&sandbox, &dir, &input, &output, &["--between", "20:00-07:00"]);
@@ -316,11 +320,7 @@ async fn a_call_that_waited_past_the_end_of_its_window_does_not_leave() {
     let dir = dir("window-end");
     let input = sirets_csv(&dir, 3);
     let output = dir.join("out.jsonl");
-    let mut warm = host(&sandbox, &dir);
-    let warmed = tokio::task::spawn_blocking(move || warm.arg("endpoints").output().unwrap())
-        .await
-        .unwrap();
-    assert!(warmed.status.success(), "{}", text(&warmed));
+    warm_cache(&sandbox, &dir).await;
     // 06:59:55 in Paris, 5 s before the window closes (room for a slow
     // start); one call every 6 s: the second row's slot frees after 07:00.
     let mut command = etablissements(
