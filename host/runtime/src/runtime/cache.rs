@@ -115,11 +115,18 @@ fn open(dir: &Path) -> Result<[u8; 32], String> {
         first = false;
     }
     let file = dir.join(KEY_FILE);
-    if let Ok(text) = std::fs::read(&file) {
-        strict(&file, true)?;
-        if let Ok(key) = <[u8; 32]>::try_from(text.as_slice()) {
-            return Ok(key);
+    let read = || -> Result<Option<[u8; 32]>, String> {
+        match std::fs::read(&file) {
+            Ok(text) => {
+                strict(&file, true)?;
+                Ok(<[u8; 32]>::try_from(text.as_slice()).ok())
+            }
+            Err(_) => Ok(None),
         }
+    };
+    let damaged = file.exists();
+    if let Some(key) = read()? {
+        return Ok(key);
     }
     let mut key = [0u8; 32];
     rand::fill(&mut key);
@@ -128,9 +135,21 @@ fn open(dir: &Path) -> Result<[u8; 32], String> {
         .write_all(&key)
         .and_then(|()| partial.as_file().sync_all())
         .map_err(|e| format!("its key cannot be written ({e})"))?;
-    partial
-        .persist(&file)
-        .map_err(|e| format!("its key cannot be written ({})", e.error))?;
+    // Two processes making the first key: one rename wins, the other takes
+    // its key. A damaged key is replaced.
+    let persisted = if damaged {
+        partial.persist(&file).map(drop)
+    } else {
+        partial.persist_noclobber(&file).map(drop)
+    };
+    match persisted {
+        Ok(()) => {}
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return read()?.ok_or_else(|| "its key was damaged by another process; try again".to_owned());
+        }
+        Err(e) => return Err(format!("its key cannot be written ({})", e.error)),
+    }
+    crate::atomic::sync_dir(&dir).map_err(|e| format!("its key cannot be written ({e})"))?;
     Ok(key)
 }
 
