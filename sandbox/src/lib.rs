@@ -100,7 +100,9 @@ pub struct RecordedRequest {
 
 #[derive(Debug)]
 struct Shared {
-    token: String,
+    /// The tokens it takes: the configured one, and those a test added (a
+    /// renewal: the old and the new one both work until one is revoked).
+    tokens: Mutex<Vec<String>>,
     base_url: String,
     /// When the current maintenance window ends, if one is on.
     maintenance_until: Mutex<Option<SystemTime>>,
@@ -153,7 +155,7 @@ impl Sandbox {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
-            token: config.token,
+            tokens: Mutex::new(vec![config.token]),
             base_url: format!("{scheme}://{addr}"),
             maintenance_until: Mutex::default(),
             failing: Mutex::default(),
@@ -272,6 +274,17 @@ impl Sandbox {
         *self.shared.failing.lock().unwrap() = identifiers;
     }
 
+    /// Takes `token` too, as the API takes a renewed token beside the old
+    /// one until that one expires.
+    pub fn accept_token(&self, token: &str) {
+        self.shared.tokens.lock().unwrap().push(token.to_owned());
+    }
+
+    /// Stops taking `token` (its requests get the API's 401 `00101`).
+    pub fn revoke_token(&self, token: &str) {
+        self.shared.tokens.lock().unwrap().retain(|t| t != token);
+    }
+
     /// Refuses the token on every request that needs one, as the API does
     /// an expired (`00103`), blacklisted (`00105`), unknown (`00106`) or
     /// invalid (`00101`) one; `None` takes it again.
@@ -345,7 +358,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let authorized = bearer == Some(shared.token.as_str());
+    let authorized = bearer.is_some_and(|b| shared.tokens.lock().unwrap().iter().any(|t| t == b));
     let headers = req
         .headers()
         .iter()

@@ -9,8 +9,11 @@ use api_entreprise_sandbox::{DEFAULT_TOKEN, fixtures};
 use api_entreprise_tests::raw_request;
 use serde_json::Value;
 
+#[path = "common/browser.rs"]
+mod browser;
 #[path = "common/gateway.rs"]
 mod harness;
+use browser::tempfile_dir;
 use harness::*;
 
 /// The path and query of an endpoint's example fixture.
@@ -507,36 +510,6 @@ fn page_server() -> (String, std::sync::Arc<std::sync::Mutex<String>>) {
     (origin, page)
 }
 
-/// What headless Chromium shows of `url` once its script ran.
-fn chromium_dom(url: &str) -> String {
-    let profile = tempfile_dir("chromium");
-    let output = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .output()
-        .expect("chromium is not installed: run scripts/setup (it installs Debian's chromium)");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn tempfile_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("api-entreprise-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_page_from_an_allowed_origin_calls_the_gateway_and_another_origin_is_blocked() {
     let sandbox = api_entreprise_tests::sandbox().await;
@@ -564,17 +537,21 @@ async fn a_browser_page_from_an_allowed_origin_calls_the_gateway_and_another_ori
     page.clone_into(&mut allowed_page.lock().unwrap());
     page.clone_into(&mut other_page.lock().unwrap());
 
-    let dom = tokio::task::spawn_blocking(move || chromium_dom(&format!("{allowed}/page.html")))
-        .await
-        .unwrap();
+    let dom = tokio::task::spawn_blocking(move || {
+        browser::dom(&format!("{allowed}/page.html"), 5000, &tempfile_dir("chromium"))
+    })
+    .await
+    .unwrap();
     assert!(dom.contains("answered 200 552049447 remaining "), "{dom}");
     assert!(
         !dom.contains("remaining null"),
         "the page reads the exposed RateLimit headers: {dom}"
     );
-    let dom_elsewhere = tokio::task::spawn_blocking(move || chromium_dom(&format!("{other}/page.html")))
-        .await
-        .unwrap();
+    let dom_elsewhere = tokio::task::spawn_blocking(move || {
+        browser::dom(&format!("{other}/page.html"), 5000, &tempfile_dir("chromium"))
+    })
+    .await
+    .unwrap();
     assert!(dom_elsewhere.contains("blocked TypeError"), "{dom_elsewhere}");
     // The API token is in nothing the pages received.
     assert!(!dom.contains(DEFAULT_TOKEN) && !dom_elsewhere.contains(DEFAULT_TOKEN));
@@ -896,27 +873,8 @@ async fn a_blacklisted_token_stops_its_profiles_calls_and_readyz_says_so() {
 /// once a day), with the date and what to do; within 7 days, as an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_that_expires_soon_is_said_once_with_its_date_and_what_to_do() {
-    use base64::Engine as _;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-    let jwt = format!(
-        "{}.{}.c2lnbmF0dXJl",
-        b64(r#"{"alg":"HS256"}"#),
-        b64(&format!(
-            r#"{{"uid":"u-1","jti":"expiring","iat":{},"exp":{}}}"#,
-            now - 86_400,
-            now + 5 * 86_400 + 3_600
-        ))
-    );
-    let sandbox = api_entreprise_sandbox::Sandbox::start(api_entreprise_sandbox::SandboxConfig {
-        token: jwt.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let jwt = jwt("expiring", 5 * 86_400 + 3_600);
+    let sandbox = sandbox_taking(&jwt).await;
     let gateway = start_with(
         "expiring",
         &two_applications(&sandbox, ""),
@@ -932,4 +890,126 @@ async fn a_token_that_expires_soon_is_said_once_with_its_date_and_what_to_do() {
         "{stderr}"
     );
     assert!(!stderr.contains(&jwt), "the token itself is never written");
+}
+
+/// The metric `name{labels…}`'s value on a gateway's metrics listener.
+async fn metric_value(metrics_url: &str, series: &str) -> Option<f64> {
+    let (_, _, body) = raw_request("GET", metrics_url, &[]).await;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Waits up to 10 s for the gateway's stderr to say `what` `times` times.
+fn wait_for_stderr(gateway: &Gateway, what: &str, times: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stderr = std::fs::read_to_string(&gateway.stderr).unwrap();
+        if stderr.matches(what).count() >= times {
+            return stderr;
+        }
+        assert!(std::time::Instant::now() < deadline, "never said {what:?}: {stderr}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A renewed token written to the profile's token file is checked with
+/// `/privileges`, then used, while calls go on: none of them fails, and once
+/// the old token is revoked at the API the calls still work. A token the
+/// API refuses is not taken: the one in use stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rotates_under_traffic_with_no_failed_request_and_a_refused_one_is_not_taken() {
+    const RENEWED: &str = "renewed-token-0123456789";
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = std::env::temp_dir().join(format!("api-entreprise-rotation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("aides.token");
+    // Written as a secret manager does: a new file renamed over the old one.
+    let write_token = |token: &str| {
+        let next = dir.join("aides.token.next");
+        std::fs::write(&next, format!("{token}\n")).unwrap();
+        std::fs::rename(&next, &token_file).unwrap();
+    };
+    write_token(DEFAULT_TOKEN);
+    let config = format!(
+        r#"
+        base_url = "{}"
+        metrics_listen = "127.0.0.1:0"
+        [profiles.aides]
+        token_file = "{}"
+        [applications.batch]
+        key_sha256 = "{}"
+        profile = "aides"
+        "#,
+        sandbox.base_url(),
+        token_file.display(),
+        hash_key(BATCH_KEY)
+    );
+    let gateway = start("rotation", &config, &[]);
+    let metrics = gateway.said("metrics on ");
+
+    // Calls all along, one every 25 ms.
+    let sirene = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let (sirene, stop) = (sirene.clone(), stop.clone());
+        async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                statuses.push(get(&sirene, Some(BATCH_KEY), None).await.0);
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            statuses
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The renewal: the API takes both tokens, with other scopes for the new.
+    sandbox.accept_token(RENEWED);
+    sandbox.set_scopes(Some(vec![
+        "unites_legales_etablissements_insee".into(),
+        "nouveau_scope".into(),
+    ]));
+    write_token(RENEWED);
+    let stderr = wait_for_stderr(&gateway, "a new token is in use", 1);
+    assert!(stderr.contains("scopes gained: nouveau_scope"), "{stderr}");
+    assert!(
+        stderr.contains("scopes lost: ") && stderr.contains("associations"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(RENEWED), "the token itself is never written");
+    // The old token is no longer taken: the calls go on with the new one.
+    sandbox.revoke_token(DEFAULT_TOKEN);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // A token the API refuses: checked, not taken, the one in use stays.
+    write_token("a-token-the-api-does-not-know");
+    let stderr = wait_for_stderr(&gateway, "the token in use stays", 1);
+    assert!(
+        stderr.contains("the API's /privileges refused the new token (HTTP 401: 00101"),
+        "{stderr}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let statuses = traffic.await.unwrap();
+    let failed: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
+    assert!(statuses.len() >= 40, "{} calls", statuses.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} calls failed: {failed:?}",
+        failed.len(),
+        statuses.len()
+    );
+    // Nothing was sent with a token the API did not take but the refused
+    // one's single check.
+    let unauthorized: Vec<_> = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| !r.authorized && r.path != "/pings")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(unauthorized, vec!["/privileges".to_owned()]);
+    let rotated = r#"api_entreprise_token_rotations_total{outcome="rotated",profile="aides"}"#;
+    let refused = r#"api_entreprise_token_rotations_total{outcome="refused",profile="aides"}"#;
+    assert_eq!(metric_value(&metrics, rotated).await, Some(1.0));
+    assert_eq!(metric_value(&metrics, refused).await, Some(1.0));
 }

@@ -90,6 +90,31 @@ fn write_out(lines: &Receiver<String>, pending: &AtomicU64, out: impl Write) {
     }
 }
 
+/// One line of the audit trail (JSON, on standard output): never a key or
+/// a token.
+#[derive(serde::Serialize, Default)]
+pub(crate) struct AuditLine {
+    pub(crate) time: String,
+    pub(crate) application: Option<String>,
+    pub(crate) profile: Option<String>,
+    pub(crate) endpoint: Option<&'static str>,
+    pub(crate) version: Option<u8>,
+    pub(crate) context: Option<String>,
+    pub(crate) recipient: Option<String>,
+    pub(crate) object: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) status: u16,
+    pub(crate) codes: Vec<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) latency_ms: f64,
+    /// The client component that served the call: version and digest.
+    pub(crate) client: Option<String>,
+    /// Whether the request reached the API (for the dashboard's count of
+    /// each token's calls; not written in the trail).
+    #[serde(skip)]
+    pub(crate) sent: bool,
+}
+
 /// Now, in RFC 3339.
 pub fn now() -> String {
     time::OffsetDateTime::now_utc()

@@ -96,25 +96,30 @@ impl Gateway {
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     };
                     let Some(gateway) = gateway.upgrade() else { return };
-                    let outcome = match &event {
+                    let (outcome, said) = match &event {
                         SwapEvent::Swapped { from, to } => {
-                            eprintln!("profile {name}: the client component {to} replaces {from}");
-                            "swapped"
+                            ("swapped", format!("the client component {to} replaces {from}"))
                         }
-                        SwapEvent::Refused { reason } => {
-                            eprintln!("profile {name}: {reason}");
-                            "refused"
-                        }
+                        SwapEvent::Refused { reason } => ("refused", reason.to_string()),
                         SwapEvent::RolledBack { from, to, reason } => {
-                            eprintln!("profile {name}: the client component {from} was rolled back to {to}: {reason}");
-                            match reason {
+                            let outcome = match reason {
                                 RollbackReason::Asked => "rolled_back",
                                 _ => "rolled_back_automatically",
-                            }
+                            };
+                            (
+                                outcome,
+                                format!("the client component {from} was rolled back to {to}: {reason}"),
+                            )
                         }
-                        _ => "other",
+                        _ => ("other", String::new()),
                     };
+                    if !said.is_empty() {
+                        eprintln!("profile {name}: {said}");
+                    }
                     gateway.metrics().swap(outcome);
+                    if let Some(books) = gateway.books() {
+                        books.swap(&name, outcome, said);
+                    }
                     gateway.show_components();
                 }
             });

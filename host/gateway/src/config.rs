@@ -57,10 +57,13 @@ pub struct Config {
     /// The API, by default production.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// Where to serve the Prometheus metrics (`/metrics`), apart from the
-    /// API's listener; none by default.
+    /// Where to serve the Prometheus metrics (`/metrics`) and the dashboard
+    /// (`/dashboard`), apart from the API's listener; none by default.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// The dashboard on the metrics listener.
+    #[serde(default)]
+    pub dashboard: Dashboard,
     /// The profiles, by name.
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
@@ -111,6 +114,7 @@ impl Default for Config {
             listen: default_listen(),
             base_url: None,
             metrics_listen: None,
+            dashboard: Dashboard::default(),
             profiles: BTreeMap::new(),
             applications: BTreeMap::new(),
             limits: Limits::default(),
@@ -121,6 +125,28 @@ impl Default for Config {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// The dashboard: read-only pages on the metrics listener (`/dashboard`),
+/// open on loopback, behind the administrator's key on any other address.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dashboard {
+    /// Keep its figures and serve it (on by default; off, no request pays
+    /// for its bookkeeping).
+    pub enabled: bool,
+    /// List the trace's `object` with the last requests (off by default: it
+    /// may name a person's file).
+    pub show_object: bool,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            show_object: false,
+        }
+    }
 }
 
 /// One access request to API Entreprise, hence one token.

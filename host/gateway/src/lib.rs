@@ -13,16 +13,23 @@
 //! - `answer`: answers in the API's own shapes;
 //! - `component`: the client component's swaps and rollbacks, and the
 //!   admin routes that ask for them;
-//! - `metrics`: the Prometheus metrics, on a listener of their own.
+//! - `metrics`: the Prometheus metrics, on a listener of their own;
+//! - `tokens`: a profile's token replaced without a restart, checked with
+//!   `/privileges` first;
+//! - `dashboard`: read-only pages of what the gateway does, on the
+//!   metrics listener, from its own bookkeeping and the quota store.
 
 pub mod config;
 
 mod answer;
 mod audit;
 mod component;
+mod dashboard;
 mod listener;
 mod metrics;
 mod server;
+mod tokens;
 
 pub use config::{Config, ConfigError, hash_key};
 pub use server::{Gateway, GatewayError, READINESS_REFRESH};
+pub use tokens::Rotation;

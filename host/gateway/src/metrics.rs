@@ -20,6 +20,11 @@ pub struct Metrics {
     swaps: IntCounterVec,
     audit_dropped: IntCounter,
     connections_closed: IntCounterVec,
+    rotations: IntCounterVec,
+    ip_windows: GaugeVec,
+    /// Every metric's name, for the Grafana dashboard's check.
+    #[cfg(test)]
+    names: Vec<String>,
 }
 
 impl Metrics {
@@ -47,7 +52,27 @@ impl Metrics {
             &["reason"],
         )
         .expect("a valid metric");
+        let rotations = IntCounterVec::new(
+            Opts::new(
+                "api_entreprise_token_rotations_total",
+                "A profile's token read again and found changed: rotated (in use), refused (by /privileges: the old one \
+                 stays) or unreadable (the variable or file: the old one stays)",
+            ),
+            &["profile", "outcome"],
+        )
+        .expect("a valid metric");
+        let ip_windows = GaugeVec::new(
+            Opts::new(
+                "api_entreprise_ip_quota_used_ratio",
+                "How full each per-IP window is (requests in it over its limit), as the quota store holds it for \
+                 every host sharing it; sampled every second while the dashboard is on",
+            ),
+            &["quota"],
+        )
+        .expect("a valid metric");
         let registry = Registry::new();
+        #[cfg(test)]
+        let mut names = Vec::new();
         let requests = IntCounterVec::new(
             Opts::new(
                 "api_entreprise_gateway_requests_total",
@@ -107,7 +132,11 @@ impl Metrics {
             Box::new(swaps.clone()),
             Box::new(audit_dropped.clone()),
             Box::new(connections_closed.clone()),
+            Box::new(rotations.clone()),
+            Box::new(ip_windows.clone()),
         ] {
+            #[cfg(test)]
+            names.extend(metric.desc().iter().map(|d| d.fq_name.clone()));
             registry.register(metric).expect("each metric registered once");
         }
         Self {
@@ -121,7 +150,27 @@ impl Metrics {
             swaps,
             audit_dropped,
             connections_closed,
+            rotations,
+            ip_windows,
+            #[cfg(test)]
+            names,
         }
+    }
+
+    /// Every metric's name.
+    #[cfg(test)]
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// How full a per-IP window is, as a fraction of its limit.
+    pub fn ip_window(&self, quota: &str, ratio: f64) {
+        self.ip_windows.with_label_values(&[quota]).set(ratio);
+    }
+
+    /// A profile's token read again and found changed, and what came of it.
+    pub fn token_rotation(&self, profile: &str, outcome: &str) {
+        self.rotations.with_label_values(&[profile, outcome]).inc();
     }
 
     /// The counter of dropped audit lines, for the audit writer.
@@ -187,5 +236,50 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Grafana dashboard (`grafana/api-entreprise-gateway.json`) asks
+    /// only for metrics the gateway exports: each query's metric names,
+    /// a histogram's `_bucket`, `_sum` and `_count` read as the histogram.
+    #[test]
+    fn every_query_of_the_grafana_dashboard_names_a_metric_the_gateway_exports() {
+        let metrics = Metrics::new();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../grafana/api-entreprise-gateway.json")).expect("JSON");
+        let mut queries = 0;
+        let mut used = std::collections::BTreeSet::new();
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("a query");
+                queries += 1;
+                let names: Vec<&str> = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("api_entreprise_"))
+                    .collect();
+                assert!(!names.is_empty(), "{expr} names no metric of the gateway");
+                for name in names {
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .filter(|b| metrics.names().iter().any(|n| n == b))
+                        .unwrap_or(name);
+                    assert!(
+                        metrics.names().iter().any(|n| n == base),
+                        "{expr}: {name} is not a metric of the gateway ({:?})",
+                        metrics.names()
+                    );
+                    used.insert(base.to_owned());
+                }
+            }
+        }
+        assert!(queries >= 10, "{queries} queries");
+        // Every metric has its panel.
+        let missing: Vec<_> = metrics.names().iter().filter(|n| !used.contains(*n)).collect();
+        assert!(missing.is_empty(), "no panel shows {missing:?}");
     }
 }

@@ -20,17 +20,18 @@ use subtle::ConstantTimeEq;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::answer;
+use crate::audit::AuditLine;
 use crate::config::{Config, Limits};
 
 /// One application, as the gateway checks its calls.
-struct App {
-    name: String,
-    profile: Arc<ProfileState>,
+pub(crate) struct App {
+    pub(crate) name: String,
+    pub(crate) profile: Arc<ProfileState>,
     key_sha256: [u8; 32],
     /// Its fixed `context`, `recipient` and `object`, in that order.
     fixed: [Option<String>; 3],
     endpoints: Option<BTreeSet<String>>,
-    share: Vec<QuotaKey>,
+    pub(crate) share: Vec<QuotaKey>,
     origins: Vec<String>,
 }
 
@@ -41,7 +42,12 @@ pub(crate) struct ProfileState {
     /// `None` until `/privileges` answered (the server then decides alone).
     scopes: RwLock<Option<BTreeSet<String>>>,
     /// The last day (Unix days) the token's coming expiry was said.
-    expiry_said: std::sync::atomic::AtomicI64,
+    pub(crate) expiry_said: std::sync::atomic::AtomicI64,
+    /// Where its token is read from (its variable or file), when it has
+    /// one: read again when the file changes or on SIGHUP.
+    pub(crate) source: RwLock<crate::config::Profile>,
+    /// One rotation of its token at a time.
+    pub(crate) rotating: tokio::sync::Mutex<()>,
 }
 
 /// From how many days before its expiry a token's coming end is said, once
@@ -53,7 +59,7 @@ impl ProfileState {
     /// Says once a day, from 30 days before, that the token will expire (an
     /// error from 7 days before): a renewal through DataPass takes days,
     /// and an expired token stops every call of the profile.
-    fn say_expiry(&self, now_unix: i64) {
+    pub(crate) fn say_expiry(&self, now_unix: i64) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(Ok(api_entreprise::Claims { exp: Some(exp), .. })) = self.runtime.token_claims() else {
             return;
@@ -130,6 +136,19 @@ impl ProfileState {
             }
         }
         faults
+    }
+
+    /// The token's scopes, once `/privileges` answered.
+    pub(crate) fn scopes(&self) -> Option<BTreeSet<String>> {
+        self.scopes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the token's scopes (a new token's `/privileges`).
+    pub(crate) fn set_scopes(&self, scopes: BTreeSet<String>) {
+        *self.scopes.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(scopes);
     }
 
     /// Whether the token may call `endpoint`, as far as the gateway knows.
@@ -232,6 +251,8 @@ pub struct Gateway {
     limits: Limits,
     metrics: crate::metrics::Metrics,
     audit: crate::audit::AuditTrail,
+    /// The dashboard's figures, unless it is off.
+    books: Option<crate::dashboard::books::Books>,
     pings: Arc<Pings>,
     /// The SHA-256 of the administrator's key, in lowercase hex.
     admin_key: RwLock<Option<String>>,
@@ -272,6 +293,8 @@ impl Gateway {
                     runtime: runtime.clone(),
                     scopes: RwLock::new(None),
                     expiry_said: std::sync::atomic::AtomicI64::new(i64::MIN),
+                    source: RwLock::new(config.profiles.get(name).cloned().unwrap_or_default()),
+                    rotating: tokio::sync::Mutex::new(()),
                 };
                 (name.clone(), Arc::new(state))
             })
@@ -286,6 +309,10 @@ impl Gateway {
             limits: config.limits,
             metrics,
             audit,
+            books: config
+                .dashboard
+                .enabled
+                .then(|| crate::dashboard::books::Books::new(config.dashboard.show_object)),
             pings: Arc::default(),
             admin_key: RwLock::new(None),
             swapping: tokio::sync::Mutex::new(()),
@@ -327,6 +354,11 @@ impl Gateway {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The profile named `name`.
+    pub(crate) fn profile(&self, name: &str) -> Option<&Arc<ProfileState>> {
+        self.profiles.get(name)
     }
 
     /// The profiles, by name.
@@ -375,8 +407,33 @@ impl Gateway {
         Ok(apps)
     }
 
+    /// The dashboard's figures, unless it is off.
+    pub(crate) fn books(&self) -> Option<&crate::dashboard::books::Books> {
+        self.books.as_ref()
+    }
+
+    /// How full the per-IP windows are, as the quota store holds them.
+    pub(crate) async fn ip_usage(&self) -> Result<Vec<api_entreprise::quota::Usage>, String> {
+        let policy =
+            api_entreprise::policy::QuotaPolicy::new(&self.ip_quotas, api_entreprise::QUOTA_MARGIN, None, None);
+        self.shares
+            .usage(policy.ip_keys())
+            .await
+            .map_err(|down| down.to_string())
+    }
+
+    /// How much of its share of the per-IP quotas `app` has used.
+    pub(crate) async fn share_usage(&self, app: &App) -> Result<Vec<api_entreprise::quota::Usage>, String> {
+        self.shares.usage(&app.share).await.map_err(|down| down.to_string())
+    }
+
+    /// Why the API is not known to answer, if it is not (its `/pings`).
+    pub(crate) fn pings_fault(&self) -> Option<String> {
+        self.pings.fault()
+    }
+
     /// The applications now.
-    fn apps(&self) -> Arc<Vec<Arc<App>>> {
+    pub(crate) fn apps(&self) -> Arc<Vec<Arc<App>>> {
         self.apps
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -454,13 +511,18 @@ impl Gateway {
         bool::from(crate::config::hash_key(key).as_bytes().ct_eq(expected.as_bytes()))
     }
 
-    /// Serves the metrics on `listener` (a listener of their own).
+    /// Serves the metrics and the dashboard on `listener` (a listener of
+    /// their own); the dashboard asks for the administrator's key unless
+    /// `listener` is on loopback.
     pub async fn serve_metrics(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.metrics_router()).await
+        let keyed = !listener.local_addr()?.ip().is_loopback();
+        axum::serve(listener, self.metrics_router(keyed)).await
     }
 
-    /// The metrics' own routes: `/metrics`, in Prometheus' text format.
-    pub fn metrics_router(self: Arc<Self>) -> Router {
+    /// The metrics' own routes: `/metrics`, in Prometheus' text format, and
+    /// the dashboard's (`keyed`: behind the administrator's key).
+    pub fn metrics_router(self: Arc<Self>, keyed: bool) -> Router {
+        let dashboard = self.clone().dashboard_router(keyed);
         Router::new()
             .route(
                 "/metrics",
@@ -487,6 +549,7 @@ impl Gateway {
                 }),
             )
             .with_state(self)
+            .merge(dashboard)
     }
 
     /// The routes: `/healthz`, `/readyz`, and every other path answered as
@@ -650,27 +713,6 @@ fn bearer(authorization: Option<&HeaderValue>) -> Option<&str> {
     authorization?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
-/// One line of the audit trail (JSON, on standard output): never a key or
-/// a token.
-#[derive(serde::Serialize, Default)]
-struct Audit {
-    time: String,
-    application: Option<String>,
-    profile: Option<String>,
-    endpoint: Option<&'static str>,
-    version: Option<u8>,
-    context: Option<String>,
-    recipient: Option<String>,
-    object: Option<String>,
-    user_id: Option<String>,
-    status: u16,
-    codes: Vec<String>,
-    request_id: Option<String>,
-    latency_ms: f64,
-    /// The client component that served the call: version and digest.
-    client: Option<String>,
-}
-
 /// Every API route: the answer, and its line in the audit trail; and the
 /// admin routes, when an administrator's key is configured.
 async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
@@ -679,7 +721,7 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
         Err(request) => request,
     };
     let started = Instant::now();
-    let mut audit = Audit::default();
+    let mut audit = AuditLine::default();
     // The API's routes take no body: it is never read.
     let (parts, _body) = request.into_parts();
     let response = decide(&gateway, &parts, &mut audit).await;
@@ -693,14 +735,31 @@ async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response 
         audit.status,
         seconds,
     );
+    if let Some(books) = &gateway.books {
+        books.record(&audit, crate::dashboard::books::now_ms());
+    }
     if let Ok(line) = serde_json::to_string(&audit) {
         gateway.audit.record(line);
     }
     response
 }
 
+/// Whether a call's outcome means its request reached the API: an answer
+/// (even an error or one that did not parse), or a wait for one that
+/// failed; not a refusal by the component or the host.
+fn reached_api(result: &Result<types::Response, CallError>) -> bool {
+    match result {
+        Ok(_) | Err(CallError::Deadline(_)) => true,
+        Err(CallError::Client(c)) => matches!(
+            c.0,
+            types::Error::Api(_) | types::Error::Timeout(_) | types::Error::Transport(_) | types::Error::Other(_)
+        ),
+        Err(_) => false,
+    }
+}
+
 /// The answer to one request, filling in what the audit trail records.
-async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut Audit) -> Response {
+async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut AuditLine) -> Response {
     if request.method != Method::GET {
         return answer::refusal(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -821,6 +880,7 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
     };
     let result = app.profile.runtime.call(&call).await;
     audit.client = Some(app.profile.runtime.component().to_string());
+    audit.sent = reached_api(&result);
     let limits = match &result {
         Ok(r) => Some(&r.rate_limit),
         Err(CallError::Client(c)) => match &c.0 {

@@ -31,6 +31,12 @@ pub struct Args {
     /// 127.0.0.1:8080; port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Serve the metrics (`/metrics`) and the dashboard (`/dashboard`) here
+    /// instead of the configuration's `metrics_listen` (port 0 picks a
+    /// free one). The dashboard asks for the administrator's key unless
+    /// this is a loopback address.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Read an application key on standard input, print the SHA-256 that
     /// goes in its `key_sha256`, and exit.
     #[arg(long)]
@@ -103,13 +109,39 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => eprintln!("warning: SIGHUP cannot be caught here ({e}): reloading needs a restart"),
     }
     if let Some(watched) = host.component_watched() {
-        tokio::spawn(watch_component(gateway.clone(), host.clone(), watched));
+        let (gateway, host) = (gateway.clone(), host.clone());
+        tokio::spawn(watch_file(watched.clone(), move || {
+            let (gateway, host, watched) = (gateway.clone(), host.clone(), watched.clone());
+            async move {
+                eprintln!("{} changed", watched.display());
+                swap_if_changed(&gateway, &host).await;
+            }
+        }));
     }
-    if let Some(addr) = config.metrics_listen {
+    // A profile's token file that changes (a renewal written by hand, by a
+    // secret manager or a configuration tool) is read again.
+    for (name, profile) in &config.profiles {
+        let Some(file) = profile.token_file.clone() else {
+            continue;
+        };
+        let (gateway, name) = (gateway.clone(), name.clone());
+        tokio::spawn(watch_file(file, move || {
+            let (gateway, name) = (gateway.clone(), name.clone());
+            async move {
+                gateway.rotate_token_of(&name).await;
+            }
+        }));
+    }
+    if let Some(addr) = args.metrics_listen.or(config.metrics_listen) {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening for the metrics on {addr}"))?;
-        eprintln!("metrics on http://{}/metrics", listener.local_addr()?);
+        let at = listener.local_addr()?;
+        eprintln!("metrics on http://{at}/metrics");
+        if config.dashboard.enabled {
+            eprintln!("dashboard on http://{at}/dashboard");
+            gateway.sample_quotas();
+        }
         tokio::spawn(gateway.clone().serve_metrics(listener));
     }
     let listen = args.listen.unwrap_or(config.listen);
@@ -126,16 +158,21 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
 
 /// SIGHUP: read the configuration again and replace the applications and
 /// their keys (a configuration with a fault leaves the running one as it
-/// is), and swap to the client component if it changed.
+/// is), read each profile's token again (a changed one is checked, then
+/// used), and swap to the client component if it changed.
 fn reload_on_sighup(gateway: Arc<Gateway>, host: HostArgs, mut hangup: tokio::signal::unix::Signal) {
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             if let Some(path) = host.config() {
-                let reloaded = Config::load(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|config| gateway.reload(&config).map_err(|e| e.to_string()));
+                let reloaded = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+                    let count = gateway.reload(&config).map_err(|e| e.to_string())?;
+                    Ok((count, config))
+                });
                 match reloaded {
-                    Ok(count) => eprintln!("reloaded {}: {count} application(s)", path.display()),
+                    Ok((count, config)) => {
+                        eprintln!("reloaded {}: {count} application(s)", path.display());
+                        gateway.rotate_tokens(&config).await;
+                    }
                     Err(e) => eprintln!("error: {e}; the configuration in use stays as it was"),
                 }
             }
@@ -144,16 +181,21 @@ fn reload_on_sighup(gateway: Arc<Gateway>, host: HostArgs, mut hangup: tokio::si
     });
 }
 
-/// How often the component file is looked at, and how long it must stay
-/// unchanged before it is read (a copy in progress is not swapped in).
+/// How often a watched file is looked at, and how long it must stay
+/// unchanged before it is read (a copy in progress is not taken).
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Swaps to the client component when `watched` (the `--component` file, or
-/// the components directory's history) changes. Its size and modification
-/// time are polled: simple, and it sees a file replaced by a rename (as
-/// editors, `cp` to a temporary name and `component install` do), which a
-/// watch on the file itself misses.
-async fn watch_component(gateway: Arc<Gateway>, host: HostArgs, watched: PathBuf) {
+/// Runs `changed` each time the file at `watched` (the `--component` file,
+/// the components directory's history, a profile's token file) changes and
+/// then holds still. Its size and modification time are polled: simple,
+/// and it sees a file replaced by a rename (as editors, `cp` to a temporary
+/// name, `component install` and secret managers do), which a watch on the
+/// file itself misses.
+async fn watch_file<F, Fut>(watched: PathBuf, mut changed: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let stamp = |path: &PathBuf| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
     let mut seen = stamp(&watched);
     loop {
@@ -174,8 +216,7 @@ async fn watch_component(gateway: Arc<Gateway>, host: HostArgs, watched: PathBuf
         }
         seen = settled;
         if seen.is_some() {
-            eprintln!("{} changed", watched.display());
-            swap_if_changed(&gateway, &host).await;
+            changed().await;
         }
     }
 }

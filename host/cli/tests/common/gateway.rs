@@ -33,6 +33,17 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// What follows `prefix` on the first line of its stderr that starts
+    /// with it (such as the address after `dashboard on `).
+    pub fn said(&self, prefix: &str) -> String {
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap();
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("never said {prefix:?}: {stderr}"))
+            .to_owned()
+    }
+
     /// The audit trail so far, one JSON value a line.
     pub fn audit(&self) -> Vec<Value> {
         self.audit
@@ -180,4 +191,35 @@ pub fn codes(body: &Value) -> Vec<&str> {
         .as_array()
         .map(|errors| errors.iter().filter_map(|e| e["code"].as_str()).collect())
         .unwrap_or_default()
+}
+
+/// A JWT the sandbox can be given as its token (signed by nobody: only the
+/// API could verify it), named `jti`, issued a day ago, that expires in
+/// `expires_in` seconds.
+pub fn jwt(jti: &str, expires_in: u64) -> String {
+    use base64::Engine as _;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(&format!(
+            r#"{{"uid":"u-1","jti":"{jti}","iat":{},"exp":{}}}"#,
+            now - 86_400,
+            now + expires_in
+        ))
+    )
+}
+
+/// A sandbox that takes `token` (such as a [`jwt`]) instead of its own.
+pub async fn sandbox_taking(token: &str) -> Sandbox {
+    Sandbox::start(api_entreprise_sandbox::SandboxConfig {
+        token: token.to_owned(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }

@@ -51,9 +51,9 @@ pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 #[derive(Debug)]
 pub struct OutboundPolicy {
     pub(crate) api: Authority,
-    pub(crate) token: Option<Token>,
-    /// Which quotas each request counts against.
-    pub(crate) quota: QuotaPolicy,
+    /// The token and the quotas named after it: replaced whole when the
+    /// token rotates; a request reads them once, as it leaves.
+    pub(crate) credentials: std::sync::RwLock<Arc<Credentials>>,
     /// When requests may leave at all (a batch's `--between`), if set.
     pub(crate) send_window: std::sync::OnceLock<SendWindow>,
     pub(crate) quotas: Arc<Quotas>,
@@ -64,6 +64,123 @@ pub struct OutboundPolicy {
     pub(crate) json_timeout: Duration,
     /// The longest any phase of a document request may wait.
     pub(crate) document_timeout: Duration,
+}
+
+/// The token, and which quotas each request counts against (the per-token
+/// groups are named after the token's `jti`).
+#[derive(Debug)]
+pub(crate) struct Credentials {
+    pub(crate) token: Option<Token>,
+    pub(crate) quota: QuotaPolicy,
+}
+
+impl OutboundPolicy {
+    /// The credentials now.
+    pub(crate) fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Uses `token` from the next request on (a request already under way
+    /// keeps the one it left with).
+    pub(crate) fn set_token(&self, token: Token) {
+        let quota = self.credentials().quota.for_token(Some(&token));
+        *self
+            .credentials
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Credentials {
+            token: Some(token),
+            quota,
+        });
+    }
+}
+
+/// Why a new token was not taken: the old one stays in use.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotationError {
+    /// The API's `/privileges` refused it.
+    #[error("the API's /privileges refused the new token (HTTP {status}{})", codes_text(codes))]
+    Refused {
+        /// The status it answered.
+        status: u16,
+        /// The error codes and titles it gave.
+        codes: Vec<String>,
+    },
+    /// It could not be checked (no slot in the quota, no answer).
+    #[error("the new token could not be checked with /privileges: {0}")]
+    Unchecked(String),
+}
+
+fn codes_text(codes: &[String]) -> String {
+    if codes.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", codes.join("; "))
+    }
+}
+
+/// Asks the API's `/privileges` with `token` (its per-IP quota slots taken
+/// like any request's, within `timeout`), and returns the scopes it lists:
+/// the check a new token passes before any call uses it.
+pub(crate) async fn check_token(
+    policy: &OutboundPolicy,
+    base_url: &str,
+    token: &Token,
+    timeout: Duration,
+) -> Result<Vec<String>, RotationError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (keys, _) = policy.credentials().quota.for_token(Some(token)).keys("/privileges");
+    quota::take(&policy.quotas, &keys, deadline)
+        .await
+        .map_err(|refusal| RotationError::Unchecked(refusal.to_string()))?;
+    let request = Request::get(format!("{base_url}/privileges"))
+        .header(http::header::AUTHORIZATION, token.bearer())
+        .body(crate::sender::empty_body())
+        .map_err(|e| RotationError::Unchecked(e.to_string()))?;
+    let options = RequestOptions {
+        connect_timeout: Some(timeout),
+        first_byte_timeout: Some(timeout),
+        between_bytes_timeout: Some(timeout),
+    };
+    let unchecked = |e: &dyn std::fmt::Display| RotationError::Unchecked(e.to_string());
+    let response = tokio::time::timeout(timeout, policy.sender.send(request, options))
+        .await
+        .map_err(|_| unchecked(&format!("no answer within {} s", timeout.as_secs())))?
+        .map_err(|e| unchecked(&e.code))?;
+    let status = response.status().as_u16();
+    let body = tokio::time::timeout_at(deadline, Limited::new(response.into_body(), 1 << 20).collect())
+        .await
+        .map_err(|_| unchecked(&"the answer's body did not arrive in time"))?
+        .map_err(|e| unchecked(&e))?
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if status != 200 {
+        let codes = json["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["code"].as_str().unwrap_or_default(),
+                            e["title"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Err(RotationError::Refused { status, codes });
+    }
+    // Today's `{"data":{"privileges":[…]}}` and the older flat `{"privileges":[…]}`.
+    let list = json["data"]["privileges"]
+        .as_array()
+        .or_else(|| json["privileges"].as_array())
+        .ok_or_else(|| unchecked(&"the /privileges answer holds no `privileges` list"))?;
+    Ok(list.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
 }
 
 /// When requests may leave: `None` while they may, else what is closed and
@@ -259,19 +376,20 @@ pub(crate) fn send(
         let code = refuse(&slot, refusal);
         return Box::pin(async move { Err(code) });
     }
-    let passage = match circuit::check(&policy.circuits, &req, policy.token.is_some()) {
+    let credentials = policy.credentials();
+    let passage = match circuit::check(&policy.circuits, &req, credentials.token.is_some()) {
         Ok(passage) => passage,
         Err(refusal) => {
             let code = refuse(&slot, refusal);
             return Box::pin(async move { Err(code) });
         }
     };
-    auth::authorize(req.headers_mut(), policy.token.as_ref());
+    auth::authorize(req.headers_mut(), credentials.token.as_ref());
     // One look-up of the path in the host's catalogue decides the rest.
     let path = req.uri().path().to_owned();
     let class = api_entreprise_catalogue::policy_of(&path);
     let options = clamp::clamp(policy, ceiling, asked, &class);
-    let (keys, group) = policy.quota.keys_of(&class);
+    let (keys, group) = credentials.quota.keys_of(&class);
     let policy = Arc::clone(policy);
     Box::pin(async move {
         match passage {
@@ -282,11 +400,11 @@ pub(crate) fn send(
             }
             circuit::Passage::ProbeToken(url, fault) => {
                 // `/privileges` counts against the per-IP quotas like any request.
-                let (probe_keys, _) = policy.quota.keys("/privileges");
+                let (probe_keys, _) = credentials.quota.keys("/privileges");
                 quota::take(&policy.quotas, &probe_keys, deadline)
                     .await
                     .map_err(|r| refuse(&slot, r))?;
-                let bearer = policy.token.as_ref().map(crate::token::Token::bearer);
+                let bearer = credentials.token.as_ref().map(crate::token::Token::bearer);
                 if let Some(bearer) = bearer {
                     circuit::probe_token(&policy.circuits, &policy.sender, &url, bearer, options, fault)
                         .await

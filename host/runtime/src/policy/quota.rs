@@ -35,10 +35,6 @@ impl QuotaPolicy {
         token: Option<&Token>,
         token_rate_limit: Option<u32>,
     ) -> Self {
-        let token_scope = match token.map(Token::claims) {
-            Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
-            _ => String::new(),
-        };
         Self {
             ip_quotas: ip_quotas
                 .iter()
@@ -51,9 +47,23 @@ impl QuotaPolicy {
                 })
                 .collect(),
             margin,
-            token_scope,
+            token_scope: token_scope(token),
             token_rate_limit,
         }
+    }
+
+    /// The same policy for another token (after a rotation): its groups
+    /// are named after the new token's `jti`.
+    pub fn for_token(&self, token: Option<&Token>) -> Self {
+        Self {
+            token_scope: token_scope(token),
+            ..self.clone()
+        }
+    }
+
+    /// The per-IP quotas, with their margin, as the store names them.
+    pub fn ip_keys(&self) -> &[QuotaKey] {
+        &self.ip_quotas
     }
 
     /// Every quota a request to `path` counts against, and its group's name.
@@ -109,6 +119,14 @@ impl QuotaPolicy {
     /// kept in `quotas`.
     pub async fn learn(&self, quotas: &Quotas, group: &str, status: u16, headers: &http::HeaderMap) {
         super::learn::quotas(quotas, group, status, headers).await;
+    }
+}
+
+/// How the groups of `token` are told apart in a shared store: by its `jti`.
+fn token_scope(token: Option<&Token>) -> String {
+    match token.map(Token::claims) {
+        Some(Ok(crate::Claims { jti: Some(jti), .. })) => format!(" (token {jti})"),
+        _ => String::new(),
     }
 }
 

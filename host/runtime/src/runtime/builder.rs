@@ -249,10 +249,12 @@ impl RuntimeBuilder {
         );
         let policy = Arc::new(OutboundPolicy {
             api,
-            token: self.token,
+            credentials: std::sync::RwLock::new(Arc::new(crate::policy::Credentials {
+                token: self.token,
+                quota,
+            })),
             json_timeout: self.json_timeout,
             document_timeout: self.document_timeout,
-            quota,
             send_window: std::sync::OnceLock::new(),
             quotas,
             circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),

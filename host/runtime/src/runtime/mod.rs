@@ -137,7 +137,25 @@ impl Runtime {
 
     /// The token's claims, when a token is set and is a JWT.
     pub fn token_claims(&self) -> Option<Result<crate::Claims, String>> {
-        self.policy.token.as_ref().map(Token::claims)
+        self.policy.credentials().token.as_ref().map(Token::claims)
+    }
+
+    /// Whether `token` is the one the calls use now.
+    pub fn uses_token(&self, token: &Token) -> bool {
+        self.policy.credentials().token.as_ref() == Some(token)
+    }
+
+    /// Replaces the token without stopping: `token` is first checked with
+    /// the API's `/privileges` (counted like any request), and only if it
+    /// answers 200 do the calls that start from then on use it (those under
+    /// way finish with the old one); otherwise the old one stays and the
+    /// error says why. A token the API had refused is taken again at once.
+    /// Returns the scopes the new token has.
+    pub async fn rotate_token(&self, token: Token) -> Result<Vec<String>, crate::policy::RotationError> {
+        let scopes = crate::policy::check_token(&self.policy, &self.base_url, &token, self.json_timeout).await?;
+        self.policy.set_token(token);
+        self.policy.circuits.token_accepted();
+        Ok(scopes)
     }
 
     /// What the API said of the token when it refused it, while its calls
@@ -448,7 +466,7 @@ impl Runtime {
                 // The token itself refused: its calls stop here, not at the API.
                 if let types::Error::Api(api) = &error
                     && api.status == 401
-                    && self.policy.token.is_some()
+                    && self.policy.credentials().token.is_some()
                     && let Some(item) = api
                         .errors
                         .iter()
