@@ -6,7 +6,8 @@
 //! of the sandbox in this process, with its quotas in a real Redis (as a
 //! fleet keeps them); they are opened wide (a profile with
 //! `rate_limit_per_minute`, a wide `--ip-quota`) so that the figures measure
-//! the path, not the quota.
+//! the path, not the quota. Then the dashboard's cost: two gateways, its
+//! bookkeeping off and on, taking turns under the same load.
 //!
 //! `cargo bench -p api-entreprise-cli --bench gateway`
 
@@ -95,18 +96,25 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-#[tokio::main]
-async fn main() {
-    let redis = api_entreprise_tests::RedisServer::start();
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    sandbox.set_rate_limit(Some(UNLIMITED));
-    let dir = std::env::temp_dir().join(format!("api-entreprise-gateway-bench-{}", std::process::id()));
+/// A gateway process in front of `sandbox`, its quotas in `redis`, with
+/// its dashboard on (sampling the quota store every second, as it does
+/// when its metrics listener is set) or off; and its URL.
+fn start_gateway(
+    sandbox: &Sandbox,
+    redis: &api_entreprise_tests::RedisServer,
+    dashboard: bool,
+) -> (std::process::Child, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "api-entreprise-gateway-bench-{}-{dashboard}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
         format!(
-            "base_url = \"{}\"\n[profiles.bench]\ntoken_env = \"BENCH_TOKEN\"\nrate_limit_per_minute = {UNLIMITED}\n\
+            "base_url = \"{}\"\nmetrics_listen = \"127.0.0.1:0\"\n[dashboard]\nenabled = {dashboard}\n\
+             [profiles.bench]\ntoken_env = \"BENCH_TOKEN\"\nrate_limit_per_minute = {UNLIMITED}\n\
              [applications.bench]\nkey_sha256 = \"{}\"\nprofile = \"bench\"\n",
             sandbox.base_url(),
             api_entreprise_gateway::hash_key(KEY)
@@ -119,18 +127,32 @@ async fn main() {
         .arg(&config)
         .env("BENCH_TOKEN", DEFAULT_TOKEN)
         .env("API_ENTREPRISE_STATE_DIR", dir.join("state"))
-        .env("API_ENTREPRISE_CACHE_DIR", dir.join("cache"))
+        // One compiled-component cache for all: the first gateway compiles,
+        // the others load (their memory is then compared like for like).
+        .env(
+            "API_ENTREPRISE_CACHE_DIR",
+            std::env::temp_dir().join(format!("api-entreprise-gateway-bench-{}-cache", std::process::id())),
+        )
         .env_remove("API_ENTREPRISE_TOKEN")
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(gateway.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let gateway_url = line.trim().strip_prefix("gateway listening on ").unwrap().to_owned();
+    let url = line.trim().strip_prefix("gateway listening on ").unwrap().to_owned();
     // The audit trail: read and dropped, as a log collector would.
     std::thread::spawn(move || for _ in stdout.lines() {});
+    (gateway, url)
+}
 
+#[tokio::main]
+async fn main() {
+    let redis = api_entreprise_tests::RedisServer::start();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    sandbox.set_rate_limit(Some(UNLIMITED));
+    let (mut gateway, gateway_url) = start_gateway(&sandbox, &redis, true);
     let path = format!("/v3/insee/sirene/unites_legales/552049447?{TRACE}");
     let direct = format!("{}{path}", sandbox.base_url());
     let through = format!("{gateway_url}{path}");
@@ -161,4 +183,38 @@ async fn main() {
     }
     let _ = gateway.kill();
     let _ = gateway.wait();
+
+    // The dashboard's cost: two gateways, its bookkeeping off and on, taking
+    // turns (off, on, off, on) at concurrency 16.
+    let (off, off_url) = start_gateway(&sandbox, &redis, false);
+    let (on, on_url) = start_gateway(&sandbox, &redis, true);
+    let (off_url, on_url) = (format!("{off_url}{path}"), format!("{on_url}{path}"));
+    load(&off_url, KEY, 16, 500).await;
+    load(&on_url, KEY, 16, 500).await;
+    println!("\n| dashboard | requests | req/s | p50 | p99 | errors | RSS (peak) |");
+    println!("|---|---|---|---|---|---|---|");
+    let (mut sum_off, mut sum_on) = (0.0, 0.0);
+    for round in 1..=2 {
+        for (name, url, child) in [("off", &off_url, &off), ("on", &on_url, &on)] {
+            let f = load(url, KEY, 16, 5_000).await;
+            let (rss, peak) = memory(child.id());
+            println!(
+                "| {name} (round {round}) | 5000 | {:.0} | {} | {} | {} | {rss:.1} MiB ({peak:.1}) |",
+                f.throughput,
+                ms(f.p50),
+                ms(f.p99),
+                f.errors
+            );
+            if name == "off" {
+                sum_off += f.throughput
+            } else {
+                sum_on += f.throughput
+            }
+        }
+    }
+    println!("\nthroughput with the dashboard on / off: {:.3}×", sum_on / sum_off);
+    for mut child in [off, on] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

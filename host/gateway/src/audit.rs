@@ -90,29 +90,42 @@ fn write_out(lines: &Receiver<String>, pending: &AtomicU64, out: impl Write) {
     }
 }
 
-/// One line of the audit trail (JSON, on standard output): never a key or
-/// a token.
-#[derive(serde::Serialize, Default)]
-pub(crate) struct AuditLine {
-    pub(crate) time: String,
-    pub(crate) application: Option<String>,
-    pub(crate) profile: Option<String>,
-    pub(crate) endpoint: Option<&'static str>,
-    pub(crate) version: Option<u8>,
-    pub(crate) context: Option<String>,
-    pub(crate) recipient: Option<String>,
-    pub(crate) object: Option<String>,
-    pub(crate) user_id: Option<String>,
-    pub(crate) status: u16,
-    pub(crate) codes: Vec<String>,
-    pub(crate) request_id: Option<String>,
-    pub(crate) latency_ms: f64,
+/// One line of the audit trail (JSON, on standard output), and what the
+/// dashboard records of each request: never a key or a token.
+#[derive(Debug, Clone, serde::Serialize, Default)]
+pub struct AuditLine {
+    /// When it was answered (RFC 3339).
+    pub time: String,
+    /// The application whose key it carried (none: no valid key).
+    pub application: Option<String>,
+    /// The application's profile.
+    pub profile: Option<String>,
+    /// The endpoint its path is.
+    pub endpoint: Option<&'static str>,
+    /// That endpoint's version.
+    pub version: Option<u8>,
+    /// The trace's `context`.
+    pub context: Option<String>,
+    /// The trace's `recipient`.
+    pub recipient: Option<String>,
+    /// The trace's `object`.
+    pub object: Option<String>,
+    /// The trace's `user_id`.
+    pub user_id: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// The error codes answered.
+    pub codes: Vec<String>,
+    /// The API's `X-Request-ID`.
+    pub request_id: Option<String>,
+    /// How long the answer took.
+    pub latency_ms: f64,
     /// The client component that served the call: version and digest.
-    pub(crate) client: Option<String>,
+    pub client: Option<String>,
     /// Whether the request reached the API (for the dashboard's count of
     /// each token's calls; not written in the trail).
     #[serde(skip)]
-    pub(crate) sent: bool,
+    pub sent: bool,
 }
 
 /// Now, in RFC 3339.

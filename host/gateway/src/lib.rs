@@ -9,22 +9,22 @@
 //!   readiness;
 //! - `listener`: HTTP/1.1 connections under a cap and deadlines that hold
 //!   before any key is looked at;
-//! - `audit`: the audit trail, written off the request path;
+//! - [`audit`]: the audit trail, written off the request path;
 //! - `answer`: answers in the API's own shapes;
 //! - `component`: the client component's swaps and rollbacks, and the
 //!   admin routes that ask for them;
 //! - `metrics`: the Prometheus metrics, on a listener of their own;
 //! - `tokens`: a profile's token replaced without a restart, checked with
 //!   `/privileges` first;
-//! - `dashboard`: read-only pages of what the gateway does, on the
+//! - [`dashboard`]: read-only pages of what the gateway does, on the
 //!   metrics listener, from its own bookkeeping and the quota store.
 
+pub mod audit;
 pub mod config;
+pub mod dashboard;
 
 mod answer;
-mod audit;
 mod component;
-mod dashboard;
 mod listener;
 mod metrics;
 mod server;

@@ -14,7 +14,7 @@
 //! Every figure a page shows carries a `data-k` attribute naming it, so
 //! that a test (or a script of the operator's) can read it from the DOM.
 
-pub(crate) mod books;
+pub mod books;
 mod chart;
 
 use std::sync::Arc;
