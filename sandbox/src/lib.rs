@@ -76,6 +76,30 @@ impl Default for SandboxConfig {
     }
 }
 
+/// The API's per-IP quota as the sandbox enforces it, off by default: past
+/// `limit` requests in any `window` (the free health routes apart), the
+/// IP is banned for `length`, during which every request gets no HTTP
+/// answer at all (the connection stays open, silent), as a banned IP
+/// experiences the real API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ban {
+    /// Requests allowed in any window.
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+    /// How long a ban lasts (12 hours at the real API).
+    pub length: Duration,
+}
+
+/// The sandbox's per-IP count, and its ban.
+#[derive(Debug, Default)]
+struct BanState {
+    rule: Option<Ban>,
+    /// Arrivals in the current window, the oldest first.
+    arrivals: std::collections::VecDeque<std::time::Instant>,
+    until: Option<std::time::Instant>,
+}
+
 /// One request as the sandbox received it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct RecordedRequest {
@@ -94,7 +118,7 @@ pub struct RecordedRequest {
     /// The HTTP version it came in (`HTTP/1.1`, `HTTP/2.0`).
     #[serde(default)]
     pub version: String,
-    /// The status the sandbox answered.
+    /// The status the sandbox answered (0: none, the IP being banned).
     pub status: u16,
 }
 
@@ -121,6 +145,8 @@ struct Shared {
     rate_limit: AtomicU64,
     /// Requests received, counted on arrival (before any latency).
     received: AtomicU64,
+    /// The per-IP quota past which it bans, and the ban.
+    ban: Mutex<BanState>,
     next_id: AtomicU64,
     /// TCP connections accepted.
     connections: AtomicU64,
@@ -156,6 +182,7 @@ impl Sandbox {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             tokens: Mutex::new(vec![config.token]),
+            ban: Mutex::default(),
             base_url: format!("{scheme}://{addr}"),
             maintenance_until: Mutex::default(),
             failing: Mutex::default(),
@@ -274,6 +301,22 @@ impl Sandbox {
         *self.shared.failing.lock().unwrap() = identifiers;
     }
 
+    /// Bans past `rule`'s per-IP quota from now on, or never (`None`, the
+    /// default; it also lifts a ban under way).
+    pub fn set_ban(&self, rule: Option<Ban>) {
+        *self.shared.ban.lock().unwrap() = BanState {
+            rule,
+            ..BanState::default()
+        };
+    }
+
+    /// How long the ban under way still lasts, if one is.
+    pub fn banned_for(&self) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let until = self.shared.ban.lock().unwrap().until?;
+        (now < until).then(|| until - now)
+    }
+
     /// Takes `token` too, as the API takes a renewed token beside the old
     /// one until that one expires.
     pub fn accept_token(&self, token: &str) {
@@ -374,27 +417,68 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         .collect();
 
     shared.received.fetch_add(1, Ordering::Relaxed);
-    let latency = shared.latency_ms.load(Ordering::Relaxed);
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    let mut answer = answer(shared, &path, &query, authorized);
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    answer.headers_mut().insert(
-        "x-request-id",
-        HeaderValue::from_str(&format!("sandbox-{id:08}")).expect("ascii"),
-    );
-    shared.requests.lock().unwrap().push(RecordedRequest {
-        at_unix_ms: now().as_millis().try_into().unwrap_or(u64::MAX),
+    let record = RecordedRequest {
+        at_unix_ms: 0,
         method: req.method().to_string(),
         path,
         query,
         headers,
         authorized,
         version: format!("{:?}", req.version()),
-        status: answer.status().as_u16(),
-    });
+        status: 0,
+    };
+    let log = |mut record: RecordedRequest, status: u16| {
+        record.at_unix_ms = now().as_millis().try_into().unwrap_or(u64::MAX);
+        record.status = status;
+        shared.requests.lock().unwrap().push(record);
+    };
+    if banned(shared, &record.path) {
+        // Logged with no status (0): it gets no answer, ever.
+        log(record, 0);
+        return std::future::pending().await;
+    }
+    let latency = shared.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let mut answer = answer(shared, &record.path, &record.query, authorized);
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    answer.headers_mut().insert(
+        "x-request-id",
+        HeaderValue::from_str(&format!("sandbox-{id:08}")).expect("ascii"),
+    );
+    log(record, answer.status().as_u16());
     answer
+}
+
+/// Whether a request to `path` arriving now gets no answer: a ban is under
+/// way, or this request is past the per-IP quota and starts one. The free
+/// health routes count against nothing (as the hosts count them), but a
+/// banned IP gets no answer to them either.
+fn banned(shared: &Shared, path: &str) -> bool {
+    let now = std::time::Instant::now();
+    let mut state = shared.ban.lock().unwrap();
+    let Some(rule) = state.rule else { return false };
+    if state.until.is_some_and(|until| now < until) {
+        return true;
+    }
+    if api_entreprise_catalogue::policy_of(path).free {
+        return false;
+    }
+    while state
+        .arrivals
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= rule.window)
+    {
+        state.arrivals.pop_front();
+    }
+    if state.arrivals.len() >= rule.limit as usize {
+        state.until = Some(now + rule.length);
+        state.arrivals.clear();
+        return true;
+    }
+    state.arrivals.push_back(now);
+    false
 }
 
 /// Prefixes of the document links in the fixtures, served by the sandbox itself.

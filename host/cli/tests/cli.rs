@@ -584,3 +584,50 @@ async fn status_shows_each_window_as_the_state_directory_holds_it() {
     assert_eq!(sandbox.received(), sent, "status sends nothing");
     std::fs::remove_dir_all(&state).unwrap();
 }
+
+/// Four `call` processes fill a per-IP window of 4 a minute that the
+/// sandbox, banning past 3, does not allow (another machine behind the IP,
+/// or a quota set too high): the fourth gets no answer at all. `doctor`
+/// then finds the free `/pings` unanswered right after that full window,
+/// as the state directory holds it, and says the IP is probably banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_the_ip_is_probably_banned_when_pings_go_unanswered_right_after_a_full_window() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_ban(Some(api_entreprise_sandbox::Ban {
+        limit: 3,
+        window: std::time::Duration::from_secs(60),
+        length: std::time::Duration::from_secs(3600),
+    }));
+    let state = std::env::temp_dir().join(format!("api-entreprise-cli-ban-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let state = state.to_str().unwrap().to_owned();
+    let base_url = sandbox.base_url();
+    let global = ["--ip-quota", "4/1m", "--state-dir", state.as_str()];
+    let mut answered = Vec::new();
+    for _ in 0..4 {
+        let mut process = unite_legale_against(&base_url, &global);
+        let out = tokio::task::spawn_blocking(move || process.output().unwrap())
+            .await
+            .unwrap();
+        answered.push(out.status.success());
+    }
+    assert_eq!(answered, [true, true, true, false]);
+    assert!(sandbox.banned_for().is_some());
+    let mut doctor = command();
+    doctor
+        .args(global)
+        .args(["doctor", "--recipient", "13002526500013"])
+        .env("API_ENTREPRISE_TOKEN", api_entreprise_sandbox::DEFAULT_TOKEN)
+        .env("API_ENTREPRISE_BASE_URL", &base_url);
+    let out = tokio::task::spawn_blocking(move || doctor.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "[FAIL] ban: the API's /pings gets no answer right after the per-IP quota 4/1m full (as the quota store holds it): the IP is probably banned"
+        ),
+        "{stdout}"
+    );
+}

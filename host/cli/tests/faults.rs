@@ -434,3 +434,88 @@ async fn a_gateway_killed_under_traffic_and_restarted_on_its_state_sends_no_burs
     );
     drop(restarted);
 }
+
+/// A ban is seen, not guessed: the sandbox bans past a per-IP quota lower
+/// than the one the gateway was given (a misconfiguration, or another
+/// machine behind the same IP), and gives no answer at all from then on.
+/// The calls that get no answer right after the gateway's own window
+/// filled are taken for a ban: `/readyz`, the dashboard and the metrics say
+/// "probably banned until …" (12 hours after the first silence), and the
+/// next calls are held at the gateway instead of being sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_is_seen_said_with_its_end_and_calls_are_held_instead_of_sent() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_ban(Some(api_entreprise_sandbox::Ban {
+        limit: 5,
+        window: Duration::from_secs(2),
+        length: Duration::from_secs(3600),
+    }));
+    let gateway = start(
+        "ban",
+        &one_application(&sandbox, "metrics_listen = \"127.0.0.1:0\""),
+        &["--ip-quota", "8/2s"],
+    );
+    let metrics = gateway.said("metrics on ");
+    let dashboard = gateway.said("dashboard on ");
+    let url = sirene(&gateway);
+    // A burst: the sandbox answers 5 requests (the gateway's /privileges
+    // at start, then 4 calls), then nothing (the next calls, and the one
+    // that waited for the gateway's full window to free a slot); the
+    // application's share (8 in 2 s) refuses the last 2 at once.
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url, Some(BATCH_KEY), None).await.0 })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    let answered = data_requests(&sandbox).iter().filter(|r| r.status == 200).count();
+    assert_eq!(answered, 4);
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), answered, "{statuses:?}");
+    let banned_for = sandbox.banned_for().expect("the sandbox banned");
+    let unanswered = |sandbox: &Sandbox| sandbox.requests().iter().filter(|r| r.status == 0).count();
+    let silent = unanswered(&sandbox);
+    assert!(silent >= 3, "{silent} request(s) got no answer");
+
+    // Seen: /readyz, the metrics, the dashboard.
+    let bearer = format!("Bearer {BATCH_KEY}");
+    let (status, _, body) = raw_request("GET", &format!("{}/readyz", gateway.url), &[("authorization", &bearer)]).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("right after the per-IP quota 8/2s full: the IP is probably banned until"),
+        "{body}"
+    );
+    let (_, _, exported) = raw_request("GET", &metrics, &[]).await;
+    let exported = String::from_utf8_lossy(&exported);
+    let left: f64 = exported
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"api_entreprise_ban_suspected_seconds{profile="aides"} "#))
+        .unwrap_or_else(|| panic!("{exported}"))
+        .parse()
+        .unwrap();
+    assert!(left > 11.0 * 3600.0 && left <= 12.0 * 3600.0, "{left} s");
+    let (_, _, page) = raw_request("GET", &dashboard, &[]).await;
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains(r#"data-k="ban.aides""#) && page.contains("probably banned until"),
+        "{page}"
+    );
+
+    // Held: the next calls are answered at once by the gateway, and none
+    // reaches the API (which would not answer them anyway).
+    let before = sandbox.requests().len();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, _, body) = get(&url, Some(BATCH_KEY), None).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.to_string().contains("probably banned until"), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(1), "held, not sent");
+    }
+    assert_eq!(sandbox.requests().len(), before, "nothing more was sent");
+    assert!(sandbox.banned_for().unwrap() <= banned_for);
+    println!("ban seen after {silent} unanswered request(s); held since, nothing sent");
+}

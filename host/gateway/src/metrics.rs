@@ -22,6 +22,7 @@ pub struct Metrics {
     connections_closed: IntCounterVec,
     rotations: IntCounterVec,
     ip_windows: GaugeVec,
+    ban: GaugeVec,
     /// Every metric's name, for the Grafana dashboard's check.
     #[cfg(test)]
     names: Vec<String>,
@@ -68,6 +69,15 @@ impl Metrics {
                  every host sharing it; sampled every second while the dashboard is on",
             ),
             &["quota"],
+        )
+        .expect("a valid metric");
+        let ban = GaugeVec::new(
+            Opts::new(
+                "api_entreprise_ban_suspected_seconds",
+                "Seconds before the probable end of a ban of this IP (0: none suspected): the API stopped answering \
+                 right after a per-IP window was full or a 429, by profile",
+            ),
+            &["profile"],
         )
         .expect("a valid metric");
         let registry = Registry::new();
@@ -134,6 +144,7 @@ impl Metrics {
             Box::new(connections_closed.clone()),
             Box::new(rotations.clone()),
             Box::new(ip_windows.clone()),
+            Box::new(ban.clone()),
         ] {
             #[cfg(test)]
             names.extend(metric.desc().iter().map(|d| d.fq_name.clone()));
@@ -152,6 +163,7 @@ impl Metrics {
             connections_closed,
             rotations,
             ip_windows,
+            ban,
             #[cfg(test)]
             names,
         }
@@ -161,6 +173,11 @@ impl Metrics {
     #[cfg(test)]
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// How long a profile's probable ban still lasts (zero: none).
+    pub fn ban(&self, profile: &str, for_: std::time::Duration) {
+        self.ban.with_label_values(&[profile]).set(for_.as_secs_f64());
     }
 
     /// How full a per-IP window is, as a fraction of its limit.

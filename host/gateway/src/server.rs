@@ -121,6 +121,9 @@ impl ProfileState {
                 self.name, fault.code, fault.title
             ));
         }
+        if let Some(ban) = self.runtime.ban_suspected() {
+            faults.push(format!("profile {}: {ban}", self.name));
+        }
         if let Some(why) = api {
             faults.push(format!("profile {}: {why}", self.name));
         }
@@ -535,6 +538,12 @@ impl Gateway {
                             let open_for = circuit.open_for.unwrap_or_default();
                             gateway.metrics.circuit(&profile.name, &circuit.name, open_for);
                         }
+                        let banned_for = profile
+                            .runtime
+                            .ban_suspected()
+                            .and_then(|ban| ban.until.duration_since(std::time::SystemTime::now()).ok())
+                            .unwrap_or_default();
+                        gateway.metrics.ban(&profile.name, banned_for);
                         if let Some(Ok(claims)) = profile.runtime.token_claims()
                             && let Some(exp) = claims.exp
                         {

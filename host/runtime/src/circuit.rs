@@ -9,6 +9,13 @@
 //! own, without blocking the others. A token the API refuses as such
 //! (`00101`, `00103`, `00105`, `00106`) stops its calls: each is refused
 //! locally, and `/privileges` is asked again rarely, in case it works again.
+//!
+//! A ban is seen, not guessed: when the API stops answering right after a
+//! per-IP window of this host's quota store was full or the API answered a
+//! 429 (the signs the API gives before a ban), the silence is taken for a
+//! probable ban, said with its probable end (12 hours after the first call
+//! that got no answer), and the circuit holds calls for longer between its
+//! probes. Any answer from the API ends it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -48,9 +55,49 @@ impl Default for CircuitConfig {
 /// The longest a circuit stays open: a ban lasts 12 hours.
 const MAX_COOLDOWN: Duration = Duration::from_secs(12 * 3600);
 
+/// How long a ban lasts, from the first call that got no answer.
+pub const BAN_LENGTH: Duration = Duration::from_secs(12 * 3600);
+
+/// How recent a sign (a full per-IP window, a 429) must be for the API's
+/// silence to be taken for a ban.
+const BAN_SIGN_WITHIN: Duration = Duration::from_secs(600);
+
+/// The least time between two probes of an API that is probably banning
+/// this IP: a probe costs nothing (`/pings` counts against no quota), but
+/// there is no hurry.
+const BANNED_COOLDOWN: Duration = Duration::from_secs(600);
+
+/// The API stopped answering right after a sign that the IP went past its
+/// quota: probably banned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanSuspicion {
+    /// When the first call of the silence was sent (about when the ban began).
+    pub since: std::time::SystemTime,
+    /// When the ban probably ends.
+    pub until: std::time::SystemTime,
+    /// The sign that came before the silence.
+    pub sign: String,
+}
+
+impl std::fmt::Display for BanSuspicion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the API has not answered since {} right after {}: the IP is probably banned until {} \
+             (a ban lasts 12 hours and cannot be lifted; nothing more is sent meanwhile but a rare free /pings; \
+             write to support@entreprise.api.gouv.fr if you need it lifted)",
+            crate::rfc3339(self.since),
+            self.sign,
+            crate::rfc3339(self.until)
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 struct Breaker {
     failures: u32,
+    /// When the first of the failures in a row was seen.
+    first_failure: Option<std::time::SystemTime>,
     open_until: Option<Instant>,
     cooldown: Duration,
 }
@@ -109,6 +156,10 @@ struct State {
     api: Breaker,
     providers: HashMap<String, Breaker>,
     token: Option<TokenFault>,
+    /// The last sign that the IP reached its quota, and when.
+    limit_sign: Option<(Instant, String)>,
+    /// A ban the API's silence suggests.
+    ban: Option<BanSuspicion>,
 }
 
 /// The API's circuit and one per provider.
@@ -163,22 +214,64 @@ impl Circuits {
 
     fn api_silent_at(&self, now: Instant) {
         let config = self.config;
-        let api = &mut self.lock().api;
+        let mut state = self.lock();
+        let state = &mut *state;
+        let api = &mut state.api;
         api.failures += 1;
-        if api.failures >= config.ban_threshold {
-            api.cooldown = if api.open_until.is_some() {
-                (api.cooldown * 2).min(MAX_COOLDOWN)
-            } else {
-                config.ban_cooldown.min(MAX_COOLDOWN)
+        let first_failure = *api.first_failure.get_or_insert_with(std::time::SystemTime::now);
+        if api.failures < config.ban_threshold {
+            return;
+        }
+        if state.ban.is_none()
+            && let Some((_, sign)) = state
+                .limit_sign
+                .as_ref()
+                .filter(|(at, _)| now.saturating_duration_since(*at) <= BAN_SIGN_WITHIN)
+        {
+            let ban = BanSuspicion {
+                since: first_failure,
+                until: first_failure + BAN_LENGTH,
+                sign: sign.clone(),
             };
-            api.open_until = Some(now + api.cooldown);
-            tracing::warn!(target: "api_entreprise::circuit", cooldown = ?api.cooldown, "the API does not answer: circuit open");
+            tracing::error!(target: "api_entreprise::circuit", "{ban}");
+            state.ban = Some(ban);
+        }
+        let least = if state.ban.is_some() {
+            BANNED_COOLDOWN
+        } else {
+            config.ban_cooldown
+        };
+        api.cooldown = if api.open_until.is_some() {
+            (api.cooldown * 2).max(least).min(MAX_COOLDOWN)
+        } else {
+            least.min(MAX_COOLDOWN)
+        };
+        api.open_until = Some(now + api.cooldown);
+        tracing::warn!(target: "api_entreprise::circuit", cooldown = ?api.cooldown, "the API does not answer: circuit open");
+    }
+
+    /// Any HTTP answer from the API: it answers, so it does not ban.
+    pub fn api_answered(&self) {
+        let mut state = self.lock();
+        state.api = Breaker::default();
+        if state.ban.take().is_some() {
+            tracing::warn!(target: "api_entreprise::circuit", "the API answers again: the IP is not banned (any more)");
         }
     }
 
-    /// Any HTTP answer from the API.
-    pub fn api_answered(&self) {
-        self.lock().api = Breaker::default();
+    /// A sign that the IP reached its quota: one of this host's per-IP
+    /// windows was full, or the API answered 429.
+    pub fn limit_reached(&self, sign: String) {
+        self.limit_reached_at(sign, Instant::now());
+    }
+
+    fn limit_reached_at(&self, sign: String, now: Instant) {
+        self.lock().limit_sign = Some((now, sign));
+    }
+
+    /// The ban the API's silence suggests, if it does.
+    pub fn ban(&self) -> Option<BanSuspicion> {
+        self.lock().ban.clone()
     }
 
     /// Whether a request carrying the token may go.
@@ -291,6 +384,40 @@ mod tests {
         );
         c.token_accepted();
         assert_eq!(c.token_at(t1), TokenVerdict::Accepted);
+    }
+
+    #[test]
+    fn silence_right_after_a_full_window_is_a_probable_ban_until_an_answer() {
+        let c = Circuits::new(CircuitConfig::default());
+        let t0 = Instant::now();
+        // Silence alone is an outage, not a ban.
+        for _ in 0..3 {
+            c.api_silent_at(t0);
+        }
+        assert_eq!(c.ban(), None);
+        assert_eq!(c.api_at(t0), Verdict::Open(Duration::from_secs(60)));
+        c.api_answered();
+        // A sign older than 10 minutes does not count either.
+        c.limit_reached_at("the per-IP quota 1000/1m full".into(), t0);
+        let late = t0 + Duration::from_secs(601);
+        for _ in 0..3 {
+            c.api_silent_at(late);
+        }
+        assert_eq!(c.ban(), None);
+        c.api_answered();
+        // Right after the sign: a probable ban, for 12 hours from the first
+        // call that got no answer, and probes 10 minutes apart at least.
+        c.limit_reached_at("the per-IP quota 1000/1m full".into(), t0);
+        for _ in 0..3 {
+            c.api_silent_at(t0);
+        }
+        let ban = c.ban().expect("a probable ban");
+        assert_eq!(ban.until.duration_since(ban.since).unwrap(), BAN_LENGTH);
+        assert!(ban.to_string().contains("probably banned until"), "{ban}");
+        assert_eq!(c.api_at(t0), Verdict::Open(BANNED_COOLDOWN));
+        // Any answer ends it.
+        c.api_answered();
+        assert_eq!(c.ban(), None);
     }
 
     #[test]

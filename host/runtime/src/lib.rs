@@ -64,7 +64,7 @@ pub mod sender;
 pub mod swap;
 mod token;
 
-pub use circuit::{CircuitConfig, CircuitState, TOKEN_CODES, TokenFault};
+pub use circuit::{BAN_LENGTH, BanSuspicion, CircuitConfig, CircuitState, TOKEN_CODES, TokenFault};
 pub use codec::Codec;
 pub use download::{DownloadError, Downloaded};
 pub use error::{CallError, ClientError, ConfigError};
@@ -81,6 +81,15 @@ pub use token::{Claims, TOKEN_LIFETIME_DAYS, Token};
 /// The contract's types (`api-entreprise:client/types@0.2.0`).
 pub mod types {
     pub use crate::bindings::api_entreprise::client::types::*;
+}
+
+/// An instant in RFC 3339 (UTC, to the second).
+pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// The current instant as the contract's `now` (RFC 3339, UTC).

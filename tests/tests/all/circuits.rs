@@ -36,7 +36,9 @@ async fn a_silent_api_opens_the_circuit_and_a_health_probe_closes_it() {
     let CallError::CircuitOpen { what, .. } = &err else {
         panic!("{err}")
     };
-    assert!(what.contains("may be banned"), "{what}");
+    // Silence with no sign of a full quota before it: an outage, or a ban.
+    assert!(what.contains("an outage, or a ban"), "{what}");
+    assert_eq!(runtime.ban_suspected(), None);
     assert_eq!(sandbox.received(), 3, "an open circuit sends nothing");
 
     // The ban ends: after the cool-down a probe of /pings closes the circuit.

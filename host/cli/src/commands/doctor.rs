@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::bail;
-use api_entreprise::{Runtime, TOKEN_LIFETIME_DAYS, types};
+use api_entreprise::{CallError, Runtime, TOKEN_LIFETIME_DAYS, types};
 
 use crate::settings::{HostArgs, connect};
 
@@ -222,7 +222,29 @@ async fn run(
                 ));
             }
         }
-        Err(e) => lines.push((Mark::Warn, format!("providers: the health routes did not answer: {e}"))),
+        Err(e) => {
+            lines.push((Mark::Warn, format!("providers: the health routes did not answer: {e}")));
+            // The free health route gets no answer right after the IP
+            // reached its quota (as every host of the machine counts it).
+            let silent = match &e {
+                CallError::Deadline(_) => true,
+                CallError::Client(c) => matches!(c.0, types::Error::Timeout(_) | types::Error::Transport(_)),
+                _ => false,
+            };
+            if silent
+                && runtime.ban_suspected().is_none()
+                && let Some(sign) = runtime.limit_sign().await
+            {
+                lines.push((
+                    Mark::Fail,
+                    format!(
+                        "ban: the API's /pings gets no answer right after {sign}: the IP is probably banned, \
+                         for 12 hours from the first request that got none (it cannot be lifted; send nothing \
+                         more meanwhile, or write to support@entreprise.api.gouv.fr)"
+                    ),
+                ));
+            }
+        }
     }
 
     let started = Instant::now();
@@ -238,6 +260,10 @@ async fn run(
             ),
         )),
         Err(e) => lines.push((Mark::Fail, format!("{label}: {e}"))),
+    }
+
+    if let Some(ban) = runtime.ban_suspected() {
+        lines.push((Mark::Fail, format!("ban: {ban}")));
     }
 
     for (mark, text) in &lines {

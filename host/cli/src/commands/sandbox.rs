@@ -19,6 +19,15 @@ pub struct Args {
     /// CA that signed it to this file (give it to `--ca-cert`).
     #[arg(long, value_name = "PEM")]
     tls_ca_out: Option<PathBuf>,
+    /// Behave as the real API past its per-IP quota: past this many
+    /// requests in any window (`N/DURATION`, such as `1000/1m`; the free
+    /// health routes apart) the IP is banned, and gets no HTTP answer at
+    /// all for `--ban-seconds`. Off by default.
+    #[arg(long, value_name = "N/DURATION")]
+    ban: Option<api_entreprise::QuotaSpec>,
+    /// How long a ban lasts (the real API's: 12 hours).
+    #[arg(long, value_name = "SECONDS", default_value_t = 12 * 3600)]
+    ban_seconds: u64,
 }
 
 pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
@@ -26,6 +35,8 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         port,
         token,
         tls_ca_out,
+        ban,
+        ban_seconds,
     } = args;
     let sandbox = Sandbox::start(SandboxConfig {
         addr: ([127, 0, 0, 1], port).into(),
@@ -34,6 +45,14 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     })
     .await
     .with_context(|| format!("starting the sandbox on 127.0.0.1:{port}"))?;
+    if let Some(quota) = ban {
+        sandbox.set_ban(Some(api_entreprise_sandbox::Ban {
+            limit: quota.limit,
+            window: quota.window,
+            length: std::time::Duration::from_secs(ban_seconds),
+        }));
+        println!("past {quota} it bans the IP for {ban_seconds} s: no answer at all");
+    }
     if let (Some(path), Some(pem)) = (&tls_ca_out, sandbox.ca_pem()) {
         std::fs::write(path, pem).with_context(|| format!("writing the sandbox's CA to {}", path.display()))?;
         println!("its CA certificate: {} (pass it to --ca-cert)", path.display());

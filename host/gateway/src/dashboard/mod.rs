@@ -298,12 +298,25 @@ fn ip_windows_table(state: &Books) -> Markup {
     }
 }
 
+/// A banner for each profile whose calls suggest the IP is banned: the
+/// first thing a page shows.
+fn ban_banner(gateway: &Gateway) -> Markup {
+    html! {
+        @for profile in gateway.profiles() {
+            @if let Some(ban) = profile.runtime.ban_suspected() {
+                p.alert data-k=(format!("ban.{}", profile.name)) { "Profile " (profile.name) ": " (ban) }
+            }
+        }
+    }
+}
+
 fn overview_view(gateway: &Gateway, state: &Books, now: u64) -> Markup {
     let fullest = match &state.ip_windows {
         Some((_, Ok(usage))) => fullest(usage).cloned(),
         _ => None,
     };
     html! {
+        (ban_banner(gateway))
         section.cards {
             div.card { h2 { "Requests" } p.big data-k="total.requests" { (state.total.requests) } p.note { "since the gateway started" } }
             div.card {
@@ -525,6 +538,7 @@ fn endpoints_view(state: &Books) -> Markup {
 
 fn health_view(gateway: &Gateway, state: &Books) -> Markup {
     html! {
+        (ban_banner(gateway))
         h2 { "The API" }
         @match gateway.pings_fault() {
             None => p.good data-k="api.pings" { "/pings answered 200 when last asked" },

@@ -35,11 +35,12 @@ pub(super) fn check(circuits: &Circuits, req: &Request<WasiBody>, with_token: bo
     }
     let verdict = circuits.api();
     if let Verdict::Open(retry_after) = verdict {
-        return Err(Refusal::Circuit {
-            what: "the API has not answered several calls in a row: the IP may be banned (a ban lasts up to 12 hours)"
+        let what = match circuits.ban() {
+            Some(ban) => ban.to_string(),
+            None => "the API has not answered several calls in a row (an outage, or a ban: a ban lasts up to 12 hours)"
                 .into(),
-            retry_after,
-        });
+        };
+        return Err(Refusal::Circuit { what, retry_after });
     }
     if let Some(provider) = catalogue::provider_of(req.uri().path())
         && let Err(retry_after) = circuits.provider(provider)

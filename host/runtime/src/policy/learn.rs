@@ -17,6 +17,10 @@ fn header_number(headers: &http::HeaderMap, name: &str) -> Option<u64> {
 /// The API and the path's provider answered with `status`.
 pub(super) fn circuits(circuits: &Circuits, path: &str, status: u16, headers: &http::HeaderMap) {
     circuits.api_answered();
+    if status == 429 {
+        // What the API says before it bans: a silence right after is one.
+        circuits.limit_reached(format!("a 429 from the API on {path}"));
+    }
     if let Some(provider) = catalogue::provider_of(path) {
         let retry_after = header_number(headers, "retry-after").map(Duration::from_secs);
         circuits.provider_answered(

@@ -133,7 +133,7 @@ pub(crate) async fn check_token(
 ) -> Result<Vec<String>, RotationError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let (keys, _) = policy.credentials().quota.for_token(Some(token)).keys("/privileges");
-    quota::take(&policy.quotas, &keys, deadline)
+    quota::take(&policy.quotas, &keys, deadline, &policy.circuits)
         .await
         .map_err(|refusal| RotationError::Unchecked(refusal.to_string()))?;
     let request = Request::get(format!("{base_url}/privileges"))
@@ -359,6 +359,20 @@ impl WasiHttpHooks for CallHooks {
     }
 }
 
+/// A sign, as the quota store holds it for every host that shares it,
+/// that the IP reached its quota: one of `keys`' per-IP windows full, or
+/// its group closed by a 429.
+pub(crate) async fn sign_in_store(quotas: &Quotas, keys: &[crate::quota::QuotaKey]) -> Option<String> {
+    let usage = quotas.usage(keys).await.ok()?;
+    usage.iter().find_map(|u| match (u.name.strip_prefix("ip "), u.server) {
+        (Some(quota), _) if u.used >= u.spec.limit => {
+            Some(format!("the per-IP quota {quota} full (as the quota store holds it)"))
+        }
+        (None, Some((0, _))) => Some(format!("a 429 from the API closing the {}", u.name)),
+        _ => None,
+    })
+}
+
 /// Steps 1 to 7 for one request, wherever it comes from (the component's
 /// `wasi:http` request, or the one the host sends for the codec path): no
 /// phase waits past `ceiling`, no quota slot is waited for past `deadline`,
@@ -401,7 +415,7 @@ pub(crate) fn send(
             circuit::Passage::ProbeToken(url, fault) => {
                 // `/privileges` counts against the per-IP quotas like any request.
                 let (probe_keys, _) = credentials.quota.keys("/privileges");
-                quota::take(&policy.quotas, &probe_keys, deadline)
+                quota::take(&policy.quotas, &probe_keys, deadline, &policy.circuits)
                     .await
                     .map_err(|r| refuse(&slot, r))?;
                 let bearer = credentials.token.as_ref().map(crate::token::Token::bearer);
@@ -413,7 +427,7 @@ pub(crate) fn send(
             }
             circuit::Passage::Closed => {}
         }
-        quota::take(&policy.quotas, &keys, deadline)
+        quota::take(&policy.quotas, &keys, deadline, &policy.circuits)
             .await
             .map_err(|r| refuse(&slot, r))?;
         if let Some((what, retry_after)) = policy.send_window.get().and_then(|window| (window.0)()) {
@@ -427,6 +441,11 @@ pub(crate) fn send(
                     code,
                     HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout | HttpError::HttpResponseTimeout
                 ) {
+                    // Another host of the machine (or the fleet) may have
+                    // filled a window or met a 429: the shared store says so.
+                    if let Some(sign) = sign_in_store(&policy.quotas, &keys).await {
+                        policy.circuits.limit_reached(sign);
+                    }
                     policy.circuits.api_silent();
                 }
                 return Err(code);

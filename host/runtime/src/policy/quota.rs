@@ -6,6 +6,7 @@ use std::time::Duration;
 use api_entreprise_catalogue as catalogue;
 
 use super::Refusal;
+use crate::circuit::Circuits;
 use crate::quota::{Denied, QuotaKey, QuotaSpec, Quotas};
 use crate::token::Token;
 
@@ -133,21 +134,29 @@ fn token_scope(token: Option<&Token>) -> String {
 /// Takes a slot in every quota of `keys`, waiting for one up to `deadline`;
 /// a wait that would pass it fails now rather than later. A store that
 /// cannot decide fails the request at once: waiting would hold the call for
-/// a peer that may be away for long.
-pub(super) async fn take(quotas: &Quotas, keys: &[QuotaKey], deadline: tokio::time::Instant) -> Result<(), Refusal> {
+/// a peer that may be away for long. A per-IP window found full is recorded
+/// in `circuits`: a silence of the API right after it is a probable ban.
+pub(super) async fn take(
+    quotas: &Quotas,
+    keys: &[QuotaKey],
+    deadline: tokio::time::Instant,
+    circuits: &Circuits,
+) -> Result<(), Refusal> {
     loop {
-        match quotas.try_acquire(keys).await {
+        let wait = match quotas.try_acquire(keys).await {
             Ok(()) => return Ok(()),
             Err(Denied::Unavailable(down)) => return Err(Refusal::QuotaStore(down)),
-            Err(Denied::Full(wait)) if tokio::time::Instant::now() + wait.retry_after < deadline => {
-                tokio::time::sleep(wait.retry_after).await;
-            }
-            Err(Denied::Full(wait)) => {
-                return Err(Refusal::Quota {
-                    quota: wait.quota,
-                    retry_after: wait.retry_after,
-                });
-            }
+            Err(Denied::Full(wait)) => wait,
+        };
+        if let Some(quota) = wait.quota.strip_prefix("ip ") {
+            circuits.limit_reached(format!("the per-IP quota {quota} full"));
         }
+        if tokio::time::Instant::now() + wait.retry_after >= deadline {
+            return Err(Refusal::Quota {
+                quota: wait.quota,
+                retry_after: wait.retry_after,
+            });
+        }
+        tokio::time::sleep(wait.retry_after).await;
     }
 }

@@ -164,6 +164,20 @@ impl Runtime {
         self.policy.circuits.token_fault()
     }
 
+    /// The ban the API's silence suggests: it stopped answering right after
+    /// a per-IP window was full or a 429 (said with its probable end).
+    pub fn ban_suspected(&self) -> Option<crate::BanSuspicion> {
+        self.policy.circuits.ban()
+    }
+
+    /// A sign, as the quota store holds it for every host sharing it, that
+    /// the IP has reached its quota: a per-IP window full now. An API that
+    /// does not answer right after it is probably banning the IP.
+    pub async fn limit_sign(&self) -> Option<String> {
+        let credentials = self.policy.credentials();
+        crate::policy::sign_in_store(&self.policy.quotas, credentials.quota.ip_keys()).await
+    }
+
     /// The circuits as they stand: the API's, and each provider's that has
     /// failed.
     pub fn circuit_states(&self) -> Vec<crate::CircuitState> {
