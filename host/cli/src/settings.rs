@@ -92,6 +92,13 @@ pub struct HostArgs {
     /// proxy's, or `sandbox --tls-ca-out`'s), beside the web's usual roots.
     #[arg(long, global = true, env = "API_ENTREPRISE_CA_CERT", value_name = "PEM")]
     ca_cert: Option<PathBuf>,
+    /// Append each call's audit line (JSON, as the gateway writes them:
+    /// time, endpoint, trace, status, codes, request id, latency, client;
+    /// never the token) to this file, which `status` reads for the last
+    /// requests. For `call`, `batch` and `doctor`; `serve` writes its own
+    /// trail on standard output.
+    #[arg(long, global = true, env = "API_ENTREPRISE_AUDIT", value_name = "FILE")]
+    audit: Option<PathBuf>,
 }
 
 impl HostArgs {
@@ -102,6 +109,11 @@ impl HostArgs {
             .iter()
             .map(|q| q.parse::<QuotaSpec>())
             .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The audit file, if one is given.
+    pub fn audit(&self) -> Option<&std::path::Path> {
+        self.audit.as_deref()
     }
 
     /// The token given by flag or environment, if any.
@@ -288,6 +300,9 @@ pub async fn runtime(
     }
     if let Some(dir) = settings.cache_dir() {
         builder = builder.cache_dir(dir);
+    }
+    if let Some(path) = &settings.audit {
+        builder = builder.audit_file(path);
     }
     if let Some(path) = &settings.ca_cert {
         let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;

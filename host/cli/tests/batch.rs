@@ -562,3 +562,62 @@ async fn a_batch_waits_out_a_redis_restart_and_answers_every_row_once() {
     assert!(worst <= 10, "a 1 s window held {worst}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A batch and a `call` with `--audit FILE` append one audit line per
+/// request sent or refused (the gateway's own fields), each request id the
+/// API gave; `status --audit FILE` lists the last ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_and_a_call_write_the_audit_trail_that_status_lists() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = dir("audit");
+    let input = sirets_csv(&dir, 5);
+    let output = dir.join("out.jsonl");
+    let audit = dir.join("audit.jsonl");
+    let audit_arg = audit.to_str().unwrap().to_owned();
+    let mut run = etablissements(&sandbox, &dir, &input, &output, &[]);
+    run.args(["--audit", &audit_arg]);
+    let out = tokio::task::spawn_blocking(move || run.output().unwrap())
+        .await
+        .unwrap();
+    let mut call = host(&sandbox, &dir);
+    call.args(["--audit", &audit_arg, "call", "insee_unites_legales", "552049447"])
+        .args(api_entreprise_tests::TRACE_ARGS);
+    let called = tokio::task::spawn_blocking(move || call.output().unwrap())
+        .await
+        .unwrap();
+    assert!(called.status.success(), "{}", text(&called));
+    let rows = lines(&output);
+    let trail = lines(&audit);
+    assert_eq!(trail.len(), rows.len() + 1, "{} {}", text(&out), text(&called));
+    // Every request the sandbox answered is in the trail with its id.
+    let sent = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path != "/privileges")
+        .count();
+    let with_id: Vec<&str> = trail.iter().filter_map(|l| l["request_id"].as_str()).collect();
+    assert_eq!(with_id.len(), sent);
+    assert!(
+        trail
+            .iter()
+            .all(|l| l["client"].is_string() && l["endpoint"].is_string())
+    );
+    let text_of = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        !text_of.contains(api_entreprise_sandbox::DEFAULT_TOKEN),
+        "never the token"
+    );
+    // `status` lists the last ones, the call last.
+    let mut status = host(&sandbox, &dir);
+    status.args(["--audit", &audit_arg, "status", "--last", "3"]);
+    let listed = tokio::task::spawn_blocking(move || status.output().unwrap())
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("the last 3 request(s)"), "{listed}");
+    let last_line = listed.lines().last().unwrap();
+    assert!(
+        last_line.contains("insee_unites_legales") && last_line.contains(" 200 "),
+        "{listed}"
+    );
+}

@@ -90,43 +90,9 @@ fn write_out(lines: &Receiver<String>, pending: &AtomicU64, out: impl Write) {
     }
 }
 
-/// One line of the audit trail (JSON, on standard output), and what the
-/// dashboard records of each request: never a key or a token.
-#[derive(Debug, Clone, serde::Serialize, Default)]
-pub struct AuditLine {
-    /// When it was answered (RFC 3339).
-    pub time: String,
-    /// The application whose key it carried (none: no valid key).
-    pub application: Option<String>,
-    /// The application's profile.
-    pub profile: Option<String>,
-    /// The endpoint its path is.
-    pub endpoint: Option<&'static str>,
-    /// That endpoint's version.
-    pub version: Option<u8>,
-    /// The trace's `context`.
-    pub context: Option<String>,
-    /// The trace's `recipient`.
-    pub recipient: Option<String>,
-    /// The trace's `object`.
-    pub object: Option<String>,
-    /// The trace's `user_id`.
-    pub user_id: Option<String>,
-    /// The status answered.
-    pub status: u16,
-    /// The error codes answered.
-    pub codes: Vec<String>,
-    /// The API's `X-Request-ID`.
-    pub request_id: Option<String>,
-    /// How long the answer took.
-    pub latency_ms: f64,
-    /// The client component that served the call: version and digest.
-    pub client: Option<String>,
-    /// Whether the request reached the API (for the dashboard's count of
-    /// each token's calls; not written in the trail).
-    #[serde(skip)]
-    pub sent: bool,
-}
+/// One line of the audit trail: the runtime's, which the command's
+/// `--audit FILE` writes too, so that one reader reads both.
+pub use api_entreprise::audit::AuditLine;
 
 /// Now, in RFC 3339.
 pub fn now() -> String {

@@ -59,6 +59,9 @@ pub enum ConfigError {
     /// The runtime could not be set up.
     #[error("setting up the WebAssembly runtime: {0}")]
     Engine(String),
+    /// The audit file could not be opened.
+    #[error("the audit file {0}: give a file this user can create or append to")]
+    Audit(String),
 }
 
 /// Why a call failed.

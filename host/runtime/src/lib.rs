@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod audit;
 mod bindings;
 mod circuit;
 mod codec;

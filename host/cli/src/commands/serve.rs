@@ -59,6 +59,14 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", hash_key(&key));
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(path) = host.audit() {
+        bail!(
+            "--audit {} (or API_ENTREPRISE_AUDIT) is for call, batch and doctor: the gateway writes its audit trail \
+             on standard output, one JSON line per request (redirect it: `serve >> {}`)",
+            path.display(),
+            path.display()
+        );
+    }
     let (config, sandbox) = match (host.config(), host.token()) {
         (Some(path), _) => (Config::load(path)?, None),
         (None, Some(_)) => bail!(

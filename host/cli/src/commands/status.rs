@@ -21,6 +21,9 @@ pub struct Args {
     /// List every group of the catalogue, even those with nothing in their window.
     #[arg(long)]
     all: bool,
+    /// How many of the last requests to list from the audit file (`--audit`).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    last: usize,
 }
 
 pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
@@ -35,9 +38,15 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         .map_or(0, |d| d.as_secs() as i64);
     let (_, token_line) = super::doctor::token_line(token.as_ref().map(Token::claims), now);
     let mut out = std::io::stdout().lock();
+    let last = match settings.audit() {
+        Some(path) => Some((path, last_lines(path, args.last)?)),
+        None => None,
+    };
     if args.json {
         let list: Vec<_> = usage.iter().filter(|u| args.all || shown(u)).map(usage_json).collect();
-        let body = serde_json::json!({ "store": store, "quotas": list, "token": token_line });
+        let last_requests = last.as_ref().map(|(_, lines)| lines);
+        let body =
+            serde_json::json!({ "store": store, "quotas": list, "token": token_line, "last_requests": last_requests });
         serde_json::to_writer_pretty(&mut out, &body)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
@@ -58,7 +67,73 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     writeln!(out, "{token_line}")?;
+    match &last {
+        Some((path, lines)) if lines.is_empty() => writeln!(out, "no request in {} yet", path.display())?,
+        Some((path, lines)) => {
+            writeln!(out, "the last {} request(s), from {}:", lines.len(), path.display())?;
+            for line in lines {
+                writeln!(out, "  {}", request_line(line))?;
+            }
+        }
+        None => writeln!(
+            out,
+            "last requests: give --audit FILE (or API_ENTREPRISE_AUDIT), the file `call` and `batch` append to"
+        )?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The last `n` audit lines of `path` (a file that does not exist yet
+/// holds none), read from its end.
+fn last_lines(path: &std::path::Path, n: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => anyhow::bail!("reading the audit file {}: {e}", path.display()),
+    };
+    // A line is under 1 KiB: the tail holds the last ones whole.
+    let tail = (n as u64 + 1) * 4096;
+    let length = file.metadata()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(tail)))?;
+    let mut bytes = Vec::new();
+    file.take(tail).read_to_end(&mut bytes)?;
+    // The first line may be cut (even inside a character): it does not
+    // parse, and is left out.
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .take(n)
+        .collect();
+    lines.reverse();
+    Ok(lines)
+}
+
+/// One audit line as a line of the listing: when, what, how it ended.
+fn request_line(line: &serde_json::Value) -> String {
+    let text = |key: &str| line[key].as_str().unwrap_or("-").to_owned();
+    let status = match line["status"].as_u64() {
+        Some(0) | None => "---".to_owned(),
+        Some(status) => status.to_string(),
+    };
+    let codes: Vec<&str> = line["codes"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    let ended = match (codes.is_empty(), line["outcome"].as_str()) {
+        (false, _) => codes.join(","),
+        (true, Some(outcome)) => outcome.to_owned(),
+        (true, None) => String::new(),
+    };
+    format!(
+        "{} {:<40} {status} {ended:<12} {} {:.0} ms",
+        text("time"),
+        text("endpoint"),
+        text("request_id"),
+        line["latency_ms"].as_f64().unwrap_or_default()
+    )
 }
 
 /// Whether a quota is worth a line: every per-IP one, and a group that

@@ -59,6 +59,7 @@ pub struct RuntimeBuilder {
     token_rate_limit: Option<u32>,
     pooling: bool,
     path: CallPath,
+    audit_file: Option<PathBuf>,
 }
 
 impl RuntimeBuilder {
@@ -87,6 +88,7 @@ impl RuntimeBuilder {
             token_rate_limit: None,
             pooling: true,
             path: CallPath::default(),
+            audit_file: None,
         }
     }
 
@@ -214,6 +216,13 @@ impl RuntimeBuilder {
         crate::sender::Sender::new(&roots, !api.is_loopback(), connect_timeout).map_err(ca_err)
     }
 
+    /// Appends one JSON line per call to `path` (the audit trail's lines,
+    /// as the gateway writes them): never a key or a token.
+    pub fn audit_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.audit_file = Some(path.into());
+        self
+    }
+
     /// How calls reach the network ([`CallPath::Codec`] unless told).
     pub fn call_path(mut self, path: CallPath) -> Self {
         self.path = path;
@@ -223,6 +232,11 @@ impl RuntimeBuilder {
     /// Compiles the component and prepares it for calls.
     pub async fn build(self) -> Result<Runtime, ConfigError> {
         let api = Authority::of_base_url(&self.base_url)?;
+        let audit_file = self
+            .audit_file
+            .as_deref()
+            .map(crate::audit::AuditFile::open)
+            .transpose()?;
         let mut document_hosts = vec![api.clone()];
         for host in &self.document_hosts {
             document_hosts.push(Authority::of_base_url(host)?);
@@ -272,6 +286,7 @@ impl RuntimeBuilder {
             versions: crate::swap::Versions::new(loaded),
             slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
             path: self.path,
+            audit_file,
         };
         // The component's catalogue is a description (for `endpoints`),
         // compared with the host's own, never trusted for a policy.

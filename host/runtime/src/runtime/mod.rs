@@ -81,6 +81,8 @@ pub struct Runtime {
     slots: tokio::sync::Semaphore,
     /// How calls reach the network.
     path: CallPath,
+    /// Where each call's audit line is appended, if anywhere.
+    audit_file: Option<crate::audit::AuditFile>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -234,7 +236,10 @@ impl Runtime {
                 .await
             }
         };
-        audit(request, endpoint, &loaded.info, &result, started.elapsed());
+        let line = audit(request, endpoint, &loaded.info, &result, started.elapsed());
+        if let Some(file) = &self.audit_file {
+            file.append(&line);
+        }
         self.versions.record(&loaded, &result);
         result
     }
@@ -495,17 +500,25 @@ impl Runtime {
 }
 
 /// One line per call in the audit trail: who asked what, for what, and what
-/// came back. Never the token.
+/// came back, said in the log (`api_entreprise::audit`) and returned for
+/// the audit file. Never the token.
 fn audit(
     request: &types::Request,
     endpoint: Option<&catalogue::Endpoint>,
     client: &VersionInfo,
     result: &Result<types::Response, CallError>,
     latency: Duration,
-) {
+) -> crate::audit::AuditLine {
     let (status, outcome, request_id) = match result {
         Ok(r) => (Some(r.status), "ok".to_owned(), r.request_id.clone()),
-        Err(CallError::Client(e)) => (e.status(), e.codes().join(","), None),
+        Err(CallError::Client(e)) => (
+            e.status(),
+            e.codes().join(","),
+            match &e.0 {
+                types::Error::Api(api) => api.request_id.clone(),
+                _ => None,
+            },
+        ),
         Err(CallError::Deadline(_)) => (None, "deadline".to_owned(), None),
         Err(CallError::RateLimited { .. }) => (None, "quota".to_owned(), None),
         Err(CallError::QuotaStoreUnavailable(_)) => (None, "quota-store".to_owned(), None),
@@ -514,6 +527,7 @@ fn audit(
         Err(CallError::TokenRefused { fault, .. }) => (None, format!("token {}", fault.code), None),
         Err(CallError::Trap(_)) => (None, "trap".to_owned(), None),
     };
+    let latency_ms = latency.as_secs_f64() * 1e3;
     tracing::info!(
         target: "api_entreprise::audit",
         // What the caller gave is quoted and escaped (`?`): a newline in a
@@ -532,4 +546,25 @@ fn audit(
         client_digest = %client.digest,
         "call"
     );
+    let codes = match result {
+        Err(CallError::Client(e)) => e.codes().into_iter().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    crate::audit::AuditLine {
+        time: crate::now_rfc3339(),
+        endpoint: endpoint.map(|e| e.id),
+        version: endpoint.map(|e| e.version),
+        context: Some(request.trace.context.clone()),
+        recipient: Some(request.trace.recipient.clone()),
+        object: Some(request.trace.object.clone()),
+        user_id: request.trace.user_id.clone(),
+        status: status.unwrap_or(0),
+        outcome: (codes.is_empty() && outcome != "ok").then_some(outcome),
+        codes,
+        request_id,
+        latency_ms: (latency_ms * 10.0).round() / 10.0,
+        client: Some(client.to_string()),
+        sent: false,
+        ..crate::audit::AuditLine::default()
+    }
 }
