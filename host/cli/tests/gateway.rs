@@ -406,15 +406,6 @@ async fn sighup_reloads_the_applications_under_traffic_without_a_failed_request(
             statuses
         })
     };
-    let hup = |pid: u32| {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     const THIRD_KEY: &str = "third-key-5555555555";
     assert_eq!(get(&url, Some(THIRD_KEY), None).await.0, 401);
     let third = format!(
@@ -423,13 +414,13 @@ async fn sighup_reloads_the_applications_under_traffic_without_a_failed_request(
     );
     std::fs::write(&path, third).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    hup(gateway.child.id());
+    hangup(gateway.child.id());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(get(&url, Some(THIRD_KEY), None).await.0, 200, "the new key is served");
 
     // A configuration with a fault leaves the running one as it was.
     std::fs::write(&path, "[applications.x]\nkey_sha256 = \"nope\"\n").unwrap();
-    hup(gateway.child.id());
+    hangup(gateway.child.id());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(get(&url, Some(THIRD_KEY), None).await.0, 200);
     let stderr = std::fs::read_to_string(&gateway.stderr).unwrap();
@@ -1012,4 +1003,77 @@ async fn a_token_rotates_under_traffic_with_no_failed_request_and_a_refused_one_
     let refused = r#"api_entreprise_token_rotations_total{outcome="refused",profile="aides"}"#;
     assert_eq!(metric_value(&metrics, rotated).await, Some(1.0));
     assert_eq!(metric_value(&metrics, refused).await, Some(1.0));
+}
+
+/// SIGHUP with a configuration that adds a profile (a new token) and an
+/// application on it, then one that drops the first profile with its
+/// application: the new key is served without a restart, through the new
+/// profile's token (read and checked at reload), and the dropped
+/// application's key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_are_added_and_removed_by_sighup_without_a_restart() {
+    const MARCHES_KEY: &str = "marches-key-7777777777";
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let first = format!(
+        "base_url = \"{}\"\n[profiles.aides]\ntoken_env = \"GATEWAY_TEST_TOKEN\"\n\
+         [applications.batch]\nkey_sha256 = \"{}\"\nprofile = \"aides\"\n",
+        sandbox.base_url(),
+        hash_key(BATCH_KEY)
+    );
+    let gateway = start("profiles", &first, &[]);
+    let path = gateway.dir.join("gateway.toml");
+    let token_file = gateway.dir.join("marches.token");
+    std::fs::write(&token_file, DEFAULT_TOKEN).unwrap();
+    let marches = format!(
+        "[profiles.marches]\ntoken_file = \"{}\"\n[applications.marches]\nkey_sha256 = \"{}\"\nprofile = \"marches\"\n",
+        token_file.display(),
+        hash_key(MARCHES_KEY)
+    );
+    let sirene = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
+    assert_eq!(get(&sirene, Some(MARCHES_KEY), None).await.0, 401);
+    let said = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let stderr = std::fs::read_to_string(&gateway.stderr).unwrap();
+            if stderr.matches("reloaded ").count() >= n {
+                return stderr;
+            }
+            assert!(std::time::Instant::now() < deadline, "no reload said: {stderr}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+
+    std::fs::write(&path, format!("{first}\n{marches}")).unwrap();
+    hangup(gateway.child.id());
+    let stderr = said(1);
+    assert!(
+        stderr.contains("2 application(s); profile(s) added: marches"),
+        "{stderr}"
+    );
+    assert_eq!(
+        get(&sirene, Some(MARCHES_KEY), None).await.0,
+        200,
+        "the new profile serves"
+    );
+    assert_eq!(get(&sirene, Some(BATCH_KEY), None).await.0, 200);
+
+    let only_marches = format!("base_url = \"{}\"\n{marches}", sandbox.base_url());
+    std::fs::write(&path, only_marches).unwrap();
+    hangup(gateway.child.id());
+    let stderr = said(2);
+    assert!(
+        stderr
+            .contains("1 application(s); profile(s) removed: aides (their applications' keys are refused from now on)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        get(&sirene, Some(BATCH_KEY), None).await.0,
+        401,
+        "the dropped application"
+    );
+    assert_eq!(get(&sirene, Some(MARCHES_KEY), None).await.0, 200);
+    // Readiness is judged on the profiles now running.
+    let bearer = format!("Bearer {MARCHES_KEY}");
+    let (status, _, body) = raw_request("GET", &format!("{}/readyz", gateway.url), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 }

@@ -65,7 +65,7 @@ impl Gateway {
     /// The version the first profile runs (all run the same but after an
     /// automatic rollback).
     pub fn component(&self) -> Option<VersionInfo> {
-        self.profiles().next().map(|p| p.runtime.component())
+        self.profiles().first().map(|p| p.runtime.component())
     }
 
     /// Rolls every profile's runtime back to its previous version.
@@ -86,6 +86,13 @@ impl Gateway {
     pub fn watch_components(self: &Arc<Self>) {
         self.show_components();
         for profile in self.profiles() {
+            self.watch_component_of(&profile);
+        }
+    }
+
+    /// Listens to `profile`'s version changes.
+    pub(crate) fn watch_component_of(self: &Arc<Self>, profile: &crate::server::ProfileState) {
+        {
             let mut events = profile.runtime.subscribe();
             let (gateway, name) = (Arc::downgrade(self), profile.name.clone());
             tokio::spawn(async move {
@@ -127,9 +134,10 @@ impl Gateway {
     }
 
     /// Sets the component metric to what each profile runs now.
-    fn show_components(&self) {
+    pub(crate) fn show_components(&self) {
         let versions: Vec<(String, String)> = self
             .profiles()
+            .iter()
             .map(|p| (p.name.clone(), p.runtime.component().to_string()))
             .collect();
         self.metrics().components(&versions);
@@ -180,6 +188,7 @@ fn version_json(info: &VersionInfo) -> serde_json::Value {
 fn status(gateway: &Gateway) -> Response {
     let profiles: serde_json::Map<String, serde_json::Value> = gateway
         .profiles()
+        .iter()
         .map(|p| {
             let value = serde_json::json!({
                 "current": version_json(&p.runtime.component()),

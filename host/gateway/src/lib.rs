@@ -31,5 +31,5 @@ mod server;
 mod tokens;
 
 pub use config::{Config, ConfigError, hash_key};
-pub use server::{Gateway, GatewayError, READINESS_REFRESH};
+pub use server::{Gateway, GatewayError, READINESS_REFRESH, Reloaded};
 pub use tokens::Rotation;

@@ -55,7 +55,31 @@ pub(crate) struct ProfileState {
 const EXPIRY_WARNING_DAYS: i64 = 30;
 const EXPIRY_URGENT_DAYS: i64 = 7;
 
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// How many applications there are now.
+    pub applications: usize,
+    /// The profiles it added.
+    pub added: Vec<String>,
+    /// The profiles it removed.
+    pub removed: Vec<String>,
+}
+
 impl ProfileState {
+    /// The state of the profile `name` running on `runtime`, its token read
+    /// from `config`'s source for it.
+    fn new(name: &str, runtime: &Arc<Runtime>, config: &Config) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_owned(),
+            runtime: runtime.clone(),
+            scopes: RwLock::new(None),
+            expiry_said: std::sync::atomic::AtomicI64::new(i64::MIN),
+            source: RwLock::new(config.profiles.get(name).cloned().unwrap_or_default()),
+            rotating: tokio::sync::Mutex::new(()),
+        })
+    }
+
     /// Says once a day, from 30 days before, that the token will expire (an
     /// error from 7 days before): a renewal through DataPass takes days,
     /// and an expired token stops every call of the profile.
@@ -246,7 +270,8 @@ fn empty_trace() -> types::Trace {
 /// quotas of their shares.
 pub struct Gateway {
     apps: RwLock<Arc<Vec<Arc<App>>>>,
-    profiles: BTreeMap<String, Arc<ProfileState>>,
+    /// The profiles, by name (replaced whole by a reload).
+    profiles: RwLock<Arc<BTreeMap<String, Arc<ProfileState>>>>,
     ip_quotas: Vec<QuotaSpec>,
     /// The applications' shares, counted in the same store as the per-IP
     /// quotas: with Redis, every gateway of the fleet counts them together.
@@ -290,23 +315,13 @@ impl Gateway {
     ) -> Result<Self, GatewayError> {
         let profiles = runtimes
             .iter()
-            .map(|(name, runtime)| {
-                let state = ProfileState {
-                    name: name.clone(),
-                    runtime: runtime.clone(),
-                    scopes: RwLock::new(None),
-                    expiry_said: std::sync::atomic::AtomicI64::new(i64::MIN),
-                    source: RwLock::new(config.profiles.get(name).cloned().unwrap_or_default()),
-                    rotating: tokio::sync::Mutex::new(()),
-                };
-                (name.clone(), Arc::new(state))
-            })
+            .map(|(name, runtime)| (name.clone(), ProfileState::new(name, runtime, config)))
             .collect();
         let metrics = crate::metrics::Metrics::new();
         let audit = crate::audit::AuditTrail::stdout(crate::audit::QUEUE_LINES, metrics.audit_dropped());
         let mut gateway = Self {
             apps: RwLock::new(Arc::new(Vec::new())),
-            profiles,
+            profiles: RwLock::new(Arc::new(profiles)),
             ip_quotas: ip_quotas.to_vec(),
             shares,
             limits: config.limits,
@@ -321,26 +336,47 @@ impl Gateway {
             swapping: tokio::sync::Mutex::new(()),
         };
         gateway.set_admin_key(config);
-        let apps = gateway.applications(config)?;
+        let apps = gateway.applications(config, &gateway.profile_map())?;
         gateway.apps = RwLock::new(Arc::new(apps));
         Ok(gateway)
     }
 
-    /// Replaces the applications and their keys with `config`'s, at once:
-    /// a request in flight finishes with the application it started with.
-    /// The profiles and the limits are read at start only. Returns how many
-    /// applications there are now.
-    pub fn reload(&self, config: &Config) -> Result<usize, GatewayError> {
-        if let Some(name) = config.profiles.keys().find(|p| !self.profiles.contains_key(*p)) {
-            return Err(GatewayError(format!(
-                "the profile `{name}` is new: profiles (tokens) are read at start, restart the gateway to add one"
-            )));
+    /// Replaces the profiles, the applications and their keys with
+    /// `config`'s, at once: a request in flight finishes with the
+    /// application and profile it started with. A profile of `config` that
+    /// this gateway does not run yet needs its runtime in `added` (the
+    /// command builds it, with its token); a profile `config` no longer has
+    /// is dropped, with its applications (the configuration's check has
+    /// refused any application left on it). The limits are read at start
+    /// only. Says what changed.
+    pub fn reload(&self, config: &Config, added: &BTreeMap<String, Arc<Runtime>>) -> Result<Reloaded, GatewayError> {
+        let running = self.profile_map();
+        let mut profiles = BTreeMap::new();
+        for name in config.profiles.keys() {
+            let state = match (running.get(name), added.get(name)) {
+                (Some(state), _) => state.clone(),
+                (None, Some(runtime)) => ProfileState::new(name, runtime, config),
+                (None, None) => {
+                    return Err(GatewayError(format!(
+                        "the profile `{name}` is new and has no runtime: its token could not be read"
+                    )));
+                }
+            };
+            profiles.insert(name.clone(), state);
         }
-        let apps = self.applications(config)?;
-        let count = apps.len();
+        let apps = self.applications(config, &profiles)?;
+        let reloaded = Reloaded {
+            applications: apps.len(),
+            added: profiles.keys().filter(|p| !running.contains_key(*p)).cloned().collect(),
+            removed: running.keys().filter(|p| !profiles.contains_key(*p)).cloned().collect(),
+        };
+        *self.profiles.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(profiles);
         *self.apps.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(apps);
         self.set_admin_key(config);
-        Ok(count)
+        if !reloaded.removed.is_empty() {
+            self.show_components();
+        }
+        Ok(reloaded)
     }
 
     fn set_admin_key(&self, config: &Config) {
@@ -359,14 +395,33 @@ impl Gateway {
             .clone()
     }
 
-    /// The profile named `name`.
-    pub(crate) fn profile(&self, name: &str) -> Option<&Arc<ProfileState>> {
-        self.profiles.get(name)
+    /// The profiles now, by name.
+    fn profile_map(&self) -> Arc<BTreeMap<String, Arc<ProfileState>>> {
+        self.profiles
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// The profiles, by name.
-    pub(crate) fn profiles(&self) -> impl Iterator<Item = &Arc<ProfileState>> {
-        self.profiles.values()
+    /// The profile named `name`.
+    pub(crate) fn profile(&self, name: &str) -> Option<Arc<ProfileState>> {
+        self.profile_map().get(name).cloned()
+    }
+
+    /// Whether the gateway runs a profile named `name`.
+    pub fn has_profile(&self, name: &str) -> bool {
+        self.profile_map().contains_key(name)
+    }
+
+    /// The profiles now, in the order of their names.
+    pub(crate) fn profiles(&self) -> Vec<Arc<ProfileState>> {
+        self.profile_map().values().cloned().collect()
+    }
+
+    /// The store the quotas and shares are counted in (for the runtime of
+    /// a profile added by a reload).
+    pub fn quota_store(&self) -> Arc<Quotas> {
+        self.shares.clone()
     }
 
     /// The metrics.
@@ -374,13 +429,16 @@ impl Gateway {
         &self.metrics
     }
 
-    /// The applications of `config`, on this gateway's profiles.
-    fn applications(&self, config: &Config) -> Result<Vec<Arc<App>>, GatewayError> {
+    /// The applications of `config`, on `profiles`.
+    fn applications(
+        &self,
+        config: &Config,
+        profiles: &BTreeMap<String, Arc<ProfileState>>,
+    ) -> Result<Vec<Arc<App>>, GatewayError> {
         let shares = config.shares();
         let mut apps = Vec::new();
         for (name, app) in &config.applications {
-            let profile = self
-                .profiles
+            let profile = profiles
                 .get(&app.profile)
                 .ok_or_else(|| GatewayError(format!("no runtime for the profile `{}`", app.profile)))?;
             let key_sha256 = decode_hash(&app.key_sha256.to_ascii_lowercase())
@@ -459,11 +517,11 @@ impl Gateway {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
         };
-        for profile in self.profiles.values() {
+        for profile in self.profiles() {
             profile.say_expiry(now_unix());
             profile.refresh_privileges().await;
         }
-        if let Some(profile) = self.profiles.values().next() {
+        if let Some(profile) = self.profiles().first() {
             self.pings.ask(&profile.runtime).await;
         }
         let gateway = Arc::downgrade(self);
@@ -471,12 +529,29 @@ impl Gateway {
             loop {
                 tokio::time::sleep(PRIVILEGES_REFRESH).await;
                 let Some(gateway) = gateway.upgrade() else { return };
-                for profile in gateway.profiles.values() {
+                for profile in gateway.profiles() {
                     profile.say_expiry(now_unix());
                     profile.refresh_privileges().await;
                 }
             }
         });
+    }
+
+    /// Starts what a profile added by a reload needs, as [`Self::watch_privileges`]
+    /// and [`Self::watch_components`] did at start for the others: its
+    /// privileges read, its token's expiry said, its component's changes
+    /// listened to.
+    pub async fn start_profiles(self: &Arc<Self>, names: &[String]) {
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for name in names {
+            let Some(profile) = self.profile(name) else { continue };
+            self.watch_component_of(&profile);
+            profile.say_expiry(now_unix);
+            profile.refresh_privileges().await;
+        }
+        self.show_components();
     }
 
     /// Ready when every profile's token is there and not expired, the
@@ -489,13 +564,13 @@ impl Gateway {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if let Some(profile) = self.profiles.values().next() {
+        let profiles = self.profiles();
+        if let Some(profile) = profiles.first() {
             self.pings.ask_if_stale(&profile.runtime);
         }
         let api = self.pings.fault();
-        let faults: Vec<String> = self
-            .profiles
-            .values()
+        let faults: Vec<String> = profiles
+            .iter()
             .flat_map(|profile| profile.faults(now, api.as_deref()))
             .collect();
         let authorization = headers.get(header::AUTHORIZATION);
@@ -533,7 +608,7 @@ impl Gateway {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
-                    for profile in gateway.profiles.values() {
+                    for profile in gateway.profiles() {
                         for circuit in profile.runtime.circuit_states() {
                             let open_for = circuit.open_for.unwrap_or_default();
                             gateway.metrics.circuit(&profile.name, &circuit.name, open_for);

@@ -43,7 +43,7 @@ impl Gateway {
                 .source
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = source.clone();
-            done.push((name.clone(), self.rotate_token(profile).await));
+            done.push((name.clone(), self.rotate_token(&profile).await));
         }
         done
     }
@@ -51,7 +51,7 @@ impl Gateway {
     /// Reads the token of the profile `name` again (its file changed).
     pub async fn rotate_token_of(&self, name: &str) -> Option<Rotation> {
         let profile = self.profile(name)?;
-        Some(self.rotate_token(profile).await)
+        Some(self.rotate_token(&profile).await)
     }
 
     /// Reads `profile`'s token again, checks it if it changed, and uses it

@@ -92,22 +92,8 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     let quotas = settings::quota_store(host, sandbox.is_some()).await?;
     let mut runtimes = BTreeMap::new();
     for (name, profile) in &config.profiles {
-        let (base_url, token) = match &sandbox {
-            Some(sandbox) => (sandbox.base_url(), DEFAULT_TOKEN.to_owned()),
-            None => (
-                config
-                    .base_url
-                    .clone()
-                    .or_else(|| host.base_url().map(str::to_owned))
-                    .unwrap_or_else(|| api_entreprise::PRODUCTION_BASE_URL.to_owned()),
-                profile.token(name)?,
-            ),
-        };
-        let token = Token::new(token).with_context(|| format!("profile `{name}`: its token"))?;
-        let runtime = settings::runtime(host, base_url, token, quotas.clone(), profile.rate_limit_per_minute)
-            .await
-            .with_context(|| format!("profile `{name}`"))?;
-        runtimes.insert(name.clone(), Arc::new(runtime));
+        let runtime = profile_runtime(host, &config, name, profile, sandbox.as_ref(), &quotas).await?;
+        runtimes.insert(name.clone(), runtime);
     }
     let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?, quotas)?);
     gateway.watch_privileges().await;
@@ -123,22 +109,12 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
             async move {
                 eprintln!("{} changed", watched.display());
                 swap_if_changed(&gateway, &host).await;
+                true
             }
         }));
     }
-    // A profile's token file that changes (a renewal written by hand, by a
-    // secret manager or a configuration tool) is read again.
     for (name, profile) in &config.profiles {
-        let Some(file) = profile.token_file.clone() else {
-            continue;
-        };
-        let (gateway, name) = (gateway.clone(), name.clone());
-        tokio::spawn(watch_file(file, move || {
-            let (gateway, name) = (gateway.clone(), name.clone());
-            async move {
-                gateway.rotate_token_of(&name).await;
-            }
-        }));
+        watch_token_file(&gateway, name, profile);
     }
     if let Some(addr) = args.metrics_listen.or(config.metrics_listen) {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -164,6 +140,84 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The runtime of the profile `name` of `config`: its token, the API (the
+/// sandbox's when serving it), the process's quota store.
+async fn profile_runtime(
+    host: &HostArgs,
+    config: &Config,
+    name: &str,
+    profile: &Profile,
+    sandbox: Option<&api_entreprise_sandbox::Sandbox>,
+    quotas: &Arc<api_entreprise::Quotas>,
+) -> anyhow::Result<Arc<api_entreprise::Runtime>> {
+    let (base_url, token) = match sandbox {
+        Some(sandbox) => (sandbox.base_url(), DEFAULT_TOKEN.to_owned()),
+        None => (
+            config
+                .base_url
+                .clone()
+                .or_else(|| host.base_url().map(str::to_owned))
+                .unwrap_or_else(|| api_entreprise::PRODUCTION_BASE_URL.to_owned()),
+            profile.token(name)?,
+        ),
+    };
+    let token = Token::new(token).with_context(|| format!("profile `{name}`: its token"))?;
+    let runtime = settings::runtime(host, base_url, token, quotas.clone(), profile.rate_limit_per_minute)
+        .await
+        .with_context(|| format!("profile `{name}`"))?;
+    Ok(Arc::new(runtime))
+}
+
+/// Reads the profile's token again whenever its token file changes (a
+/// renewal written by hand, by a secret manager or a configuration tool),
+/// while the gateway runs that profile.
+fn watch_token_file(gateway: &Arc<Gateway>, name: &str, profile: &Profile) {
+    let Some(file) = profile.token_file.clone() else { return };
+    let (gateway, name) = (Arc::downgrade(gateway), name.to_owned());
+    tokio::spawn(watch_file(file, move || {
+        let (gateway, name) = (gateway.clone(), name.clone());
+        async move {
+            match gateway.upgrade() {
+                Some(gateway) => gateway.rotate_token_of(&name).await.is_some(),
+                None => false,
+            }
+        }
+    }));
+}
+
+/// Reads the configuration again (SIGHUP): the profiles it adds get their
+/// runtime (their token read like at start), those it drops stop, the
+/// applications and keys are replaced, and every profile's token is read
+/// again. A fault anywhere leaves the running configuration whole.
+async fn reload(gateway: &Arc<Gateway>, host: &HostArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let mut added = BTreeMap::new();
+    for (name, profile) in &config.profiles {
+        if !gateway.has_profile(name) {
+            let runtime = profile_runtime(host, &config, name, profile, None, &gateway.quota_store()).await?;
+            added.insert(name.clone(), runtime);
+        }
+    }
+    let reloaded = gateway.reload(&config, &added)?;
+    let mut said = format!("reloaded {}: {} application(s)", path.display(), reloaded.applications);
+    if !reloaded.added.is_empty() {
+        said += &format!("; profile(s) added: {}", reloaded.added.join(", "));
+    }
+    if !reloaded.removed.is_empty() {
+        said += &format!(
+            "; profile(s) removed: {} (their applications' keys are refused from now on)",
+            reloaded.removed.join(", ")
+        );
+    }
+    eprintln!("{said}");
+    gateway.start_profiles(&reloaded.added).await;
+    for name in &reloaded.added {
+        watch_token_file(gateway, name, &config.profiles[name]);
+    }
+    gateway.rotate_tokens(&config).await;
+    Ok(())
+}
+
 /// SIGHUP: read the configuration again and replace the applications and
 /// their keys (a configuration with a fault leaves the running one as it
 /// is), read each profile's token again (a changed one is checked, then
@@ -171,18 +225,10 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
 fn reload_on_sighup(gateway: Arc<Gateway>, host: HostArgs, mut hangup: tokio::signal::unix::Signal) {
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
-            if let Some(path) = host.config() {
-                let reloaded = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
-                    let count = gateway.reload(&config).map_err(|e| e.to_string())?;
-                    Ok((count, config))
-                });
-                match reloaded {
-                    Ok((count, config)) => {
-                        eprintln!("reloaded {}: {count} application(s)", path.display());
-                        gateway.rotate_tokens(&config).await;
-                    }
-                    Err(e) => eprintln!("error: {e}; the configuration in use stays as it was"),
-                }
+            if let Some(path) = host.config()
+                && let Err(e) = reload(&gateway, &host, path).await
+            {
+                eprintln!("error: {e:#}; the configuration in use stays as it was");
             }
             swap_if_changed(&gateway, &host).await;
         }
@@ -195,14 +241,14 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs `changed` each time the file at `watched` (the `--component` file,
 /// the components directory's history, a profile's token file) changes and
-/// then holds still. Its size and modification time are polled: simple,
+/// then holds still, until `changed` says the watch is over (false). Its size and modification time are polled: simple,
 /// and it sees a file replaced by a rename (as editors, `cp` to a temporary
 /// name, `component install` and secret managers do), which a watch on the
 /// file itself misses.
 async fn watch_file<F, Fut>(watched: PathBuf, mut changed: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = bool>,
 {
     let stamp = |path: &PathBuf| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
     let mut seen = stamp(&watched);
@@ -223,8 +269,8 @@ where
             settled = again;
         }
         seen = settled;
-        if seen.is_some() {
-            changed().await;
+        if seen.is_some() && !changed().await {
+            return;
         }
     }
 }

@@ -223,3 +223,12 @@ pub async fn sandbox_taking(token: &str) -> Sandbox {
     .await
     .unwrap()
 }
+
+/// Sends SIGHUP to the process `pid` (a reload).
+pub fn hangup(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}

@@ -419,7 +419,7 @@ fn token_cards(gateway: &Gateway, state: &Books, now: u64) -> Markup {
     html! {
         section.cards {
             @for profile in gateway.profiles() {
-                @let (status, class, days) = token_status(profile, now_s);
+                @let (status, class, days) = token_status(&profile, now_s);
                 @let name = &profile.name;
                 @let week = state.profile_calls.get(name).map_or(0, |s| s.calls_within(now, Duration::from_secs(7 * 86_400)));
                 div.card.token {
