@@ -68,6 +68,26 @@ export class TimeoutError extends ApiEntrepriseError {}
 /** This package's policy refused the request before any connection. */
 export class RefusedByHostError extends ApiEntrepriseError {}
 
+/**
+ * The API stopped answering right after the IP reached its quota: it is
+ * probably banned until `until` (12 hours after the first call that got no
+ * answer). Nothing was sent.
+ */
+export class ProbablyBannedError extends ApiEntrepriseError {
+  constructor(ban) {
+    super(
+      `the API has not answered since ${ban.since.toISOString()} right after ${ban.sign}: the IP is probably banned ` +
+        `until ${ban.until.toISOString()} (a ban lasts 12 hours and cannot be lifted; nothing was sent, and calls are ` +
+        `held meanwhile but one every 10 minutes; write to support@entreprise.api.gouv.fr if you need it lifted)`,
+      "refused-by-host",
+      ban,
+    );
+    this.since = ban.since;
+    this.until = ban.until;
+    this.sign = ban.sign;
+  }
+}
+
 /** A quota has no slot for this request: nothing was sent. */
 export class QuotaExceededError extends ApiEntrepriseError {
   constructor(message, quota, retryAfterSeconds) {

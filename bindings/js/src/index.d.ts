@@ -324,6 +324,16 @@ export class ApiError extends ApiEntrepriseError {
 }
 export class TimeoutError extends ApiEntrepriseError {}
 export class RefusedByHostError extends ApiEntrepriseError {}
+/** The API stopped answering right after the IP reached its quota: probably banned until `until`. */
+export class ProbablyBannedError extends ApiEntrepriseError {
+  readonly since: Date;
+  readonly until: Date;
+  readonly sign: string;
+}
+/** This process's reading of the API's silences (shared by every client of the process). */
+export const banWatch: {
+  readonly ban: { since: Date; until: Date; sign: string } | null;
+};
 export class QuotaExceededError extends ApiEntrepriseError {
   readonly quota: string;
   readonly retryAfterSeconds: number;

@@ -4,8 +4,10 @@
 // authority, the allow-list, the 5 s / 12 s timeouts, a 16 MiB cap on an
 // answer, and the quotas counted with every host of the machine.
 
+import { banWatch } from "./ban.js";
 import { Codec } from "./codec.js";
 import {
+  ProbablyBannedError,
   QuotaExceededError,
   QuotaStoreUnavailableError,
   RefusedByHostError,
@@ -18,6 +20,7 @@ import { MemoryStore, RedisStore, SqliteStore, openStore, stateDir } from "./quo
 
 export * from "./errors.js";
 export { Codec, MemoryStore, RedisStore, SqliteStore, policyOf, stateDir };
+export { banWatch };
 
 /** The largest answer body this client reads, like the Rust host. */
 export const MAX_RESPONSE_BYTES = 16 << 20;
@@ -163,6 +166,9 @@ export class ApiEntreprise {
     const { keys, group } = quotaKeys(url.pathname, this.#ipQuotas, this.#jti);
     const ceiling = policy.document ? table.timeouts_ms.document : table.timeouts_ms.json;
     const timeoutMs = Math.min(call.timeout_ms || ceiling, ceiling);
+    // A probable ban holds calls that count against the per-IP quotas.
+    const held = keys.length > 0 ? banWatch.held() : null;
+    if (held) throw new ProbablyBannedError(held);
     await this.#take(keys, timeoutMs);
 
     const headers = new Headers(call.headers.filter(([name]) => name.toLowerCase() !== "authorization"));
@@ -179,6 +185,8 @@ export class ApiEntreprise {
         signal: AbortSignal.timeout(timeoutMs),
       });
       status = response.status;
+      banWatch.answered();
+      if (status === 429) banWatch.limitReached(`a 429 from the API on ${url.pathname}`);
       answerHeaders = [...response.headers];
       if (group) {
         for (const word of serverWords(status, response.headers)) await this.#store.serverSaid(group, word);
@@ -187,6 +195,8 @@ export class ApiEntreprise {
     } catch (e) {
       if (e instanceof TransportError) throw e;
       if (e?.name === "TimeoutError" || e?.name === "AbortError") {
+        // No answer at all, as a banned IP gets.
+        if (status === undefined) banWatch.silent();
         throw new TimeoutError(`the API did not answer within ${timeoutMs} ms; try again later`, "timeout", timeoutMs);
       }
       const cause = e?.cause?.code ?? e?.cause?.message ?? e?.message;
@@ -218,6 +228,8 @@ export class ApiEntreprise {
         );
       }
       const { quota, retryAfterMs } = denied.full;
+      // What the API says before it bans: a silence right after is one.
+      if (quota.startsWith("ip ")) banWatch.limitReached(`the per-IP quota ${quota.slice(3)} full`);
       if (this.#waitForSlot && performance.now() + retryAfterMs < deadline) {
         await sleep(retryAfterMs);
         continue;

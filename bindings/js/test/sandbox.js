@@ -17,9 +17,12 @@ function command() {
   return bin;
 }
 
-/** A running sandbox: `{ baseUrl, requests(), stop() }`. */
-export async function startSandbox() {
-  const child = spawn(command(), ["sandbox", "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+/**
+ * A running sandbox: `{ baseUrl, requests(), stop() }`; `args` are more of
+ * the command's flags, such as `["--ban", "3/1m"]`.
+ */
+export async function startSandbox(args = []) {
+  const child = spawn(command(), ["sandbox", "--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] });
   const baseUrl = await new Promise((resolve, reject) => {
     let seen = "";
     child.stdout.on("data", (chunk) => {

@@ -18,11 +18,13 @@ import time
 from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlsplit
 
+from ._ban import BAN_WATCH
 from ._codec import Codec
 from ._policy import TABLE, Quota, ip_quotas_from_env, policy_of, quota_keys, server_words, token_id
 from ._quota import open_store
 from .errors import (
     CallTimeoutError,
+    ProbablyBannedError,
     QuotaExceededError,
     QuotaStoreUnavailableError,
     RefusedByHostError,
@@ -211,6 +213,18 @@ class ApiEntreprise:
         keys, group = quota_keys(url.path, self._ip_quotas, self._jti)
         ceiling = TABLE["timeouts_ms"]["document" if policy["document"] else "json"]
         timeout = min(call["timeout_ms"] or ceiling, ceiling) / 1000
+        # A probable ban holds calls that count against the per-IP quotas.
+        ban = BAN_WATCH.held() if keys else None
+        if ban is not None:
+            raise ProbablyBannedError(
+                f"the API has not answered since {ban.since.isoformat()} right after {ban.sign}: the IP is probably "
+                f"banned until {ban.until.isoformat()} (a ban lasts 12 hours and cannot be lifted; nothing was sent, "
+                "and calls are held meanwhile but one every 10 minutes; write to support@entreprise.api.gouv.fr if "
+                "you need it lifted)",
+                ban.since,
+                ban.until,
+                ban.sign,
+            )
         self._take(keys, timeout)
 
         path = url.path + (f"?{url.query}" if url.query else "")
@@ -240,6 +254,9 @@ class ApiEntreprise:
                     f"the quota store ({store}) is unavailable ({reason}); nothing was sent", store, reason
                 )
             _, quota, ms = denied
+            if quota.startswith("ip "):
+                # What the API says before it bans: a silence right after is one.
+                BAN_WATCH.limit_reached(f"the per-IP quota {quota[3:]} full")
             if self._wait_for_slot and time.monotonic() + ms / 1000 < deadline:
                 time.sleep(ms / 1000)
                 continue
@@ -288,11 +305,15 @@ class ApiEntreprise:
         conn: http.client.HTTPConnection = (
             http.client.HTTPSConnection(host, port, context=self._ssl) if scheme == "https" else http.client.HTTPConnection(host, port)
         )
+        response: Optional[http.client.HTTPResponse] = None
         try:
             conn.sock = self._connect(deadline)
             conn.sock.settimeout(deadline.left())
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
+            BAN_WATCH.answered()
+            if response.status == 429:
+                BAN_WATCH.limit_reached(f"a 429 from the API on {path.split('?')[0]}")
             answer_headers = [[k, v] for k, v in response.getheaders()]
             if group:
                 lower = {k.lower(): v for k, v in response.getheaders()}
@@ -324,11 +345,16 @@ class ApiEntreprise:
         except TransportError:
             raise
         except (socket.timeout, TimeoutError) as e:
+            if response is None:
+                # No answer at all, as a banned IP gets.
+                BAN_WATCH.silent()
             raise CallTimeoutError(
                 f"the API did not answer within {timeout:g} s; try again later", "timeout", timeout
             ) from e
         except (OSError, http.client.HTTPException) as e:
             if deadline.expired:
+                if response is None:
+                    BAN_WATCH.silent()
                 raise CallTimeoutError(
                     f"the API did not answer within {timeout:g} s; try again later", "timeout", timeout
                 ) from e

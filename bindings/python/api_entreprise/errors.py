@@ -90,6 +90,18 @@ class RefusedByHostError(ApiEntrepriseError, PermissionError):
     """This package's policy refused the request before any connection."""
 
 
+class ProbablyBannedError(ApiEntrepriseError):
+    """The API stopped answering right after the IP reached its quota: it is
+    probably banned until ``until`` (12 hours after the first call that got
+    no answer). Nothing was sent."""
+
+    def __init__(self, message: str, since: Any, until: Any, sign: str) -> None:
+        super().__init__(message, "refused-by-host", sign)
+        self.since = since
+        self.until = until
+        self.sign = sign
+
+
 class QuotaExceededError(ApiEntrepriseError):
     """A quota has no slot for this request: nothing was sent."""
 

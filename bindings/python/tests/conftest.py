@@ -20,12 +20,15 @@ SANDBOX_TOKEN = "sandbox-token-not-a-secret"
 
 
 class Sandbox:
-    def __init__(self) -> None:
+    """``api-entreprise sandbox`` on a free port; ``args`` are more of its
+    flags, such as ``["--ban", "3/1m"]``."""
+
+    def __init__(self, args: list[str] | None = None) -> None:
         binary = Path(os.environ.get("API_ENTREPRISE_BIN", ROOT / "target/release/api-entreprise"))
         if not binary.is_file():
             raise FileNotFoundError(f"no api-entreprise command at {binary}: run `cargo build --release`")
         self._process = subprocess.Popen(
-            [str(binary), "sandbox", "--port", "0"], stdout=subprocess.PIPE, text=True
+            [str(binary), "sandbox", "--port", "0", *(args or [])], stdout=subprocess.PIPE, text=True
         )
         seen = ""
         while True:

@@ -534,13 +534,29 @@ fn a_world_writable_cache_folder_is_refused_once_with_what_to_do() {
 
 /// `status` answers "am I close to a ban?" from the state directory that
 /// calls of other processes filled, and sends nothing.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_each_window_as_the_state_directory_holds_it() {
-    use api_entreprise_sandbox::{Sandbox, SandboxConfig};
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let state = std::env::temp_dir().join(format!("api-entreprise-status-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
-    let global = ["--state-dir", state.to_str().unwrap(), "--ip-quota", "10/1m"];
+    status_after_three_calls(&["--state-dir", state.to_str().unwrap()], "quotas.sqlite3").await;
+    std::fs::remove_dir_all(&state).unwrap();
+}
+
+/// The same from a Redis that the calls of other processes filled (as a
+/// fleet behind one IP shares it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_each_window_as_redis_holds_it() {
+    let redis = api_entreprise_tests::RedisServer::start();
+    let url = redis.url();
+    status_after_three_calls(&["--redis-url", &url], "Redis at redis://").await;
+}
+
+/// Three `call` processes with `store` (the flags that name it), then
+/// `status` with the same: the per-IP window and the group hold the three,
+/// with the server's word, and `status` sent nothing.
+async fn status_after_three_calls(store: &[&str], described: &str) {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let global = [store, &["--ip-quota", "10/1m"]].concat();
     for _ in 0..3 {
         let mut call = unite_legale_against(&sandbox.base_url(), &global);
         let out = tokio::task::spawn_blocking(move || call.output().unwrap())
@@ -550,7 +566,7 @@ async fn status_shows_each_window_as_the_state_directory_holds_it() {
     }
     let sent = sandbox.received();
     let out = command()
-        .args(global)
+        .args(&global)
         .args(["status", "--json"])
         .env("API_ENTREPRISE_TOKEN", api_entreprise_sandbox::DEFAULT_TOKEN)
         .output()
@@ -577,12 +593,11 @@ async fn status_shows_each_window_as_the_state_directory_holds_it() {
         group["server_remaining"].as_u64().is_some(),
         "the server's word is shown: {body}"
     );
-    assert!(body["store"].as_str().unwrap().contains("quotas.sqlite3"), "{body}");
-    let out = command().args(global).arg("status").output().unwrap();
+    assert!(body["store"].as_str().unwrap().contains(described), "{body}");
+    let out = command().args(&global).arg("status").output().unwrap();
     let shown = text(&out.stdout);
     assert!(shown.contains("3 of 10/1m"), "{shown}");
     assert_eq!(sandbox.received(), sent, "status sends nothing");
-    std::fs::remove_dir_all(&state).unwrap();
 }
 
 /// Four `call` processes fill a per-IP window of 4 a minute that the
