@@ -615,6 +615,7 @@ async fn a_batch_and_a_call_write_the_audit_trail_that_status_lists() {
         .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.contains("the last 3 request(s)"), "{listed}");
+    assert!(!listed.contains("ban:"), "every request was answered: {listed}");
     let last_line = listed.lines().last().unwrap();
     assert!(
         last_line.contains("insee_unites_legales") && last_line.contains(" 200 "),

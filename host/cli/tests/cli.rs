@@ -617,7 +617,15 @@ async fn doctor_says_the_ip_is_probably_banned_when_pings_go_unanswered_right_af
     let _ = std::fs::remove_dir_all(&state);
     let state = state.to_str().unwrap().to_owned();
     let base_url = sandbox.base_url();
-    let global = ["--ip-quota", "4/1m", "--state-dir", state.as_str()];
+    let audit = format!("{state}.audit.jsonl");
+    let global = [
+        "--ip-quota",
+        "4/1m",
+        "--state-dir",
+        state.as_str(),
+        "--audit",
+        audit.as_str(),
+    ];
     let mut answered = Vec::new();
     for _ in 0..4 {
         let mut process = unite_legale_against(&base_url, &global);
@@ -644,5 +652,13 @@ async fn doctor_says_the_ip_is_probably_banned_when_pings_go_unanswered_right_af
             "[FAIL] ban: the API's /pings gets no answer right after the per-IP quota 4/1m full (as the quota store holds it): the IP is probably banned"
         ),
         "{stdout}"
+    );
+    // `status` sends nothing: it judges from the audit trail's last line (a
+    // call that got no answer) and the full window the store holds.
+    let out = command().args(global).arg("status").output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("got no answer at all right after the per-IP quota 4/1m full: the IP is probably banned until"),
+        "{shown}"
     );
 }

@@ -145,6 +145,22 @@ impl ClientError {
         }
     }
 
+    /// The contract's case of this error: `invalid-input`, `api`,
+    /// `timeout`, `transport`…
+    pub fn case(&self) -> &'static str {
+        use types::Error as E;
+        match &self.0 {
+            E::InvalidInput(_) => "invalid-input",
+            E::UnknownEndpoint(_) => "unknown-endpoint",
+            E::Api(_) => "api",
+            E::Timeout(_) => "timeout",
+            E::RefusedByHost(_) => "refused-by-host",
+            E::QuotaExceeded(_) => "quota-exceeded",
+            E::Transport(_) => "transport",
+            E::Other(_) => "other",
+        }
+    }
+
     /// The HTTP status, when the API answered.
     pub fn status(&self) -> Option<u16> {
         api_error(&self.0).map(|a| a.status)

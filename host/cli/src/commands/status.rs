@@ -38,15 +38,26 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         .map_or(0, |d| d.as_secs() as i64);
     let (_, token_line) = super::doctor::token_line(token.as_ref().map(Token::claims), now);
     let mut out = std::io::stdout().lock();
-    let last = match settings.audit() {
-        Some(path) => Some((path, last_lines(path, args.last)?)),
+    // The trail's tail, for the last requests and for the signs of a ban.
+    let trail = match settings.audit() {
+        Some(path) => Some((path, last_lines(path, args.last.max(JUDGED))?)),
         None => None,
     };
+    let ban = trail.as_ref().and_then(|(_, lines)| ban_from(lines, &usage));
+    let last = trail.map(|(path, lines)| {
+        let shown = lines.len().saturating_sub(args.last);
+        (path, lines[shown..].to_vec())
+    });
     if args.json {
         let list: Vec<_> = usage.iter().filter(|u| args.all || shown(u)).map(usage_json).collect();
         let last_requests = last.as_ref().map(|(_, lines)| lines);
-        let body =
-            serde_json::json!({ "store": store, "quotas": list, "token": token_line, "last_requests": last_requests });
+        let body = serde_json::json!({
+            "store": store,
+            "quotas": list,
+            "token": token_line,
+            "ban": ban,
+            "last_requests": last_requests,
+        });
         serde_json::to_writer_pretty(&mut out, &body)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
@@ -67,6 +78,9 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     writeln!(out, "{token_line}")?;
+    if let Some(ban) = &ban {
+        writeln!(out, "ban: {ban}")?;
+    }
     match &last {
         Some((path, lines)) if lines.is_empty() => writeln!(out, "no request in {} yet", path.display())?,
         Some((path, lines)) => {
@@ -81,6 +95,61 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         )?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many of the trail's last lines the signs of a ban are looked for in.
+const JUDGED: usize = 50;
+
+/// A probable ban, from the audit trail's last lines and the store: the
+/// last request that left got no answer at all right after (within 10 minutes) a
+/// sign that the IP reached its quota: a request the quota refused, a 429,
+/// or a per-IP window the store holds full now.
+fn ban_from(lines: &[serde_json::Value], usage: &[Usage]) -> Option<String> {
+    let parse = |line: &serde_json::Value| {
+        time::OffsetDateTime::parse(line["time"].as_str()?, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let silent = |line: &serde_json::Value| {
+        line["status"].as_u64() == Some(0) && matches!(line["outcome"].as_str(), Some("timeout" | "deadline"))
+    };
+    // The last request that left (those the host refused never did).
+    let sent = |line: &serde_json::Value| {
+        line["status"].as_u64().is_some_and(|s| s > 0)
+            || matches!(line["outcome"].as_str(), Some("timeout" | "deadline" | "transport"))
+    };
+    let position = lines.iter().rposition(sent)?;
+    let last = &lines[position];
+    if !silent(last) {
+        return None;
+    }
+    let at = parse(last)?;
+    let full = usage
+        .iter()
+        .find(|u| u.name.starts_with("ip ") && u.used >= u.spec.limit)
+        .map(|u| format!("the per-IP quota {} full", &u.name[3..]));
+    let earlier = lines[..position].iter().rev().find_map(|line| {
+        let when = parse(line)?;
+        if at - when > time::Duration::minutes(10) {
+            return None;
+        }
+        let codes = line["codes"].to_string();
+        match (line["outcome"].as_str(), line["status"].as_u64()) {
+            (Some("quota"), _) => Some(format!("a request the quota refused at {}", line["time"].as_str()?)),
+            (_, Some(429)) => Some(format!("a 429 at {}", line["time"].as_str()?)),
+            _ if codes.contains("\"00429\"") => Some(format!("a 429 at {}", line["time"].as_str()?)),
+            _ => None,
+        }
+    });
+    let sign = full.or(earlier)?;
+    let until = at + time::Duration::hours(12);
+    let until = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    Some(format!(
+        "the last request sent ({}) got no answer at all right after {sign}: the IP is probably banned until {until} \
+         (a ban lasts 12 hours and cannot be lifted; send nothing more meanwhile, or write to \
+         support@entreprise.api.gouv.fr)",
+        last["time"].as_str().unwrap_or_default()
+    ))
 }
 
 /// The last `n` audit lines of `path` (a file that does not exist yet

@@ -511,6 +511,14 @@ fn audit(
 ) -> crate::audit::AuditLine {
     let (status, outcome, request_id) = match result {
         Ok(r) => (Some(r.status), "ok".to_owned(), r.request_id.clone()),
+        Err(CallError::Client(e)) if e.codes().is_empty() => (
+            e.status(),
+            e.case().to_owned(),
+            match &e.0 {
+                types::Error::Api(api) => api.request_id.clone(),
+                _ => None,
+            },
+        ),
         Err(CallError::Client(e)) => (
             e.status(),
             e.codes().join(","),
