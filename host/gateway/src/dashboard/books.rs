@@ -16,6 +16,20 @@ use crate::audit::AuditLine;
 pub const RECENT: usize = 50;
 /// How many of the last changes of the client component are kept.
 const SWAPS: usize = 20;
+/// The most distinct error codes kept per endpoint (the rest are counted
+/// under `other`): a server cannot grow the books without end.
+const CODES: usize = 64;
+/// The longest text kept of what the upstream or a caller gave (a request
+/// id, a code, an object): 50 requests never hold more than a few KiB each.
+const TEXT: usize = 128;
+
+/// `text`, cut to [`TEXT`] characters.
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(TEXT) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
 
 /// Requests, and how many of them ended in each class of error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -309,11 +323,11 @@ impl Books {
             application: line.application.clone(),
             endpoint: line.endpoint,
             status: line.status,
-            codes: line.codes.clone(),
-            request_id: line.request_id.clone(),
+            codes: line.codes.iter().take(8).map(|c| bounded(c)).collect(),
+            request_id: line.request_id.as_deref().map(bounded),
             latency_ms: line.latency_ms,
-            object: line.object.clone().filter(|_| self.show_object),
-            client: line.client.clone(),
+            object: line.object.as_deref().filter(|_| self.show_object).map(bounded),
+            client: line.client.as_deref().map(bounded),
         };
         let mut state = self.lock();
         state.total.add(line.status);
@@ -332,11 +346,14 @@ impl Books {
             books.counts.add(line.status);
             books.latency.add(line.latency_ms);
             for code in &line.codes {
-                match books.codes.get_mut(code) {
+                let code = bounded(code);
+                let room = books.codes.len() < CODES;
+                match books.codes.get_mut(&code) {
                     Some(n) => *n += 1,
-                    None => {
-                        books.codes.insert(code.clone(), 1);
+                    None if room => {
+                        books.codes.insert(code, 1);
                     }
+                    None => *books.codes.entry("other".to_owned()).or_default() += 1,
                 }
             }
         }
@@ -458,6 +475,23 @@ mod tests {
         let shown = Books::new(true);
         shown.record(&line("portail", "insee_unites_legales", 200, &[], 2.0), t);
         assert_eq!(shown.snapshot().recent[0].object.as_deref(), Some("dossier 42"));
+    }
+
+    #[test]
+    fn what_an_upstream_says_cannot_grow_the_books_without_end() {
+        let books = Books::new(true);
+        for n in 0..1000 {
+            let code = format!("C{n:05}");
+            let mut l = line("portail", "insee_unites_legales", 502, &[&code], 1.0);
+            l.request_id = Some("x".repeat(4 << 20));
+            books.record(&l, 0);
+        }
+        let s = books.snapshot();
+        let codes = &s.endpoints["insee_unites_legales"].codes;
+        assert_eq!(codes.len(), CODES + 1);
+        assert_eq!(codes["other"], 1000 - CODES as u64);
+        let kept: usize = s.recent.iter().map(|r| r.request_id.as_ref().unwrap().len()).sum();
+        assert!(kept < RECENT * (TEXT + 4), "{kept} bytes of request ids kept");
     }
 
     #[test]
