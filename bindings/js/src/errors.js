@@ -88,6 +88,34 @@ export class ProbablyBannedError extends ApiEntrepriseError {
   }
 }
 
+/** What to do about a token the API refused, by its code. */
+const TOKEN_TODO = {
+  "00103":
+    "it has expired (a token lives 18 months): renew it through DataPass (https://datapass.api.gouv.fr), then replace it",
+  "00105":
+    "it is blacklisted, most likely because it leaked: take the new one from your account (https://entreprise.api.gouv.fr/compte), replace it, and find where it leaked",
+  "00106": "the API does not know it (a token without an authorisation): ask for access through DataPass",
+};
+
+/**
+ * The API refused this client's token as such (`code`: 00101 not valid,
+ * 00103 expired, 00105 blacklisted, 00106 unknown): its calls stop here,
+ * nothing was sent; one call every 10 minutes tries again.
+ */
+export class TokenRefusedError extends ApiEntrepriseError {
+  constructor(fault) {
+    const todo = TOKEN_TODO[fault.code] ?? "it is not valid: check that the whole token was given, else ask for one through DataPass";
+    super(
+      `API Entreprise refused the token with ${fault.code} (${fault.title}) at ${fault.since.toISOString()}: ${todo}; ` +
+        `nothing was sent, and the token is tried again in at most 10 minutes`,
+      "refused-by-host",
+      fault,
+    );
+    this.code = fault.code;
+    this.since = fault.since;
+  }
+}
+
 /** A quota has no slot for this request: nothing was sent. */
 export class QuotaExceededError extends ApiEntrepriseError {
   constructor(message, quota, retryAfterSeconds) {

@@ -324,6 +324,11 @@ export class ApiError extends ApiEntrepriseError {
 }
 export class TimeoutError extends ApiEntrepriseError {}
 export class RefusedByHostError extends ApiEntrepriseError {}
+/** The API refused the token as such (00101, 00103, 00105, 00106): its calls stop here, one every 10 minutes tries again. */
+export class TokenRefusedError extends ApiEntrepriseError {
+  readonly code: string;
+  readonly since: Date;
+}
 /** The API stopped answering right after the IP reached its quota: probably banned until `until`. */
 export class ProbablyBannedError extends ApiEntrepriseError {
   readonly since: Date;

@@ -12,11 +12,13 @@ import {
   QuotaStoreUnavailableError,
   RefusedByHostError,
   TimeoutError,
+  TokenRefusedError,
   TransportError,
   errorFrom,
 } from "./errors.js";
 import { ipQuotasFromEnv, policyOf, quotaKeys, serverWords, table, tokenId } from "./policy.js";
 import { MemoryStore, RedisStore, SqliteStore, openStore, stateDir } from "./quota.js";
+import { tokenAccepted, tokenFaultIn, tokenHeld, tokenRefused } from "./token.js";
 
 export * from "./errors.js";
 export { Codec, MemoryStore, RedisStore, SqliteStore, policyOf, stateDir };
@@ -166,6 +168,9 @@ export class ApiEntreprise {
     const { keys, group } = quotaKeys(url.pathname, this.#ipQuotas, this.#jti);
     const ceiling = policy.document ? table.timeouts_ms.document : table.timeouts_ms.json;
     const timeoutMs = Math.min(call.timeout_ms || ceiling, ceiling);
+    // A token the API refused as such is not sent again (but to probe).
+    const refused = tokenHeld(this.#token);
+    if (refused) throw new TokenRefusedError(refused);
     // A probable ban holds calls that count against the per-IP quotas.
     const held = keys.length > 0 ? banWatch.held() : null;
     if (held) throw new ProbablyBannedError(held);
@@ -202,6 +207,10 @@ export class ApiEntreprise {
       const cause = e?.cause?.code ?? e?.cause?.message ?? e?.message;
       throw new TransportError(`the connection to ${this.#origin} failed: ${cause}`, "transport", String(cause));
     }
+
+    const fault = status === 401 ? tokenFaultIn(body) : null;
+    if (fault) tokenRefused(this.#token, fault);
+    else tokenAccepted(this.#token);
 
     const parsed = this.#codec.parse(call, status, answerHeaders, body);
     if (parsed.err) throw errorFrom(parsed.err);

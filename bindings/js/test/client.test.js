@@ -18,6 +18,7 @@ import {
   QuotaExceededError,
   RefusedByHostError,
   TimeoutError,
+  TokenRefusedError,
   TransportError,
 } from "../src/index.js";
 import { SANDBOX_TOKEN, startSandbox } from "./sandbox.js";
@@ -268,4 +269,22 @@ test("an answer past 16 MiB is not read whole, and a path with an encoded separa
     );
   }
   assert.deepEqual(sent, []);
+});
+
+test("a token the API refuses as such stops its calls: the next one is refused here and nothing is sent", async () => {
+  const api = client({ token: "a-token-the-api-does-not-know" });
+  const before = (await sandbox.requests()).length;
+  await assert.rejects(
+    api.call("insee_unites_legales", ["552049447"], trace),
+    (e) => e instanceof ApiError && e.status === 401 && e.codes.includes("00101"),
+  );
+  await assert.rejects(api.call("insee_unites_legales", ["552049447"], trace), (e) => {
+    assert.ok(e instanceof TokenRefusedError, String(e));
+    assert.equal(e.code, "00101");
+    assert.match(e.message, /refused the token with 00101 .*: it is not valid.*nothing was sent/);
+    return true;
+  });
+  assert.equal((await sandbox.requests()).length, before + 1, "only the first call reached the API");
+  // Another token of the same process is not held.
+  await client().call("insee_unites_legales", ["552049447"], trace);
 });

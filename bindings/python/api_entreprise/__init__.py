@@ -18,6 +18,7 @@ from .errors import (
     QuotaExceededError,
     QuotaStoreUnavailableError,
     RefusedByHostError,
+    TokenRefusedError,
     TransportError,
     UnknownEndpointError,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "ProbablyBannedError",
     "QuotaExceededError",
     "RefusedByHostError",
+    "TokenRefusedError",
     "TransportError",
     "UnknownEndpointError",
     "policy_of",

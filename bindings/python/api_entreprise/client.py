@@ -18,6 +18,7 @@ import time
 from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlsplit
 
+from . import _token
 from ._ban import BAN_WATCH
 from ._codec import Codec
 from ._policy import TABLE, Quota, ip_quotas_from_env, policy_of, quota_keys, server_words, token_id
@@ -28,6 +29,7 @@ from .errors import (
     QuotaExceededError,
     QuotaStoreUnavailableError,
     RefusedByHostError,
+    TokenRefusedError,
     TransportError,
     error_from,
 )
@@ -213,6 +215,10 @@ class ApiEntreprise:
         keys, group = quota_keys(url.path, self._ip_quotas, self._jti)
         ceiling = TABLE["timeouts_ms"]["document" if policy["document"] else "json"]
         timeout = min(call["timeout_ms"] or ceiling, ceiling) / 1000
+        # A token the API refused as such is not sent again (but to probe).
+        fault = _token.held(self._token)
+        if fault is not None:
+            raise TokenRefusedError(fault.code, fault.title, fault.since)
         # A probable ban holds calls that count against the per-IP quotas.
         ban = BAN_WATCH.held() if keys else None
         if ban is not None:
@@ -231,6 +237,11 @@ class ApiEntreprise:
         headers = {k: v for k, v in call["headers"] if k.lower() != "authorization"}
         headers["Authorization"] = f"Bearer {self._token}"
         status, answer_headers, body = self._send(path, headers, timeout, group)
+        fault = _token.fault_in(body) if status == 401 else None
+        if fault is not None:
+            _token.refused(self._token, *fault)
+        else:
+            _token.accepted(self._token)
 
         parsed = self._codec.parse(call, status, answer_headers, body)
         if "err" in parsed:

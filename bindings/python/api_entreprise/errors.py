@@ -90,6 +90,34 @@ class RefusedByHostError(ApiEntrepriseError, PermissionError):
     """This package's policy refused the request before any connection."""
 
 
+_TOKEN_TODO = {
+    "00103": "it has expired (a token lives 18 months): renew it through DataPass (https://datapass.api.gouv.fr), "
+    "then replace it",
+    "00105": "it is blacklisted, most likely because it leaked: take the new one from your account "
+    "(https://entreprise.api.gouv.fr/compte), replace it, and find where it leaked",
+    "00106": "the API does not know it (a token without an authorisation): ask for access through DataPass",
+}
+
+
+class TokenRefusedError(ApiEntrepriseError, PermissionError):
+    """The API refused this client's token as such (``code``: 00101 not
+    valid, 00103 expired, 00105 blacklisted, 00106 unknown): its calls stop
+    here, nothing was sent; one call every 10 minutes tries again."""
+
+    def __init__(self, code: str, title: str, since: Any) -> None:
+        todo = _TOKEN_TODO.get(
+            code, "it is not valid: check that the whole token was given, else ask for one through DataPass"
+        )
+        super().__init__(
+            f"API Entreprise refused the token with {code} ({title}) at {since.isoformat()}: {todo}; nothing was "
+            "sent, and the token is tried again in at most 10 minutes",
+            "refused-by-host",
+            code,
+        )
+        self.code = code
+        self.since = since
+
+
 class ProbablyBannedError(ApiEntrepriseError):
     """The API stopped answering right after the IP reached its quota: it is
     probably banned until ``until`` (12 hours after the first call that got

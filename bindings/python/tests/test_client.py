@@ -20,6 +20,7 @@ from api_entreprise import (
     Quota,
     QuotaExceededError,
     RefusedByHostError,
+    TokenRefusedError,
     TransportError,
 )
 from conftest import SANDBOX_TOKEN
@@ -316,3 +317,18 @@ def test_a_call_over_tls_checks_the_certificate_and_goes_within_its_deadline(tmp
     finally:
         process.terminate()
         process.wait()
+
+
+def test_a_token_the_api_refuses_as_such_stops_its_calls_and_nothing_more_is_sent(sandbox):
+    api = ApiEntreprise(quota_store=MemoryStore(), token="a-token-the-api-does-not-know", base_url=sandbox.base_url)
+    before = len(sandbox.requests())
+    with pytest.raises(ApiError) as first:
+        api.call("insee_unites_legales", ["552049447"], **TRACE)
+    assert first.value.status == 401 and "00101" in first.value.codes
+    with pytest.raises(TokenRefusedError) as held:
+        api.call("insee_unites_legales", ["552049447"], **TRACE)
+    assert held.value.code == "00101"
+    assert "refused the token with 00101" in str(held.value) and "nothing was sent" in str(held.value)
+    assert len(sandbox.requests()) == before + 1, "only the first call reached the API"
+    # Another token of the same process is not held.
+    client(sandbox).call("insee_unites_legales", ["552049447"], **TRACE)
