@@ -488,11 +488,10 @@ async fn applications_view(gateway: &Gateway, state: &Books) -> Markup {
                                     @for u in usage {
                                         // Named after the per-IP quota it is a share of.
                                         @let of = u.name.rsplit(' ').next().unwrap_or_default();
-                                        span.share title=(format!("its share of the per-IP quota {of}")) {
+                                        div.share title=(format!("its share of the per-IP quota {of}")) {
                                             span data-k=(format!("app.{name}.share.{of}")) { (u.used) " of " (u.spec.limit) }
                                             " (of " (of) ")"
                                         }
-                                        " "
                                     }
                                 }
                                 Err(why) => span.bad { (why) },
