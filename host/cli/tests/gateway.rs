@@ -990,6 +990,10 @@ async fn a_token_rotates_under_traffic_with_no_failed_request_and_a_refused_one_
         failed.len(),
         statuses.len()
     );
+    println!(
+        "rotation under traffic: {} calls, none failed, across a rotation, a revocation of the old token and a refused token",
+        statuses.len()
+    );
     // Nothing was sent with a token the API did not take but the refused
     // one's single check.
     let unauthorized: Vec<_> = sandbox
