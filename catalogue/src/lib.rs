@@ -9,7 +9,7 @@
 
 mod generated;
 
-pub use generated::DATA_ENDPOINTS;
+pub use generated::{DATA_ENDPOINTS, USE_CASE_UNRESOLVED, USE_CASES};
 
 /// What a path parameter holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +174,44 @@ pub struct QueryParam {
     pub min: Option<i32>,
     /// The largest value, when it is a number.
     pub max: Option<i32>,
+}
+
+/// One of API Entreprise's official use cases ("cas d'usage"): the
+/// endpoints its page recommends, allows and forbids, each by its id and
+/// version in this catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UseCase {
+    /// Its id (`marches_publics`).
+    pub id: &'static str,
+    /// Its name (`Marchés publics`).
+    pub name: &'static str,
+    /// What it recommends.
+    pub recommended: &'static [(&'static str, u8)],
+    /// What it allows besides.
+    pub optional: &'static [(&'static str, u8)],
+    /// What it forbids.
+    pub forbidden: &'static [(&'static str, u8)],
+}
+
+impl UseCase {
+    /// How the use case treats the endpoint `id` at `version`:
+    /// `recommended`, `optional`, `forbidden`, or none of them.
+    pub fn stance(&self, id: &str, version: u8) -> Option<&'static str> {
+        let has = |list: &[(&str, u8)]| list.iter().any(|(i, v)| *i == id && *v == version);
+        [
+            ("recommended", self.recommended),
+            ("optional", self.optional),
+            ("forbidden", self.forbidden),
+        ]
+        .into_iter()
+        .find(|(_, list)| has(list))
+        .map(|(stance, _)| stance)
+    }
+}
+
+/// The use case `id`.
+pub fn use_case(id: &str) -> Option<&'static UseCase> {
+    USE_CASES.iter().find(|u| u.id == id)
 }
 
 /// One version of one endpoint.
@@ -422,6 +460,43 @@ pub fn provider_of(path: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_official_use_cases_name_endpoints_of_this_catalogue() {
+        let ids: Vec<&str> = USE_CASES.iter().map(|u| u.id).collect();
+        assert_eq!(
+            ids,
+            [
+                "socle_de_base",
+                "marches_publics",
+                "aides_publiques",
+                "subventions_associations",
+                "fraude",
+                "editeur"
+            ]
+        );
+        for case in USE_CASES {
+            assert!(
+                !case.recommended.is_empty() || !case.optional.is_empty(),
+                "{} names nothing",
+                case.id
+            );
+            for (id, version) in case.recommended.iter().chain(case.optional).chain(case.forbidden) {
+                assert!(find(id, Some(*version)).is_some(), "{}: {id} v{version}", case.id);
+            }
+        }
+        // The public procurement's attestations, and what the base forbids.
+        let marches = use_case("marches_publics").unwrap();
+        assert_eq!(marches.stance("acoss_attestations_sociales", 4), Some("recommended"));
+        assert_eq!(marches.stance("dgfip_attestations_fiscales", 4), Some("recommended"));
+        let socle = use_case("socle_de_base").unwrap();
+        assert_eq!(socle.stance("dgfip_attestations_fiscales", 4), Some("forbidden"));
+        assert_eq!(socle.stance("insee_unites_legales", 4), Some("recommended"));
+        assert_eq!(socle.stance("nope", 3), None);
+        assert!(use_case("nope").is_none());
+        // What the site names that the spec has not (by its path) is said.
+        assert_eq!(USE_CASE_UNRESOLVED, ["agence_bio/certifications_bio"]);
+    }
 
     #[test]
     fn newest_non_deprecated_version_is_the_default() {

@@ -171,6 +171,8 @@ fn generate(spec: &Path) -> Result<String> {
     };
 
     let mut rows = Vec::new();
+    // Each operation's path, its parameters' names left out, for the use cases.
+    let mut by_path: BTreeMap<String, (String, u8)> = BTreeMap::new();
     for (path, item) in openapi["paths"].as_mapping().context("the spec has no paths")? {
         let path = path.as_str().context("a path")?;
         if path == "/privileges" {
@@ -252,6 +254,7 @@ fn generate(spec: &Path) -> Result<String> {
             replaced_by = extra.replaced_by,
             user_id = extra.user_id,
         );
+        by_path.insert(template(path), (id.to_owned(), version));
         rows.push(((id.to_owned(), version), row));
     }
     for id in overlay.endpoints.keys() {
@@ -273,6 +276,82 @@ fn generate(spec: &Path) -> Result<String> {
         writeln!(out, "{row}")?;
     }
     out.push_str("];\n");
+    out.push_str(&use_cases(&spec.join("use-cases.yml"), &by_path)?);
+    Ok(out)
+}
+
+/// A path with its parameters' names left out (`/v3/x/{}/y`): the use
+/// cases and the spec name them differently.
+fn template(path: &str) -> String {
+    path.split('/')
+        .map(|s| if s.starts_with('{') { "{}" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The official use cases (`spec/use-cases.yml`) as Rust: each endpoint
+/// the site names by its uid is mapped to an endpoint of the spec by its
+/// path; an uid whose path the spec does not have is listed as unresolved.
+fn use_cases(file: &Path, by_path: &BTreeMap<String, (String, u8)>) -> Result<String> {
+    let cases: Value = read_yaml(file)?;
+    let endpoints = cases["endpoints"]
+        .as_mapping()
+        .context("use-cases.yml: no `endpoints`")?;
+    let resolve = |uid: &str| -> Option<(String, u8)> {
+        let path = endpoints.get(uid)?["path"].as_str()?;
+        by_path.get(&template(path)).cloned()
+    };
+    let mut out = String::from(
+        "\n/// The official use cases (spec/use-cases.yml), each endpoint by its id and\n\
+         /// version in this catalogue.\n\
+         pub const USE_CASES: &[crate::UseCase] = &[\n",
+    );
+    let mut unresolved = std::collections::BTreeSet::new();
+    for (id, case) in cases["use_cases"]
+        .as_mapping()
+        .context("use-cases.yml: no `use_cases`")?
+    {
+        let id = id.as_str().context("use-cases.yml: a use case's id")?;
+        let mut lists = Vec::new();
+        for list in ["recommended", "optional", "forbidden"] {
+            let mut resolved = Vec::new();
+            for uid in case[list].as_sequence().into_iter().flatten() {
+                let uid = uid.as_str().context("use-cases.yml: an endpoint's uid")?;
+                match resolve(uid) {
+                    Some((endpoint, version)) => resolved.push(format!("({endpoint:?}, {version})")),
+                    None => {
+                        unresolved.insert(uid.to_owned());
+                    }
+                }
+            }
+            resolved.dedup();
+            lists.push(resolved.join(", "));
+        }
+        writeln!(
+            out,
+            "crate::UseCase {{ id: {id:?}, name: {name:?}, recommended: &[{}], optional: &[{}], forbidden: &[{}] }},",
+            lists[0],
+            lists[1],
+            lists[2],
+            name = case["name"].as_str().context("use-cases.yml: a use case's name")?,
+        )?;
+    }
+    out.push_str("];\n");
+    let listed: Vec<String> = unresolved.iter().map(|u| format!("{u:?}")).collect();
+    writeln!(
+        out,
+        "\n/// The endpoints the use cases name that this catalogue does not have (by\n\
+         /// their path), by the site's uid.\n\
+         pub const USE_CASE_UNRESOLVED: &[&str] = &[{}];",
+        listed.join(", ")
+    )?;
+    if !unresolved.is_empty() {
+        eprintln!(
+            "use cases: {} endpoint(s) not in the spec by their path: {}",
+            unresolved.len(),
+            listed.join(", ")
+        );
+    }
     Ok(out)
 }
 

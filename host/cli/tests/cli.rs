@@ -138,6 +138,38 @@ fn a_base_url_without_a_token_or_over_plain_http_is_refused() {
 }
 
 #[test]
+fn endpoints_of_a_use_case_are_marked_and_an_unknown_use_case_is_named_with_the_known_ones() {
+    let out = run(&["endpoints", "--use-case", "marches_publics"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.starts_with("Marchés publics (marches_publics): "), "{shown}");
+    let line = |id: &str, version: &str| {
+        shown
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(id) && l.split_whitespace().nth(2) == Some(version))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+    };
+    assert_eq!(
+        line("acoss_attestations_sociales", "v4").as_deref(),
+        Some("recommended")
+    );
+    assert_eq!(
+        line("inpi_rne_beneficiaires_effectifs", "v3").as_deref(),
+        Some("forbidden")
+    );
+    // Only what the use case names: 44 of the 51 data endpoints' versions.
+    assert_eq!(shown.lines().count(), 45, "{shown}");
+    assert_eq!(line("privileges", "v0"), None);
+    let out = run(&["endpoints", "--use-case", "marches_public"]);
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("no use case `marches_public`") && said.contains("marches_publics"),
+        "{said}"
+    );
+}
+
+#[test]
 fn endpoints_lists_the_catalogue_as_json() {
     let out = run(&["endpoints", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use api_entreprise::types;
+use api_entreprise_catalogue as catalogue;
 
 use crate::settings::{HostArgs, connect};
 use crate::summary;
@@ -13,27 +14,67 @@ pub struct Args {
     /// Print them as JSON.
     #[arg(long)]
     json: bool,
+    /// Only the endpoints one of API Entreprise's use cases names, each
+    /// marked recommended, optional or forbidden (socle_de_base,
+    /// marches_publics, aides_publiques, subventions_associations, fraude,
+    /// editeur).
+    #[arg(long, value_name = "ID")]
+    use_case: Option<String>,
 }
 
 pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let use_case = match &args.use_case {
+        Some(id) => Some(catalogue::use_case(id).ok_or_else(|| {
+            let known: Vec<&str> = catalogue::USE_CASES.iter().map(|u| u.id).collect();
+            anyhow::anyhow!("no use case `{id}`: API Entreprise's are {}", known.join(", "))
+        })?),
+        None => None,
+    };
     let (runtime, _sandbox) = connect(settings, true).await?;
-    print(&runtime.endpoints(), args.json)?;
+    print(&runtime.endpoints(), use_case, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print(endpoints: &[types::Endpoint], json: bool) -> anyhow::Result<()> {
+fn print(endpoints: &[types::Endpoint], use_case: Option<&catalogue::UseCase>, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    // With a use case: the endpoints it names, and how.
+    let stance = |e: &types::Endpoint| use_case.and_then(|u| u.stance(&e.id, e.version));
+    let shown: Vec<&types::Endpoint> = endpoints
+        .iter()
+        .filter(|e| use_case.is_none() || stance(e).is_some())
+        .collect();
     if json {
-        let list: Vec<_> = endpoints.iter().map(summary::endpoint_json).collect();
+        let list: Vec<_> = shown
+            .iter()
+            .map(|e| {
+                let mut json = summary::endpoint_json(e);
+                if let (Some(stance), Some(object)) = (stance(e), json.as_object_mut()) {
+                    object.insert("use_case".into(), stance.into());
+                }
+                json
+            })
+            .collect();
         serde_json::to_writer_pretty(&mut out, &list)?;
         writeln!(out)?;
         return Ok(());
     }
-    for e in endpoints {
-        let params: Vec<_> = e.params.iter().map(|p| format!("<{}>", p.name)).collect();
+    if let Some(u) = use_case {
         writeln!(
             out,
-            "{:<44} v{}{}  {:<8} {}  {}",
+            "{} ({}): {} recommended, {} optional, {} forbidden",
+            u.name,
+            u.id,
+            u.recommended.len(),
+            u.optional.len(),
+            u.forbidden.len()
+        )?;
+    }
+    for e in shown {
+        let params: Vec<_> = e.params.iter().map(|p| format!("<{}>", p.name)).collect();
+        let marked = stance(e).map(|s| format!("{s:<12} ")).unwrap_or_default();
+        writeln!(
+            out,
+            "{marked}{:<44} v{}{}  {:<8} {}  {}",
             e.id,
             e.version,
             if e.deprecated { " (deprecated)" } else { "             " },
