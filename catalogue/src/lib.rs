@@ -209,6 +209,15 @@ impl UseCase {
     }
 }
 
+impl UseCase {
+    /// Whether it allows the endpoint `id` (any of its versions): it
+    /// recommends or allows one of them. What it forbids, and what it does
+    /// not name, it does not allow.
+    pub fn allows(&self, id: &str) -> bool {
+        self.recommended.iter().chain(self.optional).any(|(i, _)| *i == id)
+    }
+}
+
 /// The use case `id`.
 pub fn use_case(id: &str) -> Option<&'static UseCase> {
     USE_CASES.iter().find(|u| u.id == id)
@@ -493,6 +502,8 @@ mod tests {
         assert_eq!(socle.stance("dgfip_attestations_fiscales", 4), Some("forbidden"));
         assert_eq!(socle.stance("insee_unites_legales", 4), Some("recommended"));
         assert_eq!(socle.stance("nope", 3), None);
+        assert!(socle.allows("insee_unites_legales") && !socle.allows("dgfip_attestations_fiscales"));
+        assert!(!socle.allows("insee_successions"), "not named");
         assert!(use_case("nope").is_none());
         // What the site names that the spec has not (by its path) is said.
         assert_eq!(USE_CASE_UNRESOLVED, ["agence_bio/certifications_bio"]);

@@ -1081,3 +1081,40 @@ async fn profiles_are_added_and_removed_by_sighup_without_a_restart() {
     let (status, _, body) = raw_request("GET", &format!("{}/readyz", gateway.url), &[("authorization", &bearer)]).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 }
+
+/// An application that works under an official use case calls what it
+/// recommends or allows; what it forbids, or does not name, is refused with
+/// 403 in the API's shape, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_under_a_use_case_is_refused_what_the_use_case_does_not_allow() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let gateway = start(
+        "use-case",
+        &two_applications(&sandbox, "").replace(
+            "[applications.batch]",
+            "[applications.batch]\nuse_case = \"socle_de_base\"",
+        ),
+        &[],
+    );
+    let url = |path: &str| format!("{}{path}?{TRACE}", gateway.url);
+    let allowed = get(&url("/v3/insee/sirene/unites_legales/552049447"), Some(BATCH_KEY), None).await;
+    assert_eq!(allowed.0, 200, "{}", allowed.2);
+    let sent = data_requests(&sandbox).len();
+    for (path, why) in [
+        ("/v4/dgfip/unites_legales/552049447/attestation_fiscale", "forbids"),
+        (
+            "/v3/insee/sirene/etablissements/55204944776279/successions",
+            "does not name",
+        ),
+    ] {
+        let (status, _, body) = get(&url(path), Some(BATCH_KEY), None).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert_eq!(codes(&body), ["00100"]);
+        assert!(
+            body.to_string()
+                .contains(&format!("works under the use case `socle_de_base`, which {why}")),
+            "{body}"
+        );
+    }
+    assert_eq!(data_requests(&sandbox).len(), sent, "nothing was sent");
+}

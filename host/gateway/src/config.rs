@@ -200,6 +200,10 @@ pub struct Application {
     /// The browser origins (`https://portail.example.fr`) allowed to call it.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// The official use case it works under (`marches_publics`…): it may
+    /// call only what that use case recommends or allows.
+    #[serde(default)]
+    pub use_case: Option<String>,
 }
 
 /// Whether `hex` reads as a SHA-256 (64 hexadecimal digits).
@@ -279,8 +283,25 @@ impl Config {
                     "{other} and the application `{name}` have the same key: give each its own"
                 ));
             }
+            let use_case = match &app.use_case {
+                Some(id) => Some(api_entreprise_catalogue::use_case(id).ok_or_else(|| {
+                    let known: Vec<&str> = api_entreprise_catalogue::USE_CASES.iter().map(|u| u.id).collect();
+                    format!(
+                        "application `{name}`: there is no use case `{id}`; API Entreprise's are {}",
+                        known.join(", ")
+                    )
+                })?),
+                None => None,
+            };
             if let Some(endpoints) = &app.endpoints {
                 for id in endpoints {
+                    if let Some(case) = use_case.filter(|case| !case.allows(id)) {
+                        return Err(format!(
+                            "application `{name}` allows the endpoint `{id}`, which its use case `{}` does not allow \
+                             (list what it does with `api-entreprise endpoints --use-case {}`)",
+                            case.id, case.id
+                        ));
+                    }
                     if api_entreprise_catalogue::versions(id).next().is_none() {
                         return Err(format!(
                             "application `{name}` allows the endpoint `{id}`, which the catalogue does not have \
@@ -439,6 +460,14 @@ mod tests {
             (app("").replace(HASH, "secret-key"), "64 hexadecimal digits"),
             (app("endpoints = [\"nope\"]"), "does not have"),
             (app("share = 1.5"), "at most 1"),
+            (
+                app("use_case = \"marches\""),
+                "no use case `marches`; API Entreprise's are socle_de_base",
+            ),
+            (
+                app("use_case = \"socle_de_base\"\nendpoints = [\"dgfip_attestations_fiscales\"]"),
+                "its use case `socle_de_base` does not allow",
+            ),
             (app("cors_origins = [\"*\"]"), "no wildcard"),
             (app("cors_origins = [\"https://x.fr/app\"]"), "no path"),
             ("listen = \"nowhere\"".to_owned(), "invalid socket address"),

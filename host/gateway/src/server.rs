@@ -31,6 +31,8 @@ pub(crate) struct App {
     /// Its fixed `context`, `recipient` and `object`, in that order.
     fixed: [Option<String>; 3],
     endpoints: Option<BTreeSet<String>>,
+    /// The official use case it works under, if one.
+    use_case: Option<&'static catalogue::UseCase>,
     pub(crate) share: Vec<QuotaKey>,
     origins: Vec<String>,
 }
@@ -450,6 +452,7 @@ impl Gateway {
                 key_sha256,
                 fixed: [app.context.clone(), app.recipient.clone(), app.object.clone()],
                 endpoints: app.endpoints.as_ref().map(|e| e.iter().cloned().collect()),
+                use_case: app.use_case.as_deref().and_then(catalogue::use_case),
                 share: self
                     .ip_quotas
                     .iter()
@@ -883,6 +886,25 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
             .is_some_and(|allowed| !allowed.contains(endpoint.id))
     {
         let detail = format!("the application `{}` may not call `{}`", app.name, endpoint.id);
+        audit.codes.push("00100".into());
+        return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
+    }
+    if let Some(case) = app.use_case
+        && !health
+        && endpoint.kind != catalogue::Kind::Privileges
+        && !case.allows(endpoint.id)
+    {
+        let detail = format!(
+            "the application `{}` works under the use case `{}`, which {} `{}`",
+            app.name,
+            case.id,
+            if case.forbidden.iter().any(|(id, _)| *id == endpoint.id) {
+                "forbids"
+            } else {
+                "does not name"
+            },
+            endpoint.id
+        );
         audit.codes.push("00100".into());
         return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
     }
