@@ -391,6 +391,7 @@ mod tests {
             "throttle.yml",
             "authorizations.yml",
             "overlay.yaml",
+            "use-cases.yml",
         ] {
             let text = std::fs::read_to_string(spec.join(name)).unwrap();
             let text = if name == file { edit(text) } else { text };
@@ -410,7 +411,7 @@ mod tests {
         });
         let row = |text: &str| -> Vec<String> {
             text.lines()
-                .filter(|l| l.contains("\"dgfip_attestations_fiscales\""))
+                .filter(|l| l.contains("id: \"dgfip_attestations_fiscales\""))
                 .map(str::to_owned)
                 .collect()
         };
