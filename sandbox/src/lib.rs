@@ -16,9 +16,17 @@
 //! `/v2/privileges` (the older flat one), the free health routes (`/pings`,
 //! `/ping/<provider>`), the plain-text 410 of the removed `/v2/*` routes,
 //! and a maintenance window switched on with [`Sandbox::set_maintenance`].
-//! Document links in the fixtures (GitHub, object storage, the file proxy)
-//! are rewritten to `/__sandbox/files/…` on the sandbox itself, which serves
-//! a small PDF for any such path, so that downloads work offline.
+//! Document links in the fixtures (GitHub, object storage, the file proxy,
+//! the INPI) are rewritten to `/__sandbox/files/EXPIRY-N/…` on the sandbox
+//! itself, which serves a small real PDF (one page naming the link) for any
+//! such path until the link expires (24 hours unless
+//! [`Sandbox::set_link_lifetime`] says otherwise), then 404 as an expired
+//! link; it logs the SHA-256 of every file it serves
+//! ([`Sandbox::files_served`], `GET /__sandbox/files-served`). The validity
+//! dates of the attestations are made current: delivered today, valid six
+//! months. A few known entities ([`entities::ENTITIES`]) answer every
+//! endpoint as a company, an association, a refused and an unknown company
+//! would, so that a whole dossier works offline.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -27,7 +35,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod entities;
 pub mod fixtures;
+mod pdf;
 pub mod routes;
 mod tls;
 mod validate;
@@ -100,6 +110,20 @@ struct BanState {
     until: Option<std::time::Instant>,
 }
 
+/// How long a document link lives unless told otherwise: the API's 24 hours.
+pub const DEFAULT_LINK_LIFETIME: Duration = Duration::from_secs(86_400);
+
+/// A file the sandbox served at a document link.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ServedFile {
+    /// The link's path.
+    pub path: String,
+    /// The SHA-256 of the bytes served, in lowercase hex.
+    pub sha256: String,
+    /// How many bytes.
+    pub bytes: u64,
+}
+
 /// One request as the sandbox received it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct RecordedRequest {
@@ -145,6 +169,14 @@ struct Shared {
     rate_limit: AtomicU64,
     /// Requests received, counted on arrival (before any latency).
     received: AtomicU64,
+    /// How long a document link lives, in seconds.
+    link_lifetime: AtomicU64,
+    /// Links still to give out already expired.
+    expired_links: AtomicU64,
+    /// The number of the next link given out.
+    next_link: AtomicU64,
+    /// Every file served.
+    served: Mutex<Vec<ServedFile>>,
     /// The per-IP quota past which it bans, and the ban.
     ban: Mutex<BanState>,
     next_id: AtomicU64,
@@ -193,6 +225,10 @@ impl Sandbox {
             latency_ms: AtomicU64::new(0),
             rate_limit: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            link_lifetime: AtomicU64::new(DEFAULT_LINK_LIFETIME.as_secs()),
+            expired_links: AtomicU64::new(0),
+            next_link: AtomicU64::new(1),
+            served: Mutex::default(),
             next_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
             handshakes: AtomicU64::new(0),
@@ -341,6 +377,23 @@ impl Sandbox {
         *self.shared.maintenance_until.lock().unwrap() = length.map(|l| SystemTime::now() + l);
     }
 
+    /// How long the document links given from now on live (24 hours by
+    /// default); past it they answer 404, as an expired link does.
+    pub fn set_link_lifetime(&self, lifetime: Duration) {
+        self.shared.link_lifetime.store(lifetime.as_secs(), Ordering::Relaxed);
+    }
+
+    /// Gives the next `n` document links already expired (a link that
+    /// lapsed before its download).
+    pub fn expire_next_links(&self, n: u64) {
+        self.shared.expired_links.store(n, Ordering::Relaxed);
+    }
+
+    /// Every file served at a document link so far, oldest first.
+    pub fn files_served(&self) -> Vec<ServedFile> {
+        self.shared.served.lock().unwrap().clone()
+    }
+
     /// Runs until the process is stopped.
     pub async fn wait(self) {
         let task = &mut { self }.task;
@@ -386,6 +439,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
     if path == "/__sandbox/requests" {
         let requests = shared.requests.lock().unwrap().clone();
         return json_answer(StatusCode::OK, &json!(requests));
+    }
+    if path == "/__sandbox/files-served" {
+        let served = shared.served.lock().unwrap().clone();
+        return json_answer(StatusCode::OK, &json!(served));
     }
     if path == "/__sandbox/echo-authorization" {
         // A careless server that sends the credentials back: the host must
@@ -487,16 +544,109 @@ const FILE_HOSTS: &[&str] = &[
     "https://storage.entreprise.api.gouv.fr/",
     "https://entreprise.api.gouv.fr/proxy/",
     "https://entreprise.api.gouv.fr/files/",
+    "https://data.inpi.fr/",
 ];
+
+/// A document link's file: a one-page PDF naming it while the link lives
+/// (its first segment is `EXPIRY-N`, the Unix second it expires at and its
+/// number; a path without one never expires), else the 404 of an expired
+/// link. Each file served is logged with its hash.
+fn file(shared: &Shared, file: &str) -> Answer {
+    let expiry = file
+        .split('/')
+        .next()
+        .and_then(|first| first.split_once('-'))
+        .and_then(|(expiry, _)| expiry.parse::<u64>().ok());
+    if expiry.is_some_and(|expiry| now().as_secs() >= expiry) {
+        let mut res = Response::new(Full::new(Bytes::from_static(b"Not Found: this link has expired")));
+        *res.status_mut() = StatusCode::NOT_FOUND;
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return res;
+    }
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let body = pdf::document(&[
+        "API Entreprise sandbox",
+        &format!("Document: {name}"),
+        &format!("Link: {file}"),
+        &format!("Served at: {}", iso8601(now())),
+        "Fictional data for tests: not a real attestation.",
+    ]);
+    shared.served.lock().unwrap().push(ServedFile {
+        path: format!("/__sandbox/files/{file}"),
+        sha256: pdf::sha256_hex(&body),
+        bytes: body.len() as u64,
+    });
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    res
+}
+
+/// `payload` with each document link moved to the sandbox, each with its
+/// own number and expiry.
+fn relink(shared: &Shared, payload: &str) -> String {
+    let mut out = String::with_capacity(payload.len());
+    let mut rest = payload;
+    loop {
+        let next = FILE_HOSTS
+            .iter()
+            .filter_map(|host| rest.find(host).map(|at| (at, host.len())))
+            .min();
+        let Some((at, len)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        let expired = shared
+            .expired_links
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        let lifetime = if expired {
+            0
+        } else {
+            shared.link_lifetime.load(Ordering::Relaxed)
+        };
+        let n = shared.next_link.fetch_add(1, Ordering::Relaxed);
+        out.push_str(&rest[..at]);
+        out.push_str(&format!(
+            "{}/__sandbox/files/{}-{n}/",
+            shared.base_url,
+            now().as_secs() + lifetime
+        ));
+        rest = &rest[at + len..];
+    }
+}
+
+/// The attestations' dates made current: delivered today, valid from
+/// today for six months (the URSSAF's), so that a dossier made today holds
+/// attestations valid today. Other answers are left as they are.
+fn current_dates(payload: String) -> String {
+    let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&payload) else {
+        return payload;
+    };
+    let Some(data) = body.get_mut("data").and_then(|d| d.as_object_mut()) else {
+        return payload;
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    let in_six_months = today.checked_add(time::Duration::days(182)).unwrap_or(today);
+    let mut changed = false;
+    for (field, date) in [
+        ("date_debut_validite", today),
+        ("date_fin_validite", in_six_months),
+        ("date_delivrance_attestation", today),
+    ] {
+        if let Some(value) = data.get_mut(field).filter(|v| v.is_string()) {
+            *value = json!(date.to_string());
+            changed = true;
+        }
+    }
+    if changed { body.to_string() } else { payload }
+}
 
 /// The answer to an API request, in the real server's order of checks.
 fn answer(shared: &Shared, path: &str, query: &[(String, String)], authorized: bool) -> Answer {
-    if let Some(file) = path.strip_prefix("/__sandbox/files/") {
-        let body = format!("%PDF-1.4\n% API Entreprise sandbox document: {file}\n%%EOF\n");
-        let mut res = Response::new(Full::new(Bytes::from(body)));
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
-        return res;
+    if let Some(path) = path.strip_prefix("/__sandbox/files/") {
+        return file(shared, path);
     }
     if path == "/pings" || path.starts_with("/ping/") || path == "/v2/ping" {
         return health(shared, path);
@@ -782,11 +932,43 @@ fn checked_answer(
         return error_answer(StatusCode::SERVICE_UNAVAILABLE, vec![err]);
     }
     let by_name: BTreeMap<String, String> = values.iter().chain(query).cloned().collect();
-    match fixtures::find(&route.operation, &by_name) {
+    let mut fixture = fixtures::find(&route.operation, &by_name);
+    if let Some(entity) = entities::of(values) {
+        match entity.answer(route.provider(), &route.operation) {
+            entities::Answer::Default => {
+                fixture = fixtures::find(&route.operation, &BTreeMap::new());
+            }
+            entities::Answer::Fixture(file) => {
+                fixture = fixtures::all()
+                    .get(route.operation.as_str())
+                    .and_then(|all| all.iter().find(|f| f.file == file))
+                    .or(fixture);
+            }
+            entities::Answer::NotFound => {
+                let code = format!("{}003", route.provider_code());
+                let detail = "Le siret ou siren indiqué n'existe pas, n'est pas connu ou ne comporte aucune information pour cet appel";
+                return error_answer(
+                    StatusCode::NOT_FOUND,
+                    vec![error(&code, "Entité non trouvée", detail, None)],
+                );
+            }
+            entities::Answer::ProviderError(code) => {
+                let mut err = error(
+                    code,
+                    "Potentielle ressource non trouvée",
+                    "Le serveur a renvoyé une erreur interne, mais cela peut aussi indiquer que l'entité n'est pas en règle de ses obligations ou ne comporte aucune information pour cet appel.",
+                    None,
+                );
+                err["meta"] = json!({ "provider": route.provider() });
+                return error_answer(StatusCode::BAD_GATEWAY, vec![err]);
+            }
+        }
+    }
+    match fixture {
         Some(fixture) => {
-            let mut payload = fixture.payload.clone();
-            for host in FILE_HOSTS {
-                payload = payload.replace(host, &format!("{}/__sandbox/files/", shared.base_url));
+            let mut payload = current_dates(relink(shared, &fixture.payload));
+            if let Some(entity) = entities::of(values) {
+                payload = entities::identified(payload, entity);
             }
             let mut res = Response::new(Full::new(Bytes::from(payload)));
             *res.status_mut() = StatusCode::from_u16(fixture.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -142,7 +142,7 @@ pub async fn run(
         }
     });
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Answered>(jobs);
-    let waiting = Arc::new(Waiting::default());
+    let waiting = Arc::new(api_entreprise::paced::Waiting::default());
     let mut retry = RetryFile::new(options.retry_file.clone());
     let mut progress = Progress::default();
     // The first row sent for each repeated request: the others name it.
@@ -214,7 +214,7 @@ pub async fn run(
                 in_flight += 1;
                 let (runtime, done_tx, waiting) = (runtime.clone(), done_tx.clone(), waiting.clone());
                 tokio::spawn(async move {
-                    let result = call(&runtime, &request, &waiting).await;
+                    let result = api_entreprise::paced::call(&runtime, &request, &waiting).await;
                     let _ = done_tx
                         .send(Answered { number: row.number, key: row.key, request, result })
                         .await;
@@ -243,62 +243,6 @@ pub async fn run(
     progress.elapsed = started.elapsed();
     report(&progress);
     Ok(progress)
-}
-
-/// The calls that wait for something other than a quota slot, for the
-/// progress line.
-#[derive(Default)]
-struct Waiting {
-    circuit: std::sync::atomic::AtomicU64,
-    store: std::sync::atomic::AtomicU64,
-    /// What the quota store said last.
-    store_down: std::sync::Mutex<String>,
-}
-
-impl Waiting {
-    /// Calls waiting for a circuit; calls waiting for the store, and why.
-    fn now(&self) -> (u64, Option<(u64, String)>) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let store = match self.store.load(Relaxed) {
-            0 => None,
-            n => Some((n, self.store_down.lock().unwrap_or_else(|p| p.into_inner()).clone())),
-        };
-        (self.circuit.load(Relaxed), store)
-    }
-}
-
-/// How often a call that found the quota store away asks again.
-const STORE_RETRY: Duration = Duration::from_millis(500);
-
-/// One row's call: a quota without a slot, an open circuit, or a quota
-/// store that is away is waited out (nothing was sent), then the call goes
-/// again; every other outcome is the row's answer. Transient failures were
-/// already retried by the runtime's policy.
-async fn call(runtime: &Runtime, request: &types::Request, waiting: &Waiting) -> Result<types::Response, CallError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    loop {
-        match runtime.call(request).await {
-            Err(CallError::RateLimited { retry_after, .. }) => {
-                tokio::time::sleep(retry_after.max(Duration::from_millis(10))).await;
-            }
-            Err(CallError::CircuitOpen { retry_after, what }) => {
-                tracing::warn!(target: "api_entreprise::batch", "{what} is open: waiting {retry_after:?}");
-                waiting.circuit.fetch_add(1, Relaxed);
-                tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await;
-                waiting.circuit.fetch_sub(1, Relaxed);
-            }
-            Err(CallError::Closed { retry_after, .. }) => {
-                tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await;
-            }
-            Err(CallError::QuotaStoreUnavailable(down)) => {
-                *waiting.store_down.lock().unwrap_or_else(|p| p.into_inner()) = down.to_string();
-                waiting.store.fetch_add(1, Relaxed);
-                tokio::time::sleep(STORE_RETRY).await;
-                waiting.store.fetch_sub(1, Relaxed);
-            }
-            result => return result,
-        }
-    }
 }
 
 fn count(progress: &mut Progress, outcome: Outcome, codes: &[String]) {

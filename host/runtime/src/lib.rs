@@ -57,6 +57,7 @@ mod codec;
 pub mod contract;
 pub mod download;
 mod error;
+pub mod paced;
 pub mod policy;
 pub mod quota;
 mod retry;

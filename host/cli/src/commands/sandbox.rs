@@ -28,6 +28,10 @@ pub struct Args {
     /// How long a ban lasts (the real API's: 12 hours).
     #[arg(long, value_name = "SECONDS", default_value_t = 12 * 3600)]
     ban_seconds: u64,
+    /// How long a document link lives before it answers 404 (the real
+    /// API's: about 24 hours).
+    #[arg(long, value_name = "SECONDS", default_value_t = api_entreprise_sandbox::DEFAULT_LINK_LIFETIME.as_secs())]
+    link_lifetime: u64,
 }
 
 pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
@@ -37,6 +41,7 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         tls_ca_out,
         ban,
         ban_seconds,
+        link_lifetime,
     } = args;
     let sandbox = Sandbox::start(SandboxConfig {
         addr: ([127, 0, 0, 1], port).into(),
@@ -53,12 +58,18 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         }));
         println!("past {quota} it bans the IP for {ban_seconds} s: no answer at all");
     }
+    sandbox.set_link_lifetime(std::time::Duration::from_secs(link_lifetime));
     if let (Some(path), Some(pem)) = (&tls_ca_out, sandbox.ca_pem()) {
         std::fs::write(path, pem).with_context(|| format!("writing the sandbox's CA to {}", path.display()))?;
         println!("its CA certificate: {} (pass it to --ca-cert)", path.display());
     }
     println!("sandbox listening on {}", sandbox.base_url());
     println!("requests it received: {}/__sandbox/requests", sandbox.base_url());
+    println!("known entities (every endpoint answers for them):");
+    for e in api_entreprise_sandbox::entities::ENTITIES {
+        let rna = e.rna.map(|r| format!(", RNA {r}")).unwrap_or_default();
+        println!("  SIREN {} / SIRET {}{rna}: {}", e.siren, e.siret, e.name);
+    }
     std::io::stdout().flush()?;
     tokio::select! {
         () = sandbox.wait() => {}
