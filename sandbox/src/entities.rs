@@ -96,6 +96,10 @@ impl Entity {
     /// How `operation` of `provider` answers for this entity.
     pub fn answer(&self, provider: &str, operation: &str) -> Answer {
         match self.profile {
+            // INSEE's answers for a company: a company's (the example is an association's).
+            Profile::Company | Profile::Refused if provider == "insee" && !operation.ends_with("successions") => {
+                Answer::Fixture("personne_morale.yaml")
+            }
             Profile::Company => Answer::Default,
             Profile::NotFound => Answer::NotFound,
             Profile::Association => match provider {

@@ -544,6 +544,8 @@ const FILE_HOSTS: &[&str] = &[
     "https://storage.entreprise.api.gouv.fr/",
     "https://entreprise.api.gouv.fr/proxy/",
     "https://entreprise.api.gouv.fr/files/",
+    // The placeholders of the associations' fixtures.
+    "https://entreprise.api.gouv.fr/url-",
     "https://data.inpi.fr/",
 ];
 

@@ -50,6 +50,12 @@ enum Command {
     /// Call for every row of a CSV file or of JSON lines, at the quota's
     /// pace, one JSON line per row; resumes where it stopped.
     Batch(Box<commands::batch::Args>),
+    /// What a procedure needs about one company or association under an
+    /// official use case: every endpoint it recommends, called at the
+    /// quotas' pace, documents downloaded and checked at once, kept in a
+    /// folder with a manifest. Run again, it asks only what is missing,
+    /// failed or expiring. Exits 2 when the dossier is incomplete.
+    Dossier(Box<commands::dossier::Args>),
 }
 
 fn main() -> ExitCode {
@@ -96,5 +102,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => commands::serve::exec(settings, args).await,
         Command::Component(args) => commands::component::exec(settings, args).await,
         Command::Batch(args) => commands::batch::exec(settings, *args).await,
+        Command::Dossier(args) => commands::dossier::exec(settings, *args).await,
     }
 }

@@ -70,6 +70,25 @@ pub struct Downloaded {
     pub content_type: Option<String>,
 }
 
+/// `url` with the characters a URI may not hold as they are (the INPI's
+/// links carry `["552049447"]` in their query) percent-encoded, as a
+/// browser sends them; `%` and what a URI may hold stay.
+fn escaped(url: &str) -> std::borrow::Cow<'_, str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~:/?#@!$&'()*+,;=%".contains(&b);
+    if url.bytes().all(allowed) {
+        return url.into();
+    }
+    let mut out = String::with_capacity(url.len() + 16);
+    for b in url.bytes() {
+        if allowed(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.into()
+}
+
 /// Fetches `url` (a document link from an answer) into `dest`, written whole
 /// or not at all, within `timeout`, from one of `hosts` only, without the token.
 pub(crate) async fn download(
@@ -83,7 +102,7 @@ pub(crate) async fn download(
         url: url.to_owned(),
         why: why.to_owned(),
     };
-    let uri: http::Uri = url.parse().map_err(|_| bad("it does not parse"))?;
+    let uri: http::Uri = escaped(url).parse().map_err(|_| bad("it does not parse"))?;
     let authority = Authority::of_uri(&uri).map_err(|why| bad(&why))?;
     if !hosts.contains(&authority) {
         return Err(DownloadError::NotAllowed(authority.to_string()));
@@ -144,4 +163,20 @@ pub(crate) async fn download(
         bytes: body.len() as u64,
         content_type,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_link_with_brackets_and_quotes_is_sent_escaped() {
+        let url = r#"https://data.inpi.fr/export/companies?format=pdf&ids=["552049447"]"#;
+        let escaped = super::escaped(url);
+        assert_eq!(
+            escaped,
+            "https://data.inpi.fr/export/companies?format=pdf&ids=%5B%22552049447%22%5D"
+        );
+        assert!(escaped.parse::<http::Uri>().is_ok());
+        let plain = "https://storage.entreprise.api.gouv.fr/siade/a%20b.pdf";
+        assert!(matches!(super::escaped(plain), std::borrow::Cow::Borrowed(_)));
+    }
 }

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod call;
 pub mod component;
 pub mod doctor;
+pub mod dossier;
 pub mod download;
 pub mod endpoints;
 pub mod sandbox;
