@@ -120,10 +120,13 @@ pub async fn gather(
     // The identity first: what it tells (an association? the head office?)
     // decides what the others are asked with.
     // Those that cannot be asked yet (a SIRET that a head office will give)
-    // wait for the second round.
-    let (first, rest): (Vec<Planned>, Vec<Planned>) = to_ask
-        .into_iter()
-        .partition(|p| plan::tells_identity(p.endpoint) && plan::values(p.endpoint, &manifest.entity, today).is_ok());
+    // wait for the second round, and so does an associations' register
+    // until INSEE says the entity is one (it goes first for an RNA number).
+    let (first, rest): (Vec<Planned>, Vec<Planned>) = to_ask.into_iter().partition(|p| {
+        plan::tells_identity(p.endpoint)
+            && plan::values(p.endpoint, &manifest.entity, today).is_ok()
+            && (!plan::for_associations_only(p.endpoint) || manifest.entity.association == Some(true))
+    });
     let limit = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     for phase in [first, rest] {
         let mut tasks = JoinSet::new();

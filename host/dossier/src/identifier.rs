@@ -57,7 +57,7 @@ fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 impl FromStr for Identifier {
@@ -77,7 +77,11 @@ impl FromStr for Identifier {
             14 if digits
                 && (luhn(&value)
                     || (value.starts_with("356000000")
-                        && value.bytes().map(|b| u32::from(b - b'0')).sum::<u32>() % 5 == 0)) =>
+                        && value
+                            .bytes()
+                            .map(|b| u32::from(b - b'0'))
+                            .sum::<u32>()
+                            .is_multiple_of(5))) =>
             {
                 Kind::Siret
             }
