@@ -56,6 +56,11 @@ enum Command {
     /// folder with a manifest. Run again, it asks only what is missing,
     /// failed or expiring. Exits 2 when the dossier is incomplete.
     Dossier(Box<commands::dossier::Args>),
+    /// What to prepare for the access request (DataPass) of a use case, as
+    /// a Markdown checklist to paste: the organisation, the legal frame,
+    /// the data to tick with their scopes, the contacts; with a token,
+    /// what it already opens.
+    Habilitation(commands::habilitation::Args),
 }
 
 fn main() -> ExitCode {
@@ -103,5 +108,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Component(args) => commands::component::exec(settings, args).await,
         Command::Batch(args) => commands::batch::exec(settings, *args).await,
         Command::Dossier(args) => commands::dossier::exec(settings, *args).await,
+        Command::Habilitation(args) => commands::habilitation::exec(settings, args).await,
     }
 }

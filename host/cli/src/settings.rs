@@ -311,6 +311,15 @@ pub async fn runtime(
     Ok(builder.build().await?)
 }
 
+/// The official use case `id`, or an error that lists them.
+pub fn use_case(id: &str) -> anyhow::Result<&'static api_entreprise_catalogue::UseCase> {
+    use api_entreprise_catalogue as catalogue;
+    catalogue::use_case(id).ok_or_else(|| {
+        let known: Vec<&str> = catalogue::USE_CASES.iter().map(|u| u.id).collect();
+        anyhow::anyhow!("no use case `{id}`: API Entreprise's are {}", known.join(", "))
+    })
+}
+
 /// This program's folder inside an XDG base directory.
 fn project_dir(base: Option<PathBuf>) -> Option<PathBuf> {
     base.map(|b| b.join("api-entreprise"))

@@ -3,7 +3,8 @@
 //! the manifest says is checked against what the sandbox received and
 //! served: every recommended endpoint, each document's hash against the
 //! bytes served, nothing asked twice that was kept, a forbidden endpoint
-//! never sent.
+//! never sent. And the two commands around it: `habilitation` (what to
+//! ask for) and `doctor --use-case` (what the token lacks).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -407,4 +408,82 @@ async fn a_link_expired_before_its_download_is_asked_for_again_once() {
     );
     assert_eq!(asked(&sandbox)["acoss_attestations_sociales"], 4);
     assert_eq!(sandbox.files_served().len(), 1);
+}
+
+/// `ARGS…` against `sandbox`, with its token.
+fn command(sandbox: &Sandbox, dir: &Path, args: &[&str]) -> Command {
+    let mut command =
+        api_entreprise_tests::against_sandbox(Command::new(env!("CARGO_BIN_EXE_api-entreprise")), sandbox, dir);
+    command.args(args);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn habilitation_and_doctor_say_what_the_token_lacks_for_a_use_case() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    // A token opened for the INSEE and the URSSAF only.
+    let scopes = ["unites_legales_etablissements_insee", "attestations_sociales"];
+    sandbox.set_scopes(Some(scopes.iter().map(|s| (*s).to_owned()).collect()));
+    let dir = folder("habilitation");
+    let out = run(command(
+        &sandbox,
+        &dir,
+        &[
+            "habilitation",
+            "--use-case",
+            "marches_publics",
+            "--siret",
+            "13002526500013",
+        ],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let md = String::from_utf8_lossy(&out.stdout);
+    for id in recommended("marches_publics") {
+        assert!(md.contains(&format!("`{id}` v")), "{id} missing from the checklist");
+    }
+    for contact in [
+        "Responsable de traitement",
+        "DPD",
+        "Contact métier",
+        "Contact technique",
+    ] {
+        assert!(md.contains(contact), "{contact}");
+    }
+    assert!(md.contains("`13002526500013`"));
+    let section = md.split("## 5.").nth(1).expect("a section on what the token opens");
+    assert!(section.contains("`dgfip_attestations_fiscales`"), "{section}");
+    assert!(!section.contains("`acoss_attestations_sociales`"), "{section}");
+    assert!(!section.contains("`insee_etablissements`"), "{section}");
+
+    let out = run(command(
+        &sandbox,
+        &dir,
+        &[
+            "doctor",
+            "--use-case",
+            "marches_publics",
+            "--recipient",
+            "13002526500013",
+        ],
+    ))
+    .await;
+    let said = text(&out);
+    let line = said
+        .lines()
+        .find(|l| l.contains("use case Marchés publics") && l.contains("recommended"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(line.starts_with("[warn]"), "{line}");
+    assert!(
+        line.contains("dgfip_attestations_fiscales (scope attestations_fiscales or attestation_fiscale_dgfip)"),
+        "{line}"
+    );
+    assert!(!line.contains("acoss_attestations_sociales"), "{line}");
+
+    let out = run(command(&sandbox, &dir, &["habilitation", "--use-case", "marche"])).await;
+    assert!(
+        !out.status.success() && text(&out).contains("no use case `marche`"),
+        "{}",
+        text(&out)
+    );
 }

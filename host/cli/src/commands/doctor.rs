@@ -28,9 +28,14 @@ pub struct Args {
     /// The path values of the test call.
     #[arg(long = "value", default_value = "552049447")]
     values: Vec<String>,
+    /// Also say which endpoints of this official use case the token cannot
+    /// call, and the scopes they need (`habilitation` prepares the request).
+    #[arg(long, value_name = "ID")]
+    use_case: Option<String>,
 }
 
 pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let use_case = args.use_case.as_deref().map(crate::settings::use_case).transpose()?;
     let (runtime, sandbox) = connect(settings, false).await?;
     let recipient = match (args.recipient, &sandbox) {
         (Some(r), _) => r,
@@ -48,6 +53,7 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         &trace,
         &args.endpoint,
         args.values,
+        use_case,
         &mut std::io::stdout().lock(),
     )
     .await?;
@@ -147,12 +153,53 @@ fn request(endpoint: &str, params: Vec<String>, trace: &types::Trace) -> types::
     }
 }
 
+/// What the token lacks of `use_case`: a warning for its recommended
+/// endpoints, a note for its optional ones.
+fn use_case_lines(use_case: &'static api_entreprise_catalogue::UseCase, scopes: &[String]) -> Vec<(Mark, String)> {
+    use super::habilitation::{closed, describe, endpoints};
+    let all = endpoints(use_case, true);
+    let (recommended, optional): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.stance == "recommended");
+    let mut lines = Vec::new();
+    let lacking = closed(&recommended, scopes);
+    let name = format!("use case {} ({})", use_case.name, use_case.id);
+    if lacking.is_empty() {
+        lines.push((
+            Mark::Ok,
+            format!(
+                "{name}: the token opens all {} recommended endpoints",
+                recommended.len()
+            ),
+        ));
+    } else {
+        lines.push((
+            Mark::Warn,
+            format!(
+                "{name}: the token cannot call {} of its {} recommended endpoints: {}; \
+                 `api-entreprise habilitation --use-case {}` prepares the request",
+                lacking.len(),
+                recommended.len(),
+                describe(&lacking),
+                use_case.id
+            ),
+        ));
+    }
+    let lacking = closed(&optional, scopes);
+    if !lacking.is_empty() {
+        lines.push((
+            Mark::Info,
+            format!("{name}: optional endpoints it cannot call: {}", describe(&lacking)),
+        ));
+    }
+    lines
+}
+
 /// Runs every check, prints the checklist, and says whether none failed.
 async fn run(
     runtime: &Runtime,
     trace: &types::Trace,
     test_endpoint: &str,
     test_values: Vec<String>,
+    use_case: Option<&'static api_entreprise_catalogue::UseCase>,
     out: &mut impl Write,
 ) -> std::io::Result<bool> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -193,6 +240,9 @@ async fn run(
             let mut ids: Vec<&str> = callable.iter().map(|e| e.id.as_str()).collect();
             ids.dedup();
             lines.push((Mark::Info, format!("callable: {}", ids.join(", "))));
+            if let Some(use_case) = use_case {
+                lines.extend(use_case_lines(use_case, &scopes));
+            }
         }
         Ok(other) => lines.push((Mark::Fail, format!("privileges: unexpected answer {}", other.data))),
         Err(e) => lines.push((Mark::Fail, format!("privileges: {e}"))),

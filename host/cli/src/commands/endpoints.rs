@@ -23,13 +23,7 @@ pub struct Args {
 }
 
 pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
-    let use_case = match &args.use_case {
-        Some(id) => Some(catalogue::use_case(id).ok_or_else(|| {
-            let known: Vec<&str> = catalogue::USE_CASES.iter().map(|u| u.id).collect();
-            anyhow::anyhow!("no use case `{id}`: API Entreprise's are {}", known.join(", "))
-        })?),
-        None => None,
-    };
+    let use_case = args.use_case.as_deref().map(crate::settings::use_case).transpose()?;
     let (runtime, _sandbox) = connect(settings, true).await?;
     print(&runtime.endpoints(), use_case, args.json)?;
     Ok(ExitCode::SUCCESS)

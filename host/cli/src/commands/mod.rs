@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod dossier;
 pub mod download;
 pub mod endpoints;
+pub mod habilitation;
 pub mod sandbox;
 pub mod serve;
 pub mod status;
