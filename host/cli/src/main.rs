@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
 mod components;
@@ -63,8 +63,32 @@ enum Command {
     Habilitation(commands::habilitation::Args),
 }
 
+/// The command line's definition, each subcommand's `--help` listing only
+/// the global options it uses (the others still parse, and do nothing).
+fn definition() -> clap::Command {
+    let command = Cli::command();
+    let globals: Vec<clap::Arg> = command.get_arguments().filter(|a| a.is_global_set()).cloned().collect();
+    let names: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_owned()).collect();
+    names.into_iter().fold(command, |command, name| {
+        let ignored = settings::ignored_by(&name);
+        command.mut_subcommand(&name, |sub| {
+            // A subcommand's own hidden copy of a global option takes its
+            // place (clap propagates a global only where none is defined).
+            let own: Vec<String> = sub.get_arguments().map(|a| a.get_id().to_string()).collect();
+            globals
+                .iter()
+                .filter(|a| a.get_help_heading().is_some_and(|h| ignored.contains(&h)))
+                .filter(|a| !own.iter().any(|id| id == a.get_id().as_str()))
+                .fold(sub, |sub, a| sub.arg(a.clone().hide(true)))
+        })
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&definition().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // Colour only for a person at a terminal, and never under NO_COLOR
     // (no-color.org). The log is written by a thread of its own: a reader
     // of stderr that stalls drops log lines, never holds a call.
@@ -109,5 +133,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Batch(args) => commands::batch::exec(settings, *args).await,
         Command::Dossier(args) => commands::dossier::exec(settings, *args).await,
         Command::Habilitation(args) => commands::habilitation::exec(settings, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_definition_holds_and_help_lists_what_applies() {
+        let mut command = super::definition();
+        command.clone().debug_assert();
+        command.build();
+        let help = |name: &str, command: &mut clap::Command| {
+            command
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string()
+        };
+        let sandbox = help("sandbox", &mut command);
+        assert!(!sandbox.contains("--profile") && !sandbox.contains("--ip-quota") && !sandbox.contains("--retries"));
+        assert!(sandbox.contains("--link-lifetime"));
+        let dossier = help("dossier", &mut command);
+        assert!(dossier.contains("Connection:") && dossier.contains("--ip-quota") && dossier.contains("--use-case"));
+        let endpoints = help("endpoints", &mut command);
+        assert!(endpoints.contains("--component") && !endpoints.contains("--audit"));
     }
 }

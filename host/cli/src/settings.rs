@@ -17,24 +17,54 @@ use crate::components::Components;
 pub struct HostArgs {
     /// The configuration file (TOML) that `serve` reads and in which
     /// `--profile` names a profile (see host/gateway/gateway.example.toml).
-    #[arg(long, global = true, env = "API_ENTREPRISE_CONFIG", value_name = "TOML")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_CONFIG",
+        value_name = "TOML",
+        help_heading = "Connection"
+    )]
     config: Option<PathBuf>,
     /// Call as this profile of the configuration: its token, its base URL,
     /// its limit, and its default --context, --recipient and --object.
-    #[arg(long, global = true, env = "API_ENTREPRISE_PROFILE", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_PROFILE",
+        value_name = "NAME",
+        help_heading = "Connection"
+    )]
     profile: Option<String>,
     /// The client component (.wasm) to load instead of the installed one
     /// (`component install`) or the built-in one.
-    #[arg(long, global = true, env = "API_ENTREPRISE_COMPONENT", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_COMPONENT",
+        value_name = "PATH",
+        help_heading = "Client component"
+    )]
     component: Option<PathBuf>,
     /// Where `component install` keeps client versions [default:
     /// $XDG_DATA_HOME/api-entreprise/components, else
     /// ~/.local/share/api-entreprise/components].
-    #[arg(long, global = true, env = "API_ENTREPRISE_COMPONENTS_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_COMPONENTS_DIR",
+        value_name = "DIR",
+        help_heading = "Client component"
+    )]
     components_dir: Option<PathBuf>,
     /// The API base URL [default: https://entreprise.api.gouv.fr with a token,
     /// the built-in sandbox without].
-    #[arg(long, global = true, env = "API_ENTREPRISE_BASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_BASE_URL",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
     base_url: Option<String>,
     /// The API token (a JWT from the dashboard). Prefer the environment
     /// variable: a flag shows in the process list.
@@ -43,7 +73,8 @@ pub struct HostArgs {
         global = true,
         env = "API_ENTREPRISE_TOKEN",
         hide_env_values = true,
-        value_name = "JWT"
+        value_name = "JWT",
+        help_heading = "Connection"
     )]
     token: Option<String>,
     /// A per-IP quota, never exceeded: N requests in any DURATION. Repeat it
@@ -54,13 +85,20 @@ pub struct HostArgs {
         env = "API_ENTREPRISE_IP_QUOTA",
         value_delimiter = ',',
         default_value = "2000/10m,1000/1m",
-        value_name = "N/DURATION"
+        value_name = "N/DURATION",
+        help_heading = "Quotas"
     )]
     ip_quota: Vec<String>,
     /// Where the quota state is kept across runs, shared by every process
     /// that uses the same directory [default: $XDG_STATE_HOME/api-entreprise,
     /// else ~/.local/state/api-entreprise; the built-in sandbox keeps none].
-    #[arg(long, global = true, env = "API_ENTREPRISE_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_STATE_DIR",
+        value_name = "DIR",
+        help_heading = "Quotas"
+    )]
     state_dir: Option<PathBuf>,
     /// Share the quotas with every host using this Redis server
     /// (redis://[:PASSWORD@]HOST:PORT/DB, or behind Sentinel
@@ -71,12 +109,19 @@ pub struct HostArgs {
         global = true,
         env = "API_ENTREPRISE_REDIS_URL",
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        help_heading = "Quotas"
     )]
     redis_url: Option<String>,
     /// Where the compiled component is kept between runs [default:
     /// $XDG_CACHE_HOME/api-entreprise, else ~/.cache/api-entreprise].
-    #[arg(long, global = true, env = "API_ENTREPRISE_CACHE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_CACHE_DIR",
+        value_name = "DIR",
+        help_heading = "Client component"
+    )]
     cache_dir: Option<PathBuf>,
     /// Retry transient failures up to N times, one after the other, with
     /// exponential backoff (each retry counts against the quotas).
@@ -85,20 +130,47 @@ pub struct HostArgs {
         global = true,
         env = "API_ENTREPRISE_RETRIES",
         default_value_t = 0,
-        value_name = "N"
+        value_name = "N",
+        help_heading = "Quotas"
     )]
     retries: u32,
     /// Also trust the CA certificate(s) in this PEM file (a corporate
     /// proxy's, or `sandbox --tls-ca-out`'s), beside the web's usual roots.
-    #[arg(long, global = true, env = "API_ENTREPRISE_CA_CERT", value_name = "PEM")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_CA_CERT",
+        value_name = "PEM",
+        help_heading = "Connection"
+    )]
     ca_cert: Option<PathBuf>,
     /// Append each call's audit line (JSON, as the gateway writes them:
     /// time, endpoint, trace, status, codes, request id, latency, client;
     /// never the token) to this file, which `status` reads for the last
     /// requests. For `call`, `batch` and `doctor`; `serve` writes its own
     /// trail on standard output.
-    #[arg(long, global = true, env = "API_ENTREPRISE_AUDIT", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "API_ENTREPRISE_AUDIT",
+        value_name = "FILE",
+        help_heading = "Audit trail"
+    )]
     audit: Option<PathBuf>,
+}
+
+/// The global options' groups (`--help` headings), and which of them each
+/// command ignores: its `--help` does not list those.
+pub const HEADINGS: [&str; 4] = ["Connection", "Client component", "Quotas", "Audit trail"];
+
+/// The groups of global options `command` has no use for.
+pub fn ignored_by(command: &str) -> &'static [&'static str] {
+    match command {
+        "sandbox" => &HEADINGS,
+        "endpoints" | "habilitation" | "component" => &["Quotas", "Audit trail"],
+        "status" => &["Client component"],
+        _ => &[],
+    }
 }
 
 impl HostArgs {
