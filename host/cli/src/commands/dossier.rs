@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use api_entreprise::types;
@@ -65,9 +65,9 @@ pub struct Args {
     /// Who asks; the DGFIP endpoints require it.
     #[arg(long)]
     user_id: Option<String>,
-    /// Calls in flight at most [default: what the per-IP quota's pace needs].
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Calls in flight at most (the quotas pace them whatever this says).
+    #[arg(long, default_value_t = 16)]
+    jobs: usize,
 }
 
 pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
@@ -94,8 +94,6 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("dossier-{}-{}", identifier.value, use_case.id)));
-    let quotas: Vec<(u32, Duration)> = settings.ip_quotas()?.iter().map(|q| (q.limit, q.window)).collect();
-    let rate = api_entreprise_batch::quota_rate(&quotas);
     let options = Options {
         use_case,
         selection: Selection {
@@ -105,9 +103,7 @@ pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         },
         trace,
         renew_within_days: args.renew_within,
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| rate.map_or(4, api_entreprise_batch::jobs_for)),
+        jobs: args.jobs,
     };
     // What is wrong with the selection or the trace is said before the
     // runtime (and the built-in sandbox) starts: nothing is sent.

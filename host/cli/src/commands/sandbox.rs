@@ -32,6 +32,10 @@ pub struct Args {
     /// API's: about 24 hours).
     #[arg(long, value_name = "SECONDS", default_value_t = api_entreprise_sandbox::DEFAULT_LINK_LIFETIME.as_secs())]
     link_lifetime: u64,
+    /// Delay every API answer by this many milliseconds (a provider's
+    /// latency; 0 by default).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
 }
 
 pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
@@ -42,6 +46,7 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         ban,
         ban_seconds,
         link_lifetime,
+        latency_ms,
     } = args;
     let sandbox = Sandbox::start(SandboxConfig {
         addr: ([127, 0, 0, 1], port).into(),
@@ -58,6 +63,7 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         }));
         println!("past {quota} it bans the IP for {ban_seconds} s: no answer at all");
     }
+    sandbox.set_latency(std::time::Duration::from_millis(latency_ms));
     sandbox.set_link_lifetime(std::time::Duration::from_secs(link_lifetime));
     if let (Some(path), Some(pem)) = (&tls_ca_out, sandbox.ca_pem()) {
         std::fs::write(path, pem).with_context(|| format!("writing the sandbox's CA to {}", path.display()))?;
