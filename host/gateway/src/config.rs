@@ -78,6 +78,11 @@ pub struct Config {
     /// without it that route does not exist.
     #[serde(default)]
     pub admin_key_sha256: Option<String>,
+    /// Where `GET /dossiers/{id}` keeps the dossiers it gathers (one folder
+    /// per application, one per entity and use case inside); without it
+    /// that route answers 404.
+    #[serde(default)]
+    pub dossiers_dir: Option<std::path::PathBuf>,
 }
 
 /// Inbound limits, so that a slow or hostile caller cannot hold the gateway.
@@ -119,6 +124,7 @@ impl Default for Config {
             applications: BTreeMap::new(),
             limits: Limits::default(),
             admin_key_sha256: None,
+            dossiers_dir: None,
         }
     }
 }

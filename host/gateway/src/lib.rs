@@ -25,6 +25,7 @@ pub mod dashboard;
 
 mod answer;
 mod component;
+mod dossier;
 mod listener;
 mod metrics;
 mod server;

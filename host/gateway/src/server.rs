@@ -37,6 +37,70 @@ pub(crate) struct App {
     origins: Vec<String>,
 }
 
+/// A request's query parameters, other than the trace's.
+pub(crate) type Query = Vec<(String, String)>;
+
+impl App {
+    /// The trace of a request's query (the application's fixed fields
+    /// filling in, or refusing another value), and its other parameters.
+    pub(crate) fn trace(
+        &self,
+        request: &http::request::Parts,
+        audit: &mut AuditLine,
+    ) -> Result<(types::Trace, Query), Box<Response>> {
+        let app = self;
+        let mut trace = empty_trace();
+        let mut query = Vec::new();
+        for (name, value) in form_urlencoded::parse(request.uri.query().unwrap_or_default().as_bytes()).into_owned() {
+            match name.as_str() {
+                "context" => trace.context = value,
+                "recipient" => trace.recipient = value,
+                "object" => trace.object = value,
+                "user_id" => trace.user_id = Some(value),
+                _ => query.push((name, value)),
+            }
+        }
+        let fields = [
+            ("context", &mut trace.context),
+            ("recipient", &mut trace.recipient),
+            ("object", &mut trace.object),
+        ];
+        for ((field, given), fixed) in fields.into_iter().zip(&app.fixed) {
+            let Some(fixed) = fixed else { continue };
+            if !given.is_empty() && given != fixed {
+                let detail = format!(
+                    "the application `{}` always calls with its own `{field}`: leave it out or give the same value",
+                    app.name
+                );
+                audit.codes.push("00100".into());
+                return Err(Box::new(answer::refusal(
+                    StatusCode::FORBIDDEN,
+                    "00100",
+                    "Interdit",
+                    &detail,
+                    None,
+                )));
+            }
+            fixed.clone_into(given);
+        }
+        audit.context = Some(trace.context.clone());
+        audit.recipient = Some(trace.recipient.clone());
+        audit.object = Some(trace.object.clone());
+        audit.user_id.clone_from(&trace.user_id);
+        Ok((trace, query))
+    }
+
+    /// The official use case it works under, if one.
+    pub(crate) fn use_case(&self) -> Option<&'static catalogue::UseCase> {
+        self.use_case
+    }
+
+    /// The endpoints it may call, when it has a list.
+    pub(crate) fn endpoints(&self) -> Option<&BTreeSet<String>> {
+        self.endpoints.as_ref()
+    }
+}
+
 /// A profile: its runtime (one token) and the scopes `/privileges` gave it.
 pub(crate) struct ProfileState {
     pub(crate) name: String,
@@ -289,6 +353,10 @@ pub struct Gateway {
     /// One change of the client component at a time, whatever asks for it
     /// (the file watch, SIGHUP, the admin route): all profiles or none.
     pub(crate) swapping: tokio::sync::Mutex<()>,
+    /// Where the dossiers are kept, if the route is on.
+    pub(crate) dossiers_dir: Option<std::path::PathBuf>,
+    /// One gathering at a time per dossier folder.
+    pub(crate) dossiers_busy: std::sync::Mutex<BTreeMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Why the gateway cannot start from a configuration.
@@ -336,6 +404,8 @@ impl Gateway {
             pings: Arc::default(),
             admin_key: RwLock::new(None),
             swapping: tokio::sync::Mutex::new(()),
+            dossiers_dir: config.dossiers_dir.clone(),
+            dossiers_busy: std::sync::Mutex::default(),
         };
         gateway.set_admin_key(config);
         let apps = gateway.applications(config, &gateway.profile_map())?;
@@ -781,6 +851,43 @@ impl Gateway {
 
     /// The application whose key `authorization` carries, comparing with
     /// every key in constant time.
+    /// The application a request comes from, by its key, from an origin
+    /// it allows; or the refusal to answer.
+    pub(crate) fn caller(
+        &self,
+        request: &http::request::Parts,
+        audit: &mut AuditLine,
+    ) -> Result<Arc<App>, Box<Response>> {
+        let Some(app) = self.authenticate(request.headers.get(header::AUTHORIZATION)) else {
+            audit.codes.push("00101".into());
+            return Err(Box::new(answer::unauthorized()));
+        };
+        audit.application = Some(app.name.clone());
+        audit.profile = Some(app.profile.name.clone());
+        if let Some(origin) = request.headers.get(header::ORIGIN)
+            && !app.origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
+        {
+            let detail = format!("the application `{}` does not allow this browser origin", app.name);
+            audit.codes.push("00100".into());
+            return Err(Box::new(answer::refusal(
+                StatusCode::FORBIDDEN,
+                "00100",
+                "Interdit",
+                &detail,
+                None,
+            )));
+        }
+        Ok(app)
+    }
+
+    /// Takes one slot of `share` for each of `calls` calls, or says why not.
+    pub(crate) async fn take_share(&self, share: &[QuotaKey], calls: usize) -> Result<(), Denied> {
+        for _ in 0..calls {
+            self.shares.try_acquire(share).await?;
+        }
+        Ok(())
+    }
+
     fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<Arc<App>> {
         let key = bearer(authorization)?;
         let hash = crate::config::hash_key(key);
@@ -856,20 +963,14 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
             None,
         );
     }
-    let Some(app) = gateway.authenticate(request.headers.get(header::AUTHORIZATION)) else {
-        audit.codes.push("00101".into());
-        return answer::unauthorized();
+    let app = match gateway.caller(request, audit) {
+        Ok(app) => app,
+        Err(refused) => return *refused,
     };
-    audit.application = Some(app.name.clone());
-    audit.profile = Some(app.profile.name.clone());
-    if let Some(origin) = request.headers.get(header::ORIGIN)
-        && !app.origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
-    {
-        let detail = format!("the application `{}` does not allow this browser origin", app.name);
-        audit.codes.push("00100".into());
-        return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
-    }
     let path = request.uri.path().to_owned();
+    if path.starts_with("/dossiers/") {
+        return crate::dossier::answer(gateway, &app, request, audit).await;
+    }
     let Some((endpoint, values)) = catalogue::route(&path) else {
         return answer::not_found();
     };
@@ -918,38 +1019,10 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
         audit.codes.push("00100".into());
         return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
     }
-    let mut trace = empty_trace();
-    let mut query = Vec::new();
-    for (name, value) in form_urlencoded::parse(request.uri.query().unwrap_or_default().as_bytes()).into_owned() {
-        match name.as_str() {
-            "context" => trace.context = value,
-            "recipient" => trace.recipient = value,
-            "object" => trace.object = value,
-            "user_id" => trace.user_id = Some(value),
-            _ => query.push((name, value)),
-        }
-    }
-    let fields = [
-        ("context", &mut trace.context),
-        ("recipient", &mut trace.recipient),
-        ("object", &mut trace.object),
-    ];
-    for ((field, given), fixed) in fields.into_iter().zip(&app.fixed) {
-        let Some(fixed) = fixed else { continue };
-        if !given.is_empty() && given != fixed {
-            let detail = format!(
-                "the application `{}` always calls with its own `{field}`: leave it out or give the same value",
-                app.name
-            );
-            audit.codes.push("00100".into());
-            return answer::refusal(StatusCode::FORBIDDEN, "00100", "Interdit", &detail, None);
-        }
-        fixed.clone_into(given);
-    }
-    audit.context = Some(trace.context.clone());
-    audit.recipient = Some(trace.recipient.clone());
-    audit.object = Some(trace.object.clone());
-    audit.user_id.clone_from(&trace.user_id);
+    let (trace, query) = match app.trace(request, audit) {
+        Ok(given) => given,
+        Err(refused) => return *refused,
+    };
     let kind = match endpoint.kind {
         catalogue::Kind::Health => types::EndpointKind::Health,
         catalogue::Kind::Privileges => types::EndpointKind::Privileges,
