@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-use api_entreprise::quota::Denied;
-use api_entreprise::{CallError, types};
+use api_entreprise::types;
 use api_entreprise_dossier::{DossierError, Identifier, Manifest, Options, Selection};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -122,29 +121,12 @@ pub(crate) async fn answer(
     };
     let _one = busy.lock().await;
     // A slot of the application's share for each endpoint it may ask.
-    match gateway.take_share(&app.share, planned.len()).await {
-        Ok(()) => {}
-        Err(Denied::Full(wait)) => {
-            let detail = format!(
-                "the application `{}` has not the share of the per-IP quota ({}) for the {} calls of this dossier: nothing was sent",
-                app.name,
-                wait.quota,
-                planned.len()
-            );
-            audit.codes.push("00429".into());
-            return answer::refusal(
-                StatusCode::TOO_MANY_REQUESTS,
-                "00429",
-                "Trop de requêtes",
-                &detail,
-                Some(wait.retry_after),
-            );
-        }
-        Err(Denied::Unavailable(down)) => {
-            audit.codes.push("00503".into());
-            return answer::from_call(types::EndpointKind::Json, Err(CallError::QuotaStoreUnavailable(down)))
-                .into_response();
-        }
+    if let Err(denied) = gateway.take_share(&app.share, planned.len()).await {
+        let what = format!(
+            "the share of the per-IP quota that the {} calls of this dossier need",
+            planned.len()
+        );
+        return crate::server::share_refused(app, denied, types::EndpointKind::Json, &what, audit);
     }
     let runtime = Arc::clone(&app.profile.runtime);
     match api_entreprise_dossier::gather(runtime, &identifier, &dir, &options, |_| {}).await {

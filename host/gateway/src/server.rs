@@ -952,6 +952,37 @@ fn reached_api(result: &Result<types::Response, CallError>) -> bool {
     }
 }
 
+/// The answer to a request the application's share has no room for
+/// (`what` says for what), or that the quota store could not decide.
+pub(crate) fn share_refused(
+    app: &App,
+    denied: Denied,
+    kind: types::EndpointKind,
+    what: &str,
+    audit: &mut AuditLine,
+) -> Response {
+    match denied {
+        Denied::Full(wait) => {
+            let detail = format!(
+                "the application `{}` has spent {what} ({}): nothing was sent",
+                app.name, wait.quota
+            );
+            audit.codes.push("00429".into());
+            answer::refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "00429",
+                "Trop de requêtes",
+                &detail,
+                Some(wait.retry_after),
+            )
+        }
+        Denied::Unavailable(down) => {
+            audit.codes.push("00503".into());
+            answer::from_call(kind, Err(CallError::QuotaStoreUnavailable(down)))
+        }
+    }
+}
+
 /// The answer to one request, filling in what the audit trail records.
 async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut AuditLine) -> Response {
     if request.method != Method::GET {
@@ -1029,26 +1060,8 @@ async fn decide(gateway: &Gateway, request: &http::request::Parts, audit: &mut A
         _ => types::EndpointKind::Json,
     };
     let share = if health { &[][..] } else { &app.share[..] };
-    match gateway.shares.try_acquire(share).await {
-        Ok(()) => {}
-        Err(Denied::Full(wait)) => {
-            let detail = format!(
-                "the application `{}` has spent its share of the per-IP quota ({}): nothing was sent",
-                app.name, wait.quota
-            );
-            audit.codes.push("00429".into());
-            return answer::refusal(
-                StatusCode::TOO_MANY_REQUESTS,
-                "00429",
-                "Trop de requêtes",
-                &detail,
-                Some(wait.retry_after),
-            );
-        }
-        Err(Denied::Unavailable(down)) => {
-            audit.codes.push("00503".into());
-            return answer::from_call(kind, Err(CallError::QuotaStoreUnavailable(down)));
-        }
+    if let Err(denied) = gateway.take_share(share, 1).await {
+        return share_refused(&app, denied, kind, "its share of the per-IP quota", audit);
     }
     let call = types::Request {
         endpoint: endpoint.id.to_owned(),
