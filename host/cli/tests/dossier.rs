@@ -487,3 +487,92 @@ async fn habilitation_and_doctor_say_what_the_token_lacks_for_a_use_case() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_dossiers_writes_one_per_row_and_resumes() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = folder("batch");
+    let input = dir.join("candidats.csv");
+    std::fs::write(
+        &input,
+        "nom,siret\nOCTO,41816609600069\nFondation,77567227221138\nInconnue,90000002700012\n",
+    )
+    .unwrap();
+    let batch = |extra: &[&str]| {
+        let mut args = vec![
+            "batch",
+            input.to_str().unwrap(),
+            "--dossier",
+            "--use-case",
+            "marches_publics",
+            "-o",
+        ];
+        let out = dir.join("dossiers");
+        let out = out.to_str().unwrap().to_owned();
+        let mut c = command(&sandbox, &dir, &[]);
+        args.push(&out);
+        args.extend_from_slice(&api_entreprise_tests::TRACE_ARGS);
+        args.extend_from_slice(&["--user-id", "agent-42"]);
+        args.extend_from_slice(extra);
+        c.args(&args);
+        c
+    };
+    let out = run(batch(&[])).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the unknown company's dossier is incomplete: {}",
+        text(&out)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["complete"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    for (line, siret) in lines.iter().zip(["41816609600069", "77567227221138", "90000002700012"]) {
+        let manifest: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("dossiers").join(siret).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["identifier"], siret);
+        assert_eq!(
+            line["calls"].as_u64().unwrap(),
+            items(&manifest)
+                .values()
+                .map(|i| i["calls"].as_u64().unwrap())
+                .sum::<u64>()
+        );
+    }
+    let sent = asked(&sandbox).values().sum::<usize>();
+    // Again: nothing is asked (the unknown company's not-found answers
+    // are answers, kept like the others).
+    let again = run(batch(&[])).await;
+    let lines: Vec<Value> = String::from_utf8_lossy(&again.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        assert_eq!(line["calls"], 0, "{line}");
+        assert!(line["kept"].as_u64().unwrap() > 0, "{line}");
+    }
+    assert_eq!(lines[2]["complete"], false);
+    assert_eq!(asked(&sandbox).values().sum::<usize>(), sent);
+    // A bad identifier in the file: said, nothing sent.
+    std::fs::write(&input, "siret\n41816609600069\n4181660960006\n").unwrap();
+    let before = sandbox.requests().len();
+    let bad = run(batch(&[])).await;
+    assert!(
+        text(&bad).contains("row 2") && text(&bad).contains("nothing was sent"),
+        "{}",
+        text(&bad)
+    );
+    assert_eq!(sandbox.requests().len(), before);
+}

@@ -29,7 +29,8 @@ pub struct Args {
     input: PathBuf,
     /// Where the answers go: one JSON line per row, in the order they come,
     /// each with its row number. If it exists, the batch resumes: the rows
-    /// it holds are not sent again.
+    /// it holds are not sent again. With --dossier, the folder that holds
+    /// a dossier per row.
     #[arg(short, long, value_name = "JSONL")]
     output: PathBuf,
     /// The input's format [default: CSV for a .csv file, else JSON lines].
@@ -89,6 +90,17 @@ pub struct Args {
     /// The time zone of --between.
     #[arg(long, default_value = "Europe/Paris", value_name = "IANA")]
     time_zone: String,
+    /// A dossier per row instead of one call (`dossier`): the CSV's
+    /// identifiers (a SIREN, SIRET or RNA number, from --column, else the
+    /// column siren, siret, rna or id, else the first) each gathered into
+    /// OUTPUT/ID under --use-case, one JSON line per row on standard
+    /// output; run again, complete dossiers cost no call and the others
+    /// resume.
+    #[arg(long, requires = "use_case")]
+    dossier: bool,
+    /// With --dossier: the official use case.
+    #[arg(long, value_name = "ID", requires = "dossier")]
+    use_case: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -98,6 +110,9 @@ enum InputFormat {
 }
 
 pub async fn exec(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    if args.dossier {
+        return dossiers(settings, args).await;
+    }
     let profile = settings.profile()?.map(|(_, _, profile)| profile);
     let pick = |given: &Option<String>, default: Option<&String>| given.clone().or_else(|| default.cloned());
     let trace = [
@@ -418,4 +433,92 @@ fn human(d: Duration) -> String {
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// `batch --dossier`: a dossier per row of a CSV file, one after the
+/// other (each with its calls in parallel at the quotas' pace), into
+/// `OUTPUT/ID`, one JSON line per row on standard output.
+async fn dossiers(settings: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
+    use api_entreprise_dossier::{Identifier, Options, Selection};
+    let use_case = crate::settings::use_case(args.use_case.as_deref().unwrap_or_default())?;
+    let profile = settings.profile()?.map(|(_, _, profile)| profile);
+    let pick = |given: &Option<String>, default: Option<&String>| {
+        given.clone().or_else(|| default.cloned()).unwrap_or_default()
+    };
+    let options = Options {
+        use_case,
+        selection: Selection::default(),
+        trace: api_entreprise::types::Trace {
+            context: pick(&args.context, profile.as_ref().and_then(|p| p.context.as_ref())),
+            recipient: pick(&args.recipient, profile.as_ref().and_then(|p| p.recipient.as_ref())),
+            object: pick(&args.object, profile.as_ref().and_then(|p| p.object.as_ref())),
+            user_id: args.user_id.clone(),
+        },
+        renew_within_days: 0,
+        jobs: args.jobs.unwrap_or(16),
+    };
+    api_entreprise_dossier::prepare(&options)?;
+    let mut reader =
+        csv::Reader::from_path(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let headers: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+    let column = match args.columns.first() {
+        Some(name) => headers.iter().position(|h| h == name).with_context(|| {
+            format!(
+                "--column {name}: {} has no such column ({})",
+                args.input.display(),
+                headers.join(", ")
+            )
+        })?,
+        None => headers
+            .iter()
+            .position(|h| ["siren", "siret", "rna", "id"].contains(&h.to_lowercase().as_str()))
+            .unwrap_or(0),
+    };
+    // Every identifier is checked before anything is sent.
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{}: row {}", args.input.display(), n + 1))?;
+        let text = record.get(column).unwrap_or_default();
+        let id: Identifier = text
+            .parse()
+            .map_err(|why| anyhow::anyhow!("{}: row {}: {why}; nothing was sent", args.input.display(), n + 1))?;
+        rows.push(id);
+    }
+    let (runtime, _sandbox) = connect(settings, false).await?;
+    let runtime = Arc::new(runtime);
+    let mut incomplete = 0;
+    let mut out = std::io::stdout().lock();
+    for (n, id) in rows.iter().enumerate() {
+        let dir = args.output.join(&id.value);
+        let report = api_entreprise_dossier::gather(runtime.clone(), id, &dir, &options, |_| {}).await?;
+        let summary = &report.manifest.summary;
+        if !summary.complete {
+            incomplete += 1;
+        }
+        let line = serde_json::json!({
+            "row": n + 1,
+            "id": id.value,
+            "folder": dir,
+            "complete": summary.complete,
+            "missing": summary.missing,
+            "valid_until": summary.valid_until,
+            "asked": report.asked.len(),
+            "kept": report.kept.len(),
+            "calls": report.calls,
+        });
+        use std::io::Write as _;
+        writeln!(out, "{line}")?;
+    }
+    eprintln!(
+        "{} dossier(s) under {} in {}: {} complete, {incomplete} incomplete",
+        rows.len(),
+        use_case.id,
+        args.output.display(),
+        rows.len() - incomplete
+    );
+    Ok(if incomplete == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::dossier::INCOMPLETE)
+    })
 }
