@@ -154,27 +154,15 @@ pub fn identified(payload: String, entity: &Entity) -> String {
 mod tests {
     use super::*;
 
-    fn luhn(digits: &str) -> bool {
-        let sum: u32 = digits
-            .bytes()
-            .rev()
-            .enumerate()
-            .map(|(i, b)| {
-                let d = u32::from(b - b'0');
-                if i % 2 == 1 {
-                    if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-                } else {
-                    d
-                }
-            })
-            .sum();
-        sum.is_multiple_of(10)
-    }
-
     #[test]
     fn every_entity_has_valid_identifiers_that_find_it() {
         for e in ENTITIES {
-            assert!(luhn(e.siren) && luhn(e.siret), "{}", e.name);
+            assert!(
+                crate::validate::is_siren(e.siren) && crate::validate::is_siret(e.siret),
+                "{}",
+                e.name
+            );
+            assert!(e.rna.is_none_or(crate::validate::is_rna), "{}", e.name);
             assert!(e.siret.starts_with(e.siren), "{}", e.name);
             let by = |v: &str| of(&[("siren".into(), v.into())]);
             assert_eq!(by(e.siren), Some(e));

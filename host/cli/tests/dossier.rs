@@ -576,3 +576,20 @@ async fn a_batch_of_dossiers_writes_one_per_row_and_resumes() {
     );
     assert_eq!(sandbox.requests().len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dossier_another_process_is_gathering_is_refused_and_nothing_is_sent() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let dir = folder("locked");
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    // This test process holds the folder, as a running `dossier` does.
+    let held = std::fs::File::create(dir.join("out/.lock")).unwrap();
+    held.lock().unwrap();
+    let out = run(dossier(&sandbox, &dir, "418166096", "marches_publics", &[])).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("another process is gathering"), "{}", text(&out));
+    assert!(sandbox.requests().is_empty(), "{:?}", sandbox.requests());
+    drop(held);
+    let out = run(dossier(&sandbox, &dir, "418166096", "marches_publics", &[])).await;
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -71,6 +71,19 @@ pub async fn gather(
     let folder = |what: &str, e: &dyn std::fmt::Display| DossierError::Folder(format!("{what} {}: {e}", dir.display()));
     std::fs::create_dir_all(dir.join("documents")).map_err(|e| folder("creating", &e))?;
     std::fs::create_dir_all(dir.join("data")).map_err(|e| folder("creating", &e))?;
+    // One gathering at a time per folder, across processes: the lock goes
+    // with the process, crash included.
+    let lock = std::fs::File::create(dir.join(".lock")).map_err(|e| folder("locking", &e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(DossierError::Input(format!(
+                "another process is gathering the dossier in {}: wait for it to end, or give another folder",
+                dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(folder("locking", &e)),
+    }
     let today = time::OffsetDateTime::now_utc().date();
     let now = rfc3339(SystemTime::now());
     let mut manifest = match Manifest::read(dir).map_err(DossierError::Folder)? {
