@@ -139,11 +139,25 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// Whether it carried the sandbox's token.
     pub authorized: bool,
+    /// Which token it carried, never the token: the first 12 hex digits of
+    /// its SHA-256 ([`token_fingerprint`]), so that a test can tell whose
+    /// request it was.
+    #[serde(default)]
+    pub token: Option<String>,
     /// The HTTP version it came in (`HTTP/1.1`, `HTTP/2.0`).
     #[serde(default)]
     pub version: String,
     /// The status the sandbox answered (0: none, the IP being banned).
     pub status: u16,
+}
+
+/// What [`RecordedRequest::token`] holds for `token`.
+pub fn token_fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[derive(Debug)]
@@ -481,6 +495,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         query,
         headers,
         authorized,
+        token: bearer.map(token_fingerprint),
         version: format!("{:?}", req.version()),
         status: 0,
     };

@@ -1,5 +1,5 @@
-//! The client component of a running gateway: swapped in every profile's
-//! runtime together (when the command sees the component file change, on
+//! The client component of a running gateway: one compiled client for
+//! every profile (they share one engine), swapped for all together (when the command sees the component file change, on
 //! SIGHUP, or through `/admin/component`), rolled back, and every change
 //! counted in the metrics and said on standard error.
 //!
@@ -34,9 +34,38 @@ pub const MAX_COMPONENT_BYTES: usize = 8 << 20;
 pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Gateway {
-    /// Swaps every profile's runtime to `source`, all or none: if one
-    /// refuses, those already swapped are rolled back. Returns the first
-    /// profile's report (they run the same versions).
+    /// One runtime per engine the profiles run on, with what to call its
+    /// profiles in a message: every profile of a gateway the command built
+    /// shares one engine, whose swap switches them all; an embedder may
+    /// give runtimes of several.
+    pub(crate) fn engines(&self) -> Vec<(String, Arc<api_entreprise::Runtime>)> {
+        let profiles = self.profiles();
+        let mut engines: Vec<(Vec<&str>, Arc<api_entreprise::Runtime>)> = Vec::new();
+        for profile in &profiles {
+            match engines.iter_mut().find(|(_, r)| r.shares_engine_with(&profile.runtime)) {
+                Some((names, _)) => names.push(&profile.name),
+                None => engines.push((vec![&profile.name], profile.runtime.clone())),
+            }
+        }
+        let single = engines.len() == 1;
+        engines
+            .into_iter()
+            .map(|(names, runtime)| {
+                let label = match names.as_slice() {
+                    [one] => format!("profile {one}"),
+                    _ if single => format!("every profile ({})", names.len()),
+                    [first, rest @ ..] => format!("profile {first} and {} other(s)", rest.len()),
+                    [] => String::new(),
+                };
+                (label, runtime)
+            })
+            .collect()
+    }
+
+    /// Swaps every profile to `source`, all or none: the profiles share an
+    /// engine, compiled once and switched together; where an embedder gave
+    /// several engines and one refuses, those already swapped are rolled
+    /// back. Returns the first engine's report.
     pub async fn swap_component(
         &self,
         source: &ComponentSource,
@@ -45,15 +74,15 @@ impl Gateway {
         let _one_at_a_time = self.swapping.lock().await;
         let mut swapped = Vec::new();
         let mut first = None;
-        for profile in self.profiles() {
-            match profile.runtime.swap(source, accept_differences).await {
+        for (_, runtime) in self.engines() {
+            match runtime.swap(source, accept_differences).await {
                 Ok(report) => {
-                    swapped.push(profile);
+                    swapped.push(runtime);
                     first.get_or_insert(report);
                 }
                 Err(e) => {
-                    for profile in swapped {
-                        let _ = profile.runtime.rollback();
+                    for runtime in swapped {
+                        let _ = runtime.rollback();
                     }
                     return Err(e);
                 }
@@ -63,17 +92,17 @@ impl Gateway {
     }
 
     /// The version the first profile runs (all run the same but after an
-    /// automatic rollback).
+    /// automatic rollback on an embedder's second engine).
     pub fn component(&self) -> Option<VersionInfo> {
         self.profiles().first().map(|p| p.runtime.component())
     }
 
-    /// Rolls every profile's runtime back to its previous version.
+    /// Rolls every profile back to its previous version.
     pub async fn rollback_component(&self) -> Result<VersionInfo, SwapError> {
         let _one_at_a_time = self.swapping.lock().await;
         let mut now = Err(SwapError::NothingToRollBack);
-        for profile in self.profiles() {
-            let rolled = profile.runtime.rollback();
+        for (_, runtime) in self.engines() {
+            let rolled = runtime.rollback();
             if now.is_err() {
                 now = rolled;
             }
@@ -81,56 +110,68 @@ impl Gateway {
         now
     }
 
-    /// Listens to every profile's version changes: each is counted in the
-    /// metrics and said on standard error.
+    /// Listens to the version changes of every engine the profiles run on
+    /// (one, unless an embedder gave several): each is counted in the
+    /// metrics and said on standard error. A profile added later on the
+    /// same engine is heard already.
     pub fn watch_components(self: &Arc<Self>) {
         self.show_components();
-        for profile in self.profiles() {
-            self.watch_component_of(&profile);
+        for (label, runtime) in self.engines() {
+            self.watch_engine(label, &runtime);
         }
     }
 
-    /// Listens to `profile`'s version changes.
+    /// Listens to `profile`'s version changes, unless its engine is heard.
     pub(crate) fn watch_component_of(self: &Arc<Self>, profile: &crate::server::ProfileState) {
-        {
-            let mut events = profile.runtime.subscribe();
-            let (gateway, name) = (Arc::downgrade(self), profile.name.clone());
-            tokio::spawn(async move {
-                loop {
-                    let event = match events.recv().await {
-                        Ok(event) => event,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    };
-                    let Some(gateway) = gateway.upgrade() else { return };
-                    let (outcome, said) = match &event {
-                        SwapEvent::Swapped { from, to } => {
-                            ("swapped", format!("the client component {to} replaces {from}"))
-                        }
-                        SwapEvent::Refused { reason } => ("refused", reason.to_string()),
-                        SwapEvent::RolledBack { from, to, reason } => {
-                            let outcome = match reason {
-                                RollbackReason::Asked => "rolled_back",
-                                _ => "rolled_back_automatically",
-                            };
-                            (
-                                outcome,
-                                format!("the client component {from} was rolled back to {to}: {reason}"),
-                            )
-                        }
-                        _ => ("other", String::new()),
-                    };
-                    if !said.is_empty() {
-                        eprintln!("profile {name}: {said}");
-                    }
-                    gateway.metrics().swap(outcome);
-                    if let Some(books) = gateway.books() {
-                        books.swap(&name, outcome, said);
-                    }
-                    gateway.show_components();
-                }
-            });
+        let heard = self
+            .profiles()
+            .iter()
+            .any(|p| p.name != profile.name && p.runtime.shares_engine_with(&profile.runtime));
+        if !heard {
+            self.watch_engine(format!("profile {}", profile.name), &profile.runtime);
         }
+    }
+
+    /// Listens to the version changes of `runtime`'s engine (`label` says
+    /// whose profiles).
+    fn watch_engine(self: &Arc<Self>, label: String, runtime: &api_entreprise::Runtime) {
+        let mut events = runtime.subscribe();
+        let gateway = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(gateway) = gateway.upgrade() else { return };
+                let (outcome, said) = match &event {
+                    SwapEvent::Swapped { from, to } => {
+                        ("swapped", format!("the client component {to} replaces {from}"))
+                    }
+                    SwapEvent::Refused { reason } => ("refused", reason.to_string()),
+                    SwapEvent::RolledBack { from, to, reason } => {
+                        let outcome = match reason {
+                            RollbackReason::Asked => "rolled_back",
+                            _ => "rolled_back_automatically",
+                        };
+                        (
+                            outcome,
+                            format!("the client component {from} was rolled back to {to}: {reason}"),
+                        )
+                    }
+                    _ => ("other", String::new()),
+                };
+                if !said.is_empty() {
+                    eprintln!("{label}: {said}");
+                }
+                gateway.metrics().swap(outcome);
+                if let Some(books) = gateway.books() {
+                    books.swap(&label, outcome, said);
+                }
+                gateway.show_components();
+            }
+        });
     }
 
     /// Sets the component metric to what each profile runs now.

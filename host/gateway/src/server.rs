@@ -490,6 +490,13 @@ impl Gateway {
         self.profile_map().values().cloned().collect()
     }
 
+    /// A runtime the gateway calls through, for a profile added by a reload
+    /// to share its engine, pool and client (the one serving now, uploaded
+    /// or not).
+    pub fn any_runtime(&self) -> Option<Arc<Runtime>> {
+        self.profiles().first().map(|p| p.runtime.clone())
+    }
+
     /// The store the quotas and shares are counted in (for the runtime of
     /// a profile added by a reload).
     pub fn quota_store(&self) -> Arc<Quotas> {

@@ -15,7 +15,12 @@
 //!    values and the [`types::Trace`].
 //! 3. `runtime.call(&request).await` gives a [`types::Response`] (the raw
 //!    envelope plus typed records) or a [`CallError`] that says what to do.
-//! 4. To ship a new client version while serving, [`Runtime::swap`] checks
+//! 4. For many tokens (a vendor's hundreds of administrations), build one
+//!    runtime and make the others with [`Runtime::for_token`]: they share
+//!    the engine, the instance pool, the compiled client, the sender and
+//!    the quota store, and each keeps its token, its quota groups and its
+//!    circuits; a profile then costs kilobytes.
+//! 5. To ship a new client version while serving, [`Runtime::swap`] checks
 //!    it (contract, catalogue, a canary against the serving version) and
 //!    swaps it in; [`Runtime::rollback`] and automatic rollback undo it
 //!    ([`swap`] says how).

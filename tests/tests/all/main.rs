@@ -8,6 +8,7 @@ mod conformance;
 mod connections;
 mod documents;
 mod hostile;
+mod profiles;
 mod quota_scenarios;
 mod quotas;
 mod retries;

@@ -90,9 +90,21 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let quotas = settings::quota_store(host, sandbox.is_some()).await?;
-    let mut runtimes = BTreeMap::new();
+    // One engine, instance pool and compiled client for every profile:
+    // the first profile's runtime is built, the others are its tokens.
+    let mut runtimes: BTreeMap<String, Arc<api_entreprise::Runtime>> = BTreeMap::new();
     for (name, profile) in &config.profiles {
-        let runtime = profile_runtime(host, &config, name, profile, sandbox.as_ref(), &quotas).await?;
+        let first = runtimes.values().next().cloned();
+        let runtime = profile_runtime(
+            host,
+            &config,
+            name,
+            profile,
+            sandbox.as_ref(),
+            &quotas,
+            first.as_deref(),
+        )
+        .await?;
         runtimes.insert(name.clone(), runtime);
     }
     let gateway = Arc::new(Gateway::new(&config, &runtimes, &host.ip_quotas()?, quotas)?);
@@ -141,7 +153,9 @@ pub async fn exec(host: &HostArgs, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The runtime of the profile `name` of `config`: its token, the API (the
-/// sandbox's when serving it), the process's quota store.
+/// sandbox's when serving it), the process's quota store; on the engine,
+/// pool and client of `running` (another profile's runtime) when there is
+/// one, so that a profile costs its token's state only.
 async fn profile_runtime(
     host: &HostArgs,
     config: &Config,
@@ -149,6 +163,7 @@ async fn profile_runtime(
     profile: &Profile,
     sandbox: Option<&api_entreprise_sandbox::Sandbox>,
     quotas: &Arc<api_entreprise::Quotas>,
+    running: Option<&api_entreprise::Runtime>,
 ) -> anyhow::Result<Arc<api_entreprise::Runtime>> {
     let (base_url, token) = match sandbox {
         Some(sandbox) => (sandbox.base_url(), DEFAULT_TOKEN.to_owned()),
@@ -162,6 +177,9 @@ async fn profile_runtime(
         ),
     };
     let token = Token::new(token).with_context(|| format!("profile `{name}`: its token"))?;
+    if let Some(running) = running {
+        return Ok(Arc::new(running.for_token(Some(token), profile.rate_limit_per_minute)));
+    }
     let runtime = settings::runtime(host, base_url, token, quotas.clone(), profile.rate_limit_per_minute)
         .await
         .with_context(|| format!("profile `{name}`"))?;
@@ -194,7 +212,17 @@ async fn reload(gateway: &Arc<Gateway>, host: &HostArgs, path: &std::path::Path)
     let mut added = BTreeMap::new();
     for (name, profile) in &config.profiles {
         if !gateway.has_profile(name) {
-            let runtime = profile_runtime(host, &config, name, profile, None, &gateway.quota_store()).await?;
+            let running = gateway.any_runtime();
+            let runtime = profile_runtime(
+                host,
+                &config,
+                name,
+                profile,
+                None,
+                &gateway.quota_store(),
+                running.as_deref(),
+            )
+            .await?;
             added.insert(name.clone(), runtime);
         }
     }

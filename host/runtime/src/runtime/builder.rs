@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::engine::{POOL_SLOTS, new_engine, spawn_epoch_ticker};
 use super::{DOCUMENT_TIMEOUT, JSON_TIMEOUT, QUOTA_MARGIN, Runtime};
 use crate::error::ConfigError;
-use crate::policy::{Authority, OutboundPolicy};
+use crate::policy::Authority;
 use crate::quota::{QuotaSpec, Quotas, REDIS_PREFIX};
 use crate::token::Token;
 
@@ -255,42 +255,40 @@ impl RuntimeBuilder {
             (None, Some(file)) => Arc::new(Quotas::persistent(file.clone())?),
             (None, None) => Arc::new(Quotas::new()),
         };
-        let quota = crate::policy::QuotaPolicy::new(
-            &self.ip_quotas,
-            self.quota_margin,
-            self.token.as_ref(),
-            self.token_rate_limit,
-        );
-        let policy = Arc::new(OutboundPolicy {
+        let template = super::PolicyTemplate {
             api,
-            credentials: std::sync::RwLock::new(Arc::new(crate::policy::Credentials {
-                token: self.token,
-                quota,
-            })),
-            json_timeout: self.json_timeout,
-            document_timeout: self.document_timeout,
-            send_window: std::sync::OnceLock::new(),
+            ip_quotas: self.ip_quotas,
+            quota_margin: self.quota_margin,
+            circuits: self.circuits,
             quotas,
-            circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
             sender,
-        });
+        };
+        let policy = template.policy(
+            self.token,
+            self.token_rate_limit,
+            self.json_timeout,
+            self.document_timeout,
+        );
         let runtime = Runtime {
-            engine,
-            policy,
-            base_url: self.base_url.trim_end_matches('/').to_owned(),
-            document_hosts,
-            json_timeout: self.json_timeout,
-            document_timeout: self.document_timeout,
-            retry: self.retry,
-            cache_dir: self.cache_dir,
-            versions: crate::swap::Versions::new(loaded),
-            slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
-            path: self.path,
-            audit_file,
+            shared: Arc::new(super::Shared {
+                engine,
+                base_url: self.base_url.trim_end_matches('/').to_owned(),
+                document_hosts,
+                json_timeout: self.json_timeout,
+                document_timeout: self.document_timeout,
+                retry: self.retry,
+                cache_dir: self.cache_dir,
+                versions: crate::swap::Versions::new(loaded),
+                slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
+                path: self.path,
+                audit_file,
+                template,
+            }),
+            policy: Arc::new(policy),
         };
         // The component's catalogue is a description (for `endpoints`),
         // compared with the host's own, never trusted for a policy.
-        let endpoints = runtime.list_endpoints(&runtime.versions.current()).await?;
+        let endpoints = runtime.list_endpoints(&runtime.shared.versions.current()).await?;
         crate::contract::compare_catalogues(&endpoints);
         Ok(runtime)
     }

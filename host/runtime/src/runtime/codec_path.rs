@@ -30,7 +30,7 @@ impl Runtime {
         self.run_codec(loaded, ceiling, async |store, instance| {
             let prepare = loaded.exports.prepare(&mut *store, instance)?;
             let prepared = match prepare
-                .call_async(&mut *store, (&self.base_url, request, &now))
+                .call_async(&mut *store, (&self.shared.base_url, request, &now))
                 .await?
                 .0
             {

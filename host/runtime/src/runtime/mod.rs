@@ -62,12 +62,28 @@ const LOAD_TICKS: u64 = 1000;
 /// server, counting on arrival, never sees more than the quota in a window.
 pub const QUOTA_MARGIN: Duration = Duration::from_millis(500);
 
-/// Runs calls to API Entreprise through the client component.
+/// Runs calls to API Entreprise through the client component, for one
+/// token.
+///
+/// What is per token (the token, its quota groups, its circuits, its send
+/// window) is the runtime's own; what is per process (the engine and its
+/// instance pool, the compiled client and its versions, the epoch ticker,
+/// the sender's connection pool, the quota store, the audit file) is
+/// shared with every runtime made from it by [`Runtime::for_token`]: a
+/// vendor's hundreds of tokens cost one engine, one pool and one compiled
+/// client, and a swap switches them all at once.
 ///
 /// Cheap to share: wrap it in an `Arc` and call from many tasks.
 pub struct Runtime {
-    pub(crate) engine: Engine,
+    /// What every token's runtime of this process shares.
+    pub(crate) shared: Arc<Shared>,
+    /// This token's: its credentials, quota groups and circuits.
     policy: Arc<OutboundPolicy>,
+}
+
+/// What every token's runtime of one process shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
     base_url: String,
     document_hosts: Vec<Authority>,
     pub(crate) json_timeout: Duration,
@@ -83,23 +99,83 @@ pub struct Runtime {
     path: CallPath,
     /// Where each call's audit line is appended, if anywhere.
     audit_file: Option<crate::audit::AuditFile>,
+    /// What a new token's policy is made of.
+    template: PolicyTemplate,
+}
+
+/// What each token's outbound policy is made of, beside its token.
+pub(crate) struct PolicyTemplate {
+    pub(crate) api: Authority,
+    pub(crate) ip_quotas: Vec<crate::QuotaSpec>,
+    pub(crate) quota_margin: Duration,
+    pub(crate) circuits: crate::CircuitConfig,
+    pub(crate) quotas: Arc<crate::Quotas>,
+    pub(crate) sender: crate::Sender,
+}
+
+impl PolicyTemplate {
+    /// The outbound policy of `token` (with its own per-minute limit, if
+    /// API Entreprise gave it one): its own quota groups and circuits, the
+    /// process's quota store and sender.
+    pub(crate) fn policy(
+        &self,
+        token: Option<Token>,
+        rate_limit: Option<u32>,
+        json_timeout: Duration,
+        document_timeout: Duration,
+    ) -> OutboundPolicy {
+        let quota = crate::policy::QuotaPolicy::new(&self.ip_quotas, self.quota_margin, token.as_ref(), rate_limit);
+        OutboundPolicy {
+            api: self.api.clone(),
+            credentials: std::sync::RwLock::new(Arc::new(crate::policy::Credentials { token, quota })),
+            json_timeout,
+            document_timeout,
+            send_window: std::sync::OnceLock::new(),
+            quotas: self.quotas.clone(),
+            circuits: Arc::new(crate::circuit::Circuits::new(self.circuits)),
+            sender: self.sender.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.shared.base_url)
             .field("policy", &self.policy)
-            .field("version", &self.versions.current().info)
-            .field("path", &self.path)
+            .field("version", &self.shared.versions.current().info)
+            .field("path", &self.shared.path)
             .finish_non_exhaustive()
     }
 }
 
 impl Runtime {
+    /// A runtime for `token` (with its own per-minute limit, if API
+    /// Entreprise gave it one) on this one's engine, instance pool, client
+    /// versions, sender, quota store and audit file: it costs the token's
+    /// own state (its quota groups, its circuits), kilobytes, and a swap
+    /// of either switches both. Each call still runs in a fresh store,
+    /// and only this runtime's token is ever added to its requests.
+    pub fn for_token(&self, token: Option<Token>, rate_limit: Option<u32>) -> Runtime {
+        let shared = &self.shared;
+        let policy = shared
+            .template
+            .policy(token, rate_limit, shared.json_timeout, shared.document_timeout);
+        Runtime {
+            shared: shared.clone(),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// Whether `other` runs on the same engine, pool and client versions
+    /// (made from this one by [`Self::for_token`], or this one from it).
+    pub fn shares_engine_with(&self, other: &Runtime) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Every version of every endpoint the serving component supports.
     pub fn endpoints(&self) -> Arc<Vec<types::Endpoint>> {
-        self.versions.current().endpoints()
+        self.shared.versions.current().endpoints()
     }
 
     /// The endpoint a request would call: the given version, or the newest
@@ -123,18 +199,18 @@ impl Runtime {
 
     /// Whether the serving component was compiled or loaded from the cache.
     pub fn component_origin(&self) -> ComponentOrigin {
-        self.versions.current().info.origin
+        self.shared.versions.current().info.origin
     }
 
     /// The client version the serving component declares in its version
     /// section (`None` for a component that does not say).
     pub fn component_version(&self) -> Option<String> {
-        self.versions.current().info.version.clone()
+        self.shared.versions.current().info.version.clone()
     }
 
     /// Which component serves: its declared version, digest and source.
     pub fn component(&self) -> VersionInfo {
-        self.versions.current().info.clone()
+        self.shared.versions.current().info.clone()
     }
 
     /// The token's claims, when a token is set and is a JWT.
@@ -154,7 +230,8 @@ impl Runtime {
     /// error says why. A token the API had refused is taken again at once.
     /// Returns the scopes the new token has.
     pub async fn rotate_token(&self, token: Token) -> Result<Vec<String>, crate::policy::RotationError> {
-        let scopes = crate::policy::check_token(&self.policy, &self.base_url, &token, self.json_timeout).await?;
+        let scopes =
+            crate::policy::check_token(&self.policy, &self.shared.base_url, &token, self.shared.json_timeout).await?;
         self.policy.set_token(token);
         self.policy.circuits.token_accepted();
         Ok(scopes)
@@ -196,7 +273,7 @@ impl Runtime {
 
     /// The API base URL calls go to.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        &self.shared.base_url
     }
 
     /// Validates, sends and parses one call, retrying transient failures
@@ -206,7 +283,7 @@ impl Runtime {
         loop {
             let result = self.call_once(request).await;
             attempt += 1;
-            match result.as_ref().err().and_then(|e| self.retry.delay(attempt, e)) {
+            match result.as_ref().err().and_then(|e| self.shared.retry.delay(attempt, e)) {
                 Some(delay) => {
                     tracing::info!(target: "api_entreprise::retry", attempt, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
@@ -222,25 +299,25 @@ impl Runtime {
         // request it sends is clamped again by its path (policy.rs).
         let endpoint = catalogue::find(&request.endpoint, request.version);
         let ceiling = match endpoint.map(|e| e.kind) {
-            Some(catalogue::Kind::Document) => self.document_timeout,
-            _ => self.json_timeout,
+            Some(catalogue::Kind::Document) => self.shared.document_timeout,
+            _ => self.shared.json_timeout,
         };
-        let loaded = self.versions.current();
-        let result = match self.path {
+        let loaded = self.shared.versions.current();
+        let result = match self.shared.path {
             CallPath::Codec => self.call_via_codec(&loaded, request, ceiling).await,
             CallPath::WasiHttp => {
                 self.run_on(&loaded, ceiling, async |store, instance| {
                     let call = loaded.exports.call(&mut *store, instance)?;
-                    Ok(call.call_async(&mut *store, (&self.base_url, request)).await?.0)
+                    Ok(call.call_async(&mut *store, (&self.shared.base_url, request)).await?.0)
                 })
                 .await
             }
         };
         let line = audit(request, endpoint, &loaded.info, &result, started.elapsed());
-        if let Some(file) = &self.audit_file {
+        if let Some(file) = &self.shared.audit_file {
             file.append(&line);
         }
-        self.versions.record(&loaded, &result);
+        self.shared.versions.record(&loaded, &result);
         result
     }
 
@@ -250,10 +327,10 @@ impl Runtime {
     pub async fn download(&self, url: &str, dest: &Path) -> Result<crate::Downloaded, crate::DownloadError> {
         crate::download::download(
             &self.policy.sender,
-            &self.document_hosts,
+            &self.shared.document_hosts,
             url,
             dest,
-            self.document_timeout,
+            self.shared.document_timeout,
         )
         .await
     }
@@ -266,7 +343,7 @@ impl Runtime {
         self.with_codec(async |store, instance, exports| {
             let prepare = exports.prepare(&mut *store, instance)?;
             Ok(prepare
-                .call_async(&mut *store, (&self.base_url, request, &now))
+                .call_async(&mut *store, (&self.shared.base_url, request, &now))
                 .await?
                 .0)
         })
@@ -303,13 +380,13 @@ impl Runtime {
             &exports::Exports,
         ) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, CallError> {
-        let loaded = self.versions.current();
+        let loaded = self.shared.versions.current();
         let result = self
-            .run_codec(&loaded, self.json_timeout, async |store, instance| {
+            .run_codec(&loaded, self.shared.json_timeout, async |store, instance| {
                 f(store, instance, &loaded.exports).await
             })
             .await;
-        self.versions.record(&loaded, &result);
+        self.shared.versions.record(&loaded, &result);
         result
     }
 
@@ -320,7 +397,7 @@ impl Runtime {
             return Ok(listed.clone());
         }
         let endpoints = self
-            .run_codec(loaded, self.json_timeout, async |store, instance| {
+            .run_codec(loaded, self.shared.json_timeout, async |store, instance| {
                 let client = ApiEntreprise::new(&mut *store, instance)?;
                 let endpoints = client.api_entreprise_client_catalogue().call_endpoints(store).await?;
                 Ok(Ok(endpoints))
@@ -338,21 +415,24 @@ impl Runtime {
     /// runtime's path: what every call pays before its own work. Returns
     /// how long that took.
     pub async fn instantiation_cost(&self) -> Result<Duration, CallError> {
-        let loaded = self.versions.current();
+        let loaded = self.shared.versions.current();
         let started = Instant::now();
-        match self.path {
+        match self.shared.path {
             CallPath::Codec => {
-                self.run_codec(&loaded, self.json_timeout, async |_, _| Ok(Ok(())))
+                self.run_codec(&loaded, self.shared.json_timeout, async |_, _| Ok(Ok(())))
                     .await?
             }
-            CallPath::WasiHttp => self.run_on(&loaded, self.json_timeout, async |_, _| Ok(Ok(()))).await?,
+            CallPath::WasiHttp => {
+                self.run_on(&loaded, self.shared.json_timeout, async |_, _| Ok(Ok(())))
+                    .await?
+            }
         }
         Ok(started.elapsed())
     }
 
     /// How this runtime's calls reach the network.
     pub fn call_path(&self) -> CallPath {
-        self.path
+        self.shared.path
     }
 
     /// The sender every request of this runtime goes through (pooled
@@ -417,15 +497,15 @@ impl Runtime {
         f: impl AsyncFnOnce(&mut Store<S>, &Instance) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, CallError> {
         // A free slot at once (the usual case) costs no timer.
-        let _slot = match self.slots.try_acquire() {
+        let _slot = match self.shared.slots.try_acquire() {
             Ok(permit) => permit,
-            Err(_) => match tokio::time::timeout(ceiling, self.slots.acquire()).await {
+            Err(_) => match tokio::time::timeout(ceiling, self.shared.slots.acquire()).await {
                 Ok(Ok(permit)) => permit,
                 Ok(Err(_closed)) => return Err(CallError::Trap("the runtime is shutting down".into())),
                 Err(_) => return Err(CallError::Deadline(ceiling)),
             },
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.shared.engine, state);
         store.limiter(|s| s.memory());
         // Yield to the executor at every epoch tick, so that the deadline
         // below also interrupts a guest that never waits on I/O.

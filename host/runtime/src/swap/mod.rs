@@ -367,25 +367,25 @@ impl Runtime {
     /// check (see the module). With `accept_differences`, what the canary
     /// found is reported but does not refuse the swap.
     pub async fn swap(&self, source: &ComponentSource, accept_differences: bool) -> Result<SwapReport, SwapError> {
-        let _one_at_a_time = self.versions.swapping.lock().await;
+        let _one_at_a_time = self.shared.versions.swapping.lock().await;
         let (candidate, mut report) = match self.candidate(source).await {
             Ok(checked) => checked,
             Err(e) => {
-                self.versions.emit(SwapEvent::Refused { reason: e.to_string() });
+                self.shared.versions.emit(SwapEvent::Refused { reason: e.to_string() });
                 return Err(e);
             }
         };
         if report.refused() && !accept_differences {
             let error = SwapError::Refused(Box::new(report));
             tracing::warn!(target: "api_entreprise::swap", "{error}");
-            self.versions.emit(SwapEvent::Refused {
+            self.shared.versions.emit(SwapEvent::Refused {
                 reason: error.to_string(),
             });
             return Err(error);
         }
         let started = Instant::now();
         let from = {
-            let mut slots = self.versions.slots_mut();
+            let mut slots = self.shared.versions.slots_mut();
             let (calls, failures) = slots.current.health.counts();
             let baseline = if calls == 0 {
                 0.0
@@ -407,7 +407,7 @@ impl Runtime {
                 canary_changed = report.canary.changed.len(),
                 "swapped"
             );
-            self.versions.emit(SwapEvent::Swapped {
+            self.shared.versions.emit(SwapEvent::Swapped {
                 from,
                 to: report.candidate.clone(),
             });
@@ -418,25 +418,25 @@ impl Runtime {
     /// Puts the previous version back (the one before the last swap).
     /// Calls in flight finish on the version they started with.
     pub fn rollback(&self) -> Result<VersionInfo, SwapError> {
-        self.versions.roll_back(None, RollbackReason::Asked)
+        self.shared.versions.roll_back(None, RollbackReason::Asked)
     }
 
     /// The version kept for a rollback, if any.
     pub fn previous_component(&self) -> Option<VersionInfo> {
-        self.versions.slots().previous.as_ref().map(|p| p.info.clone())
+        self.shared.versions.slots().previous.as_ref().map(|p| p.info.clone())
     }
 
     /// The version changes to come: swaps, refusals and rollbacks, the
     /// automatic ones included.
     pub fn subscribe(&self) -> broadcast::Receiver<SwapEvent> {
-        self.versions.events.subscribe()
+        self.shared.versions.events.subscribe()
     }
 
     /// Loads `source` and runs every check against the serving version.
     async fn candidate(&self, source: &ComponentSource) -> Result<(Arc<Loaded>, SwapReport), SwapError> {
-        let serving = self.versions.current();
-        let engine = self.engine.clone();
-        let cache = self.cache_dir.clone();
+        let serving = self.shared.versions.current();
+        let engine = self.shared.engine.clone();
+        let cache = self.shared.cache_dir.clone();
         let owned = source.clone();
         // Compiling takes a second or more of CPU: off the serving threads.
         let (loaded, load_timings) = tokio::task::spawn_blocking(move || load(&engine, &owned, cache.as_deref()))
