@@ -11,90 +11,17 @@
 //!
 //! `cargo bench -p api-entreprise-cli --bench gateway`
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use api_entreprise_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxConfig};
-use http_body_util::{BodyExt, Empty};
+use common::{load, memory, ms};
 
 const KEY: &str = "bench-key-0000000000";
 const TRACE: &str = "context=bench&recipient=13002526500013&object=bench";
 const UNLIMITED: u32 = 100_000_000;
-
-struct Figures {
-    throughput: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: usize,
-}
-
-/// `total` GETs of `url` with `bearer` from `concurrency` tasks.
-async fn load(url: &str, bearer: &str, concurrency: usize, total: usize) -> Figures {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(concurrency)
-        .build_http::<Empty<bytes::Bytes>>();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, next, url, bearer) = (client.clone(), next.clone(), url.to_owned(), bearer.to_owned());
-            tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0);
-                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
-                    let request = http::Request::get(&url)
-                        .header("authorization", format!("Bearer {bearer}"))
-                        .body(Empty::new())
-                        .unwrap();
-                    let t = Instant::now();
-                    match client.request(request).await {
-                        Ok(response) => {
-                            let ok = response.status() == 200;
-                            let body = response.into_body().collect().await;
-                            errors += usize::from(!ok || body.is_err());
-                        }
-                        Err(_) => errors += 1,
-                    }
-                    latencies.push(t.elapsed());
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (l, e) = task.await.unwrap();
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Figures {
-        throughput: total as f64 / elapsed.as_secs_f64(),
-        p50: latencies[latencies.len() / 2],
-        p99: latencies[latencies.len() * 99 / 100],
-        errors,
-    }
-}
-
-/// `VmRSS` and `VmHWM` of a process, in MiB.
-fn memory(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
 
 /// A gateway process in front of `sandbox`, its quotas in `redis`, with
 /// its dashboard on (sampling the quota store every second, as it does
@@ -164,9 +91,9 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     for concurrency in [1, 16, 64] {
         let total = 2_000 + 100 * concurrency;
-        load(&through, KEY, concurrency, 200).await;
-        let a = load(&direct, DEFAULT_TOKEN, concurrency, total).await;
-        let b = load(&through, KEY, concurrency, total).await;
+        load(&through, &[KEY], concurrency, 200).await;
+        let a = load(&direct, &[DEFAULT_TOKEN], concurrency, total).await;
+        let b = load(&through, &[KEY], concurrency, total).await;
         let (rss, peak) = memory(gateway.id());
         println!(
             "| {concurrency} | {total} | {:.0}, {}, {}, {} | {:.0}, {}, {}, {} | {:.2}× | {rss:.1} MiB ({peak:.1}) |",
@@ -189,14 +116,14 @@ async fn main() {
     let (off, off_url) = start_gateway(&sandbox, &redis, false);
     let (on, on_url) = start_gateway(&sandbox, &redis, true);
     let (off_url, on_url) = (format!("{off_url}{path}"), format!("{on_url}{path}"));
-    load(&off_url, KEY, 16, 500).await;
-    load(&on_url, KEY, 16, 500).await;
+    load(&off_url, &[KEY], 16, 500).await;
+    load(&on_url, &[KEY], 16, 500).await;
     println!("\n| dashboard | requests | req/s | p50 | p99 | errors | RSS (peak) |");
     println!("|---|---|---|---|---|---|---|");
     let (mut sum_off, mut sum_on) = (0.0, 0.0);
     for round in 1..=2 {
         for (name, url, child) in [("off", &off_url, &off), ("on", &on_url, &on)] {
-            let f = load(url, KEY, 16, 5_000).await;
+            let f = load(url, &[KEY], 16, 5_000).await;
             let (rss, peak) = memory(child.id());
             println!(
                 "| {name} (round {round}) | 5000 | {:.0} | {} | {} | {} | {rss:.1} MiB ({peak:.1}) |",

@@ -1222,3 +1222,51 @@ async fn a_dossier_is_served_to_an_application_whose_use_case_allows_it() {
     );
     let _ = std::fs::remove_dir_all(&dossiers);
 }
+
+/// A vendor's gateway: 40 profiles, each with its own token and one
+/// application. It starts having asked `/privileges` for 10 of them only
+/// (the API counts each against the per-IP quota), every call leaves with
+/// its own profile's token, and no profile runs without the instance pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendors_forty_profiles_share_one_client_and_each_call_carries_its_own_token() {
+    const PROFILES: usize = 40;
+    let sandbox = api_entreprise_tests::sandbox().await;
+    let token = |i: usize| format!("vendor-token-{i:02}-not-a-secret");
+    let key = |i: usize| format!("vendor-key-{i:02}-0123456789");
+    let mut config = format!("base_url = \"{}\"\n", sandbox.base_url());
+    let mut env = Vec::new();
+    for i in 0..PROFILES {
+        sandbox.accept_token(&token(i));
+        config += &format!(
+            "[profiles.p{i:02}]\ntoken_env = \"VENDOR_TOKEN_{i}\"\n\
+             [applications.a{i:02}]\nkey_sha256 = \"{}\"\nprofile = \"p{i:02}\"\n",
+            hash_key(&key(i))
+        );
+        env.push((format!("VENDOR_TOKEN_{i}"), token(i)));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let gateway = start_with("vendor", &config, &[], &env);
+    let privileges = sandbox.requests().iter().filter(|r| r.path == "/privileges").count();
+    assert_eq!(privileges, 10, "the privileges asked before serving");
+    for i in (0..PROFILES).rev() {
+        let url = format!(
+            "{}/v3/insee/sirene/unites_legales/418166096?{TRACE}&object=call-{i}",
+            gateway.url
+        );
+        let url = url.replace("object=dossier%2042&", "");
+        assert_eq!(get(&url, Some(&key(i)), None).await.0, 200, "application a{i:02}");
+    }
+    let sent = data_requests(&sandbox);
+    assert_eq!(sent.len(), PROFILES);
+    for arrival in &sent {
+        let object = &arrival.query.iter().find(|(k, _)| k == "object").unwrap().1;
+        let i: usize = object.trim_start_matches("call-").parse().unwrap();
+        assert_eq!(
+            arrival.token.as_deref(),
+            Some(api_entreprise_sandbox::token_fingerprint(&token(i)).as_str()),
+            "{object} left with another profile's token"
+        );
+    }
+    let stderr = std::fs::read_to_string(&gateway.stderr).unwrap();
+    assert!(!stderr.contains("no instance pool"), "{stderr}");
+}

@@ -114,6 +114,8 @@ pub(crate) struct ProfileState {
     pub(crate) source: RwLock<crate::config::Profile>,
     /// One rotation of its token at a time.
     pub(crate) rotating: tokio::sync::Mutex<()>,
+    /// When its privileges were last asked for, if ever.
+    privileges_read: std::sync::Mutex<Option<Instant>>,
 }
 
 /// From how many days before its expiry a token's coming end is said, once
@@ -143,6 +145,7 @@ impl ProfileState {
             expiry_said: std::sync::atomic::AtomicI64::new(i64::MIN),
             source: RwLock::new(config.profiles.get(name).cloned().unwrap_or_default()),
             rotating: tokio::sync::Mutex::new(()),
+            privileges_read: std::sync::Mutex::new(None),
         })
     }
 
@@ -177,6 +180,10 @@ impl ProfileState {
 
     /// Reads the token's scopes from `/privileges` (free of any trace).
     async fn refresh_privileges(&self) {
+        *self
+            .privileges_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         match self.runtime.call(&free_request("privileges")).await {
             Ok(types::Response {
                 typed: Some(types::TypedData::Privileges(scopes)),
@@ -256,6 +263,20 @@ impl ProfileState {
 
 /// How often the profiles' privileges are read again.
 const PRIVILEGES_REFRESH: Duration = Duration::from_secs(600);
+
+/// How many profiles' privileges are read before the gateway serves.
+const PRIVILEGES_AT_START: usize = 10;
+
+/// The most often the privileges of a profile are read after start: 40
+/// requests in 10 minutes, 2 % of the per-IP quota, however many profiles.
+const PRIVILEGES_PACE: Duration = Duration::from_secs(15);
+
+/// Now, in Unix seconds.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 /// The API's `/pings` is asked for `/readyz` at most this often.
 pub const READINESS_REFRESH: Duration = Duration::from_secs(5);
@@ -588,29 +609,54 @@ impl Gateway {
             .any(|a| a.origins.iter().any(|o| o.as_bytes() == origin.as_bytes()))
     }
 
-    /// Reads every profile's privileges and the API's `/pings` now, then
-    /// the privileges again every ten minutes in the background (the pings
-    /// when `/readyz` asks, at most every [`READINESS_REFRESH`]).
+    /// Reads the privileges of the first [`PRIVILEGES_AT_START`] profiles
+    /// and the API's `/pings` now, then every profile's again in the
+    /// background, one at a time, the longest unread first: each every ten
+    /// minutes, but never more often than one every [`PRIVILEGES_PACE`], so
+    /// that a vendor's thousand tokens spend about 2 % of the per-IP quota
+    /// on `/privileges` (the API counts it), not the whole of it. A profile
+    /// whose privileges are not read yet is left to the API to refuse. Each
+    /// token's coming expiry is said every ten minutes (no call).
     pub async fn watch_privileges(self: &Arc<Self>) {
-        let now_unix = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-        };
-        for profile in self.profiles() {
+        let profiles = self.profiles();
+        for profile in &profiles {
             profile.say_expiry(now_unix());
+        }
+        for profile in profiles.iter().take(PRIVILEGES_AT_START) {
             profile.refresh_privileges().await;
         }
-        if let Some(profile) = self.profiles().first() {
+        if let Some(profile) = profiles.first() {
             self.pings.ask(&profile.runtime).await;
         }
         let gateway = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut expiry_said = Instant::now();
             loop {
-                tokio::time::sleep(PRIVILEGES_REFRESH).await;
+                let Some(count) = gateway.upgrade().map(|g| g.profile_map().len()) else {
+                    return;
+                };
+                let pace = (PRIVILEGES_REFRESH / u32::try_from(count.max(1)).unwrap_or(u32::MAX)).max(PRIVILEGES_PACE);
+                tokio::time::sleep(pace).await;
                 let Some(gateway) = gateway.upgrade() else { return };
-                for profile in gateway.profiles() {
-                    profile.say_expiry(now_unix());
+                let profiles = gateway.profiles();
+                if expiry_said.elapsed() >= PRIVILEGES_REFRESH {
+                    expiry_said = Instant::now();
+                    for profile in &profiles {
+                        profile.say_expiry(now_unix());
+                    }
+                }
+                let stalest = profiles.iter().min_by_key(|p| {
+                    *p.privileges_read
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                });
+                if let Some(profile) = stalest
+                    && profile
+                        .privileges_read
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .is_none_or(|at| at.elapsed() >= PRIVILEGES_REFRESH)
+                {
                     profile.refresh_privileges().await;
                 }
             }
@@ -622,13 +668,10 @@ impl Gateway {
     /// privileges read, its token's expiry said, its component's changes
     /// listened to.
     pub async fn start_profiles(self: &Arc<Self>, names: &[String]) {
-        let now_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         for name in names {
             let Some(profile) = self.profile(name) else { continue };
             self.watch_component_of(&profile);
-            profile.say_expiry(now_unix);
+            profile.say_expiry(now_unix());
             profile.refresh_privileges().await;
         }
         self.show_components();
