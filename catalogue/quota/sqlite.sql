@@ -11,11 +11,49 @@
 -- store's clock (see `anchor`).
 
 -- name: schema
-CREATE TABLE IF NOT EXISTS admitted (
+-- One transaction, so that hosts opening the file together see it whole.
+BEGIN IMMEDIATE;
+-- Each quota's requests, counted in fixed buckets: a thousandth of the
+-- quota's window wide (`admit`), each with its count and when its latest
+-- request left. A bucket counts until that latest request has left the
+-- window: never more in a window than the quota allows, and at most one
+-- bucket's width (0.1 % of the window) longer than each request needs.
+-- A quota holds at most a thousand buckets, whatever the traffic.
+CREATE TABLE IF NOT EXISTS buckets (
   quota TEXT NOT NULL,   -- its name: `ip 2000/10m`, `group insee (token …)`
-  at INTEGER NOT NULL    -- when a request it admitted left
-);
-CREATE INDEX IF NOT EXISTS admitted_by_quota ON admitted (quota, at);
+  start INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  last INTEGER NOT NULL,
+  PRIMARY KEY (quota, start)
+) WITHOUT ROWID;
+-- Each quota's count, the sum of its buckets, kept by the triggers below:
+-- a decision reads one row, not the window.
+CREATE TABLE IF NOT EXISTS totals (
+  quota TEXT PRIMARY KEY,
+  count INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS bucket_added AFTER INSERT ON buckets BEGIN
+  INSERT INTO totals (quota, count) VALUES (new.quota, new.count)
+    ON CONFLICT (quota) DO UPDATE SET count = count + excluded.count;
+END;
+CREATE TRIGGER IF NOT EXISTS bucket_grown AFTER UPDATE OF count ON buckets BEGIN
+  UPDATE totals SET count = count + new.count - old.count WHERE quota = new.quota;
+END;
+CREATE TRIGGER IF NOT EXISTS bucket_gone AFTER DELETE ON buckets BEGIN
+  UPDATE totals SET count = count - old.count WHERE quota = old.quota;
+END;
+-- The departures that hosts before the buckets kept one per row: each
+-- becomes a bucket of its own instant. The old table stays, empty, and
+-- refuses a row: a host of before, still running on this file, fails
+-- closed (nothing leaves) rather than counts apart.
+CREATE TABLE IF NOT EXISTS admitted (quota TEXT NOT NULL, at INTEGER NOT NULL);
+INSERT INTO buckets (quota, start, count, last)
+  SELECT quota, at, count(*), at FROM admitted WHERE true GROUP BY quota, at
+  ON CONFLICT (quota, start) DO UPDATE SET count = count + excluded.count, last = max(last, excluded.last);
+DELETE FROM admitted;
+CREATE TRIGGER IF NOT EXISTS admitted_by_an_older_host BEFORE INSERT ON admitted BEGIN
+  SELECT RAISE(ABORT, 'this quota state counts in buckets now: upgrade this host to share it');
+END;
 -- What the server said of a quota: `remaining` requests until `reset`.
 CREATE TABLE IF NOT EXISTS server (
   quota TEXT PRIMARY KEY,
@@ -31,12 +69,13 @@ CREATE TABLE IF NOT EXISTS clock (
   wall INTEGER NOT NULL,
   mono INTEGER NOT NULL
 );
+COMMIT;
 
 -- name: anchor
 SELECT wall, mono FROM clock WHERE boot = ?;
 
 -- name: latest
-SELECT coalesce(max(at), 0) FROM admitted;
+SELECT coalesce(max(last), 0) FROM buckets;
 
 -- name: forget_anchors
 DELETE FROM clock;
@@ -45,16 +84,29 @@ DELETE FROM clock;
 INSERT INTO clock (boot, wall, mono) VALUES (?, ?, ?);
 
 -- name: expire
-DELETE FROM admitted WHERE quota = ? AND at < ?;
+-- The buckets of quota ? whose latest request left before ? (buckets do
+-- not overlap: those start before it too, which the key finds).
+WITH given (name, cutoff) AS (VALUES (?, ?))
+DELETE FROM buckets WHERE quota = (SELECT name FROM given)
+  AND start < (SELECT cutoff FROM given) AND last < (SELECT cutoff FROM given);
 
 -- name: count
-SELECT count(*), min(at) FROM admitted WHERE quota = ?;
+-- The requests of quota ? in the window, and when the oldest bucket's
+-- latest left.
+WITH given (name) AS (VALUES (?))
+SELECT coalesce((SELECT count FROM totals WHERE quota = (SELECT name FROM given)), 0),
+  (SELECT last FROM buckets WHERE quota = (SELECT name FROM given) ORDER BY start LIMIT 1);
 
 -- name: hint
 SELECT remaining, reset FROM server WHERE quota = ?;
 
 -- name: admit
-INSERT INTO admitted (quota, at) VALUES (?, ?);
+-- One request of quota ? leaving at ?, in the bucket of its instant for a
+-- window ? ms long (a thousandth of it wide, at least 1 ms).
+WITH given (name, at, width) AS (VALUES (?, CAST(? AS INTEGER), max(CAST(? AS INTEGER) / 1000, 1)))
+INSERT INTO buckets (quota, start, count, last)
+  SELECT name, at - at % width, 1, at FROM given WHERE true
+  ON CONFLICT (quota, start) DO UPDATE SET count = count + 1, last = max(last, excluded.last);
 
 -- name: spend
 UPDATE server SET remaining = max(remaining - 1, 0) WHERE quota = ? AND reset > ?;
@@ -65,4 +117,4 @@ INSERT INTO server (quota, remaining, reset) VALUES (?, ?, ?)
 
 
 -- name: usage
-SELECT count(*), min(at) FROM admitted WHERE quota = ? AND at >= ?;
+SELECT coalesce(sum(count), 0), min(last) FROM buckets WHERE quota = ? AND last >= ?;

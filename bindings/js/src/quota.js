@@ -241,7 +241,7 @@ export class SqliteStore {
       return [count, oldest, this.#hint(key.name)];
     };
     const admit = (key) => {
-      st.admit.run(key.name, now);
+      st.admit.run(key.name, now, key.windowMs);
       st.spend.run(key.name, now);
     };
     return decide(keys, now, window, admit);

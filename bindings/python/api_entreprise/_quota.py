@@ -107,7 +107,7 @@ def hint_after(current: Optional[tuple[int, int]], word: dict[str, int], now: in
 def decide(keys: list[Key], now: int, window: Any, admit: Any) -> Optional[Denied]:
     """The decision every local store takes, whatever holds its windows:
     ``window(name, length)`` expires the quota's old requests and gives
-    (count, oldest, hint); ``admit(name)`` takes its slot. A slot in every
+    (count, oldest, hint); ``admit(name, length)`` takes its slot. A slot in every
     quota of ``keys``, or in none."""
     waits = []
     for name, limit, length in keys:
@@ -118,8 +118,8 @@ def decide(keys: list[Key], now: int, window: Any, admit: Any) -> Optional[Denie
     refused = longest(waits)
     if refused:
         return ("full", *refused)
-    for name, _, _ in keys:
-        admit(name)
+    for name, _, length in keys:
+        admit(name, length)
     return None
 
 
@@ -164,7 +164,7 @@ class MemoryStore:
                     admitted.popleft()
                 return len(admitted), admitted[0] if admitted else None, server[0]
 
-            def admit(name: str) -> None:
+            def admit(name: str, _length: int) -> None:
                 admitted, server = self._window(name)
                 admitted.append(at)
                 if server[0] is not None and at < server[0][1]:
@@ -275,8 +275,8 @@ class SqliteStore:
                 count, oldest = db.execute(SQL["count"], (name,)).fetchone()
                 return count, oldest, self._hint(db, name)
 
-            def admit(name: str) -> None:
-                db.execute(SQL["admit"], (name, at))
+            def admit(name: str, length: int) -> None:
+                db.execute(SQL["admit"], (name, at, length))
                 db.execute(SQL["spend"], (name, at))
 
             return decide(keys, at, window, admit)

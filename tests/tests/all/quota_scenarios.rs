@@ -5,7 +5,10 @@
 //! computes them with the Rust host's own policy, in memory and in the
 //! machine's SQLite store, and fails when either disagrees with the
 //! committed file; the Node and Python packages run the same file and must
-//! agree exactly. `API_ENTREPRISE_WRITE_SCENARIOS=1` writes the file anew
+//! agree exactly. The SQLite store counts in buckets a thousandth of a
+//! window wide: it takes the same decisions, and where a refusal's wait is
+//! longer (by less than one bucket: its latest request must leave), the
+//! step says what it decides in `in_buckets`. `API_ENTREPRISE_WRITE_SCENARIOS=1` writes the file anew
 //! after a deliberate change of policy.
 
 use std::sync::Arc;
@@ -103,6 +106,10 @@ fn inputs() -> Vec<Value> {
                       acquire(3, SIRENE),
                       answer(4, SIRENE, 200, json!({ "ratelimit-remaining": " 0 ", "ratelimit-reset": reset_in(10) })),
                       acquire(5, SIRENE)] }),
+        json!({ "name": "in the SQLite store, a bucket (a thousandth of the window) counts until its latest request leaves: never more, at most one bucket later",
+            "ip_quotas": ["3/10s"],
+            "steps": [acquire(0, SIRENE), acquire(3, SIRENE), acquire(1000, SIRENE), acquire(2000, SIRENE),
+                      acquire(10_501, SIRENE), acquire(10_503, SIRENE), acquire(10_504, SIRENE), acquire(10_505, SIRENE)] }),
         json!({ "name": "the per-token groups are named after the token's jti: two tokens count apart",
             "ip_quotas": ["100/1m"], "token": token_with_jti("0b8c5e3a-1f"),
             "steps": [acquire(0, DGFIP), acquire(1, DGFIP), acquire(2, DGFIP), acquire(3, DGFIP), acquire(4, DGFIP), acquire(5, DGFIP)] }),
@@ -183,11 +190,77 @@ async fn scenarios(store: &str) -> Value {
         "about": "The quota policy every host must decide alike: for each step at its instant (ms since the Unix epoch, \
                   on the store's clock and the wall clock both), an `acquire` of a request's path (`expect`: the quotas it \
                   counts against, admitted or refused, by which quota and for how long) or an `answer` of the server \
-                  (what it teaches the group). Each host runs every scenario on a fresh store. Written by \
-                  tests/tests/all/quota_scenarios.rs from the Rust host's policy.",
+                  (what it teaches the group). Each host runs every scenario on a fresh store. The SQLite store counts \
+                  in buckets a thousandth of a window wide: where it decides otherwise (a longer wait, by less than one \
+                  bucket), `in_buckets` says what it decides. Written by tests/tests/all/quota_scenarios.rs from the Rust host's policy.",
         "margin_ms": QUOTA_MARGIN.as_millis() as u64,
         "scenarios": out,
     })
+}
+
+/// The bucket width of the quota `name` in `scenario`: a thousandth of its
+/// window, kept [`QUOTA_MARGIN`] wider (the groups' windows are a minute).
+fn bucket_ms(name: &str) -> u64 {
+    let window = match name.strip_prefix("ip ") {
+        Some(spec) => spec.parse::<QuotaSpec>().unwrap().window,
+        None => std::time::Duration::from_secs(60),
+    };
+    ((window + QUOTA_MARGIN).as_millis() as u64 / 1000).max(1)
+}
+
+/// `memory`'s scenarios with the SQLite store's decisions written in where
+/// they differ (`in_buckets`), after checking that they never admit what
+/// the exact window refuses, wait less than one bucket longer and never
+/// shorter, and take the very same decisions in every scenario but the
+/// one about buckets: only the waits differ there.
+fn with_buckets(memory: &Value, sqlite: &Value) -> Value {
+    let mut merged = memory.clone();
+    let scenarios = merged["scenarios"].as_array_mut().unwrap();
+    for (scenario, theirs) in scenarios.iter_mut().zip(sqlite["scenarios"].as_array().unwrap()) {
+        let name = scenario["name"].as_str().unwrap().to_owned();
+        let about_buckets = name.starts_with("in the SQLite store");
+        let steps = scenario["steps"].as_array_mut().unwrap();
+        let mut admitted_at = Vec::new();
+        for (n, (step, bucketed)) in steps.iter_mut().zip(theirs["steps"].as_array().unwrap()).enumerate() {
+            let (exact, bucketed) = (step["expect"].clone(), bucketed["expect"].clone());
+            if bucketed["admitted"] == true {
+                admitted_at.push(step["at"].as_u64().unwrap());
+            }
+            if exact == bucketed {
+                continue;
+            }
+            let width = bucket_ms(bucketed["refused_by"].as_str().unwrap_or("group"));
+            if about_buckets {
+                // Its history differs from the exact one's: only what it
+                // admitted is checked, below.
+                step["expect"]["in_buckets"] = bucketed;
+                continue;
+            }
+            assert!(
+                exact["admitted"] == false && exact["refused_by"] == bucketed["refused_by"],
+                "{name}, step {n}: another decision in SQLite: {bucketed} against {exact}"
+            );
+            let (exact_ms, bucketed_ms) = (
+                exact["retry_after_ms"].as_u64().unwrap(),
+                bucketed["retry_after_ms"].as_u64().unwrap(),
+            );
+            assert!(
+                bucketed_ms >= exact_ms && bucketed_ms < exact_ms + width,
+                "{name}, step {n}: SQLite waits {bucketed_ms} ms, exactly {exact_ms} ms, buckets {width} ms wide"
+            );
+            step["expect"]["in_buckets"] = bucketed;
+        }
+        // Whatever it decided, no window of the per-IP quota (3 in 10.5 s)
+        // ever held more than it allows.
+        if about_buckets {
+            for (i, first) in admitted_at.iter().enumerate() {
+                let inside = admitted_at[i..].iter().filter(|t| **t - first <= 10_500).count();
+                assert!(inside <= 3, "{name}: the window from {first} holds {inside}");
+            }
+            assert!(admitted_at.len() >= 4, "{name}: {admitted_at:?}");
+        }
+    }
+    merged
 }
 
 fn committed() -> (std::path::PathBuf, Option<Value>) {
@@ -198,9 +271,7 @@ fn committed() -> (std::path::PathBuf, Option<Value>) {
 
 #[tokio::test]
 async fn the_rust_host_decides_as_every_quota_scenario_says_in_memory_and_in_sqlite() {
-    let memory = scenarios("memory").await;
-    let sqlite = scenarios("sqlite").await;
-    assert_eq!(memory, sqlite, "the in-memory and SQLite stores disagree");
+    let memory = with_buckets(&scenarios("memory").await, &scenarios("sqlite").await);
     let (path, committed) = committed();
     if std::env::var_os("API_ENTREPRISE_WRITE_SCENARIOS").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&memory).unwrap() + "\n").unwrap();

@@ -14,7 +14,8 @@
 //! its standard library, while SQLite is in Python's (`sqlite3`), a
 //! well-kept package on Node (`better-sqlite3`) and a crate here
 //! (`rusqlite`); its transactions are atomic across processes and durable,
-//! and a decision reads two rows per quota instead of the whole state.
+//! and a decision reads a few rows per quota (its count, kept beside its
+//! fixed buckets), whatever the traffic, instead of the whole state.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -134,7 +135,7 @@ impl SqliteStore {
                     .flatten()
                     .filter_map(|v| v.as_i64())
                 {
-                    tx.execute(sql("admit"), (quota, at))?;
+                    tx.execute(sql("admit"), (quota, at, 0))?;
                 }
             }
             Ok(())
@@ -279,7 +280,8 @@ fn acquire(tx: &Transaction<'_>, keys: &[QuotaKey], now: Millis) -> rusqlite::Re
         return Ok(Err(wait));
     }
     for key in keys {
-        tx.execute(sql("admit"), (&key.name, now as i64))?;
+        let length = key.spec.window.as_millis() as i64;
+        tx.execute(sql("admit"), (&key.name, now as i64, length))?;
         tx.execute(sql("spend"), (&key.name, now as i64))?;
     }
     Ok(Ok(()))
@@ -376,7 +378,7 @@ mod tests {
         // not before the latest admitted request.
         store
             .locked(|tx, now| {
-                tx.execute(sql("admit"), ("ip", now as i64 + 3_600_000))?;
+                tx.execute(sql("admit"), ("ip", now as i64 + 3_600_000, 600_000))?;
                 tx.execute(sql("forget_anchors"), [])?;
                 tx.execute(sql("set_anchor"), ("another boot", 0, 0))?;
                 Ok(())
@@ -387,6 +389,83 @@ mod tests {
         // Within a boot, the wall clock is read only once: the anchor's.
         let next = store.locked(|_, now| Ok(now)).unwrap();
         assert!(next >= after_reboot && next < after_reboot + 1_000);
+    }
+
+    /// A file of the hosts before the buckets (one row per departure):
+    /// its window is carried over, and such a host, still running on it,
+    /// can no longer count apart: its insert is refused, so it fails closed.
+    #[tokio::test]
+    async fn a_state_of_one_row_per_departure_is_carried_over_and_its_old_hosts_fail_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(STATE_FILE);
+        let now = SystemClock.now() as i64;
+        {
+            let old = Connection::open(&file).unwrap();
+            old.execute_batch("CREATE TABLE admitted (quota TEXT NOT NULL, at INTEGER NOT NULL);")
+                .unwrap();
+            for at in [now - 2000, now - 1000, now - 1000] {
+                old.execute("INSERT INTO admitted (quota, at) VALUES ('ip 3/10m', ?)", [at])
+                    .unwrap();
+            }
+        }
+        let store = SqliteStore::on_given_clock(file.clone()).unwrap();
+        let key = QuotaKey {
+            name: "ip 3/10m".into(),
+            spec: "3/10m".parse().unwrap(),
+        };
+        let now = now as Millis;
+        assert!(
+            matches!(
+                store.try_acquire(std::slice::from_ref(&key), now).await,
+                Err(Denied::Full(_))
+            ),
+            "the old window's 3 requests were forgotten"
+        );
+        let usage = store.usage(std::slice::from_ref(&key), now).await.unwrap();
+        assert_eq!(usage[0].used, 3);
+        let old_host = Connection::open(&file).unwrap();
+        let refused = old_host
+            .execute("INSERT INTO admitted (quota, at) VALUES ('ip 3/10m', ?)", [now as i64])
+            .unwrap_err();
+        assert!(refused.to_string().contains("upgrade this host"), "{refused}");
+        // Opened again (another host starting), nothing is counted twice.
+        drop(store);
+        let again = SqliteStore::on_given_clock(file).unwrap();
+        assert_eq!(again.usage(std::slice::from_ref(&key), now).await.unwrap()[0].used, 3);
+    }
+
+    /// Whatever the traffic, a quota holds at most a thousand buckets (and
+    /// one more, the window's edge), and its count is theirs.
+    #[tokio::test]
+    async fn a_quota_holds_a_bounded_number_of_buckets_whatever_the_traffic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::on_given_clock(dir.path().join(STATE_FILE)).unwrap();
+        let key = QuotaKey {
+            name: "ip wide".into(),
+            spec: "100000/5s".parse().unwrap(),
+        };
+        let start: Millis = 1_800_000_000_000;
+        // 12,000 requests over 12 s, one a millisecond: more than two windows.
+        for i in 0..12_000 {
+            store.try_acquire(std::slice::from_ref(&key), start + i).await.unwrap();
+        }
+        let now = start + 11_999;
+        let (buckets, count, total): (i64, i64, i64) = store
+            .locked(|tx, _| {
+                tx.query_row(
+                    "SELECT count(*), coalesce(sum(count), 0), (SELECT count FROM totals WHERE quota = 'ip wide') \
+                     FROM buckets WHERE quota = 'ip wide'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            })
+            .unwrap();
+        assert!(buckets <= 1001, "{buckets} buckets");
+        assert_eq!(count, total, "the total is not the buckets' sum");
+        // The window (5 s, a request each ms) holds 5,001 instants; the
+        // buckets keep at most one bucket (5 ms) more.
+        let used = store.usage(std::slice::from_ref(&key), now).await.unwrap()[0].used;
+        assert!((5_001..=5_006).contains(&used), "{used}");
     }
 
     #[tokio::test]
