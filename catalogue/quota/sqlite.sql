@@ -54,6 +54,17 @@ DELETE FROM admitted;
 CREATE TRIGGER IF NOT EXISTS admitted_by_an_older_host BEFORE INSERT ON admitted BEGIN
   SELECT RAISE(ABORT, 'this quota state counts in buckets now: upgrade this host to share it');
 END;
+-- The members of each shared pool (a per-IP quota that a gateway's
+-- applications share, fairly: host/runtime/src/quota/fair.rs), each with
+-- its weight and until when it wants more than it gets. Each member's
+-- requests are counted in `buckets` under its own name.
+CREATE TABLE IF NOT EXISTS members (
+  pool TEXT NOT NULL,
+  member TEXT NOT NULL,
+  weight REAL NOT NULL,
+  hungry_until INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (pool, member)
+) WITHOUT ROWID;
 -- What the server said of a quota: `remaining` requests until `reset`.
 CREATE TABLE IF NOT EXISTS server (
   quota TEXT PRIMARY KEY,
@@ -118,3 +129,18 @@ INSERT INTO server (quota, remaining, reset) VALUES (?, ?, ?)
 
 -- name: usage
 SELECT coalesce(sum(count), 0), min(last) FROM buckets WHERE quota = ? AND last >= ?;
+
+-- name: member
+-- A member of pool ? named ?, of weight ?.
+INSERT INTO members (pool, member, weight) VALUES (?, ?, ?)
+  ON CONFLICT (pool, member) DO UPDATE SET weight = excluded.weight;
+
+-- name: candidates
+-- The members of pool ? that want part of it at ?: hungry, holding
+-- requests (as far as their totals say), or the member ? asking.
+SELECT m.member, m.weight, m.hungry_until FROM members m LEFT JOIN totals t ON t.quota = m.member
+  WHERE m.pool = ? AND (m.hungry_until > ? OR t.count > 0 OR m.member = ?);
+
+-- name: hungry
+-- Until ?, the member of pool ? named ? wants more than it gets.
+UPDATE members SET hungry_until = ? WHERE pool = ? AND member = ?;

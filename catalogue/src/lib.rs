@@ -141,6 +141,8 @@ pub mod quota_scripts {
     pub const ACQUIRE_LUA: &str = include_str!("../quota/acquire.lua");
     /// Records the server's word on a quota, in Redis.
     pub const SERVER_SAID_LUA: &str = include_str!("../quota/server_said.lua");
+    /// Takes a slot of every shared pool by the fair rule, in Redis.
+    pub const FAIR_LUA: &str = include_str!("../quota/fair.lua");
     /// How full each quota's window is, in Redis.
     pub const USAGE_LUA: &str = include_str!("../quota/usage.lua");
     /// The SQLite store's statements, each after a `-- name: NAME` line.

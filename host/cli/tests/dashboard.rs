@@ -180,10 +180,13 @@ async fn each_view_shows_in_a_browser_the_figures_of_the_sandbox_log_and_the_met
     }
     assert_eq!(number(apps, "app.portail.4xx"), 2);
     assert_eq!(number(apps, "app.-.requests"), 1);
-    // Each application's share (half of each per-IP quota): the portal took
-    // a slot for its 4 requests that passed its checks.
-    assert_eq!(one(apps, "app.portail.share.2000/10m"), "4 of 1000");
-    assert_eq!(one(apps, "app.batch.share.1000/1m"), "2 of 500");
+    // What each application holds of each per-IP quota, and its share (half
+    // of each, guaranteed): the portal took a slot for its 4 requests that
+    // passed its checks.
+    assert_eq!(one(apps, "app.portail.share.2000/10m"), "4 of 2000");
+    assert_eq!(one(apps, "app.portail.guaranteed.2000/10m"), "1000");
+    assert_eq!(one(apps, "app.batch.share.1000/1m"), "2 of 1000");
+    assert_eq!(one(apps, "app.batch.guaranteed.1000/1m"), "500");
     // Endpoints: calls, errors by code, as the sandbox's log and the metrics.
     let endpoints = &pages["endpoints"];
     let reached = |path: &str| data.iter().filter(|r| r.path.starts_with(path)).count() as u64;

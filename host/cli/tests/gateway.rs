@@ -221,27 +221,134 @@ async fn sigterm_lets_the_calls_in_flight_finish_then_exits() {
     assert_eq!(status.code(), Some(0), "a clean exit");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_applications_share_of_the_ip_quota_is_its_own_and_the_others_are_still_served() {
-    let sandbox = api_entreprise_tests::sandbox().await;
-    // Two applications with equal shares of 5 a minute: 2 each (the
-    // gateway's own /privileges at start takes the fifth).
-    let gateway = start("shares", &two_applications(&sandbox, ""), &["--ip-quota", "5/1m"]);
-    let url = format!("{}/v3/insee/sirene/unites_legales/552049447?{TRACE}", gateway.url);
-    for _ in 0..2 {
-        assert_eq!(get(&url, Some(PORTAIL_KEY), None).await.0, 200);
+/// Three applications of shares 0.5, 0.25 and 0.25 that always want more,
+/// through `gateways` (each application's calls go to each in turn).
+/// While the third is idle the busy two split its part in proportion
+/// (2/3 and 1/3 of the per-IP quota); once it asks, it has its quarter
+/// within one window; and the sandbox never sees more in a window than the
+/// per-IP quota.
+async fn fair_shares_hold(gateways: &[&Gateway], sandbox: &api_entreprise_sandbox::Sandbox) {
+    use std::time::{Duration, Instant};
+    const LIMIT: usize = 30;
+    // The host's window: 3 s, kept 500 ms wider.
+    let window = Duration::from_millis(3500);
+    let keys = [
+        "fair-key-a-0123456789",
+        "fair-key-b-0123456789",
+        "fair-key-c-0123456789",
+    ];
+    let start = Instant::now();
+    let end = window * 4;
+    let mut loops = Vec::new();
+    for (which, key) in keys.into_iter().enumerate() {
+        // The third comes back after two windows.
+        let from = if which == 2 { window * 2 } else { Duration::ZERO };
+        for task in 0..3 {
+            let urls: Vec<String> = gateways
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}/v3/insee/sirene/unites_legales/418166096?{TRACE}&object=app-{which}",
+                        g.url
+                    )
+                })
+                .map(|u| u.replace("object=dossier%2042&", ""))
+                .collect();
+            loops.push(tokio::spawn(async move {
+                tokio::time::sleep_until((start + from).into()).await;
+                let mut i = task;
+                while start.elapsed() < end {
+                    let (status, ..) = get(&urls[i % urls.len()], Some(key), None).await;
+                    i += 1;
+                    assert!(status == 200 || status == 429, "{status}");
+                    if status == 429 {
+                        tokio::time::sleep(Duration::from_millis(15)).await;
+                    }
+                }
+            }));
+        }
     }
-    let (status, headers, body) = get(&url, Some(PORTAIL_KEY), None).await;
-    assert_eq!((status, codes(&body)), (429, vec!["00429"]), "{body}");
-    assert!(header(&headers, "retry-after").is_some());
-    for _ in 0..2 {
-        assert_eq!(
-            get(&url, Some(BATCH_KEY), None).await.0,
-            200,
-            "the other application is served"
+    for task in loops {
+        task.await.unwrap();
+    }
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - start.elapsed().as_millis() as u64;
+    let arrivals: Vec<(usize, u64)> = data_requests(sandbox)
+        .iter()
+        .map(|r| {
+            let object = &r.query.iter().find(|(k, _)| k == "object").unwrap().1;
+            (
+                object.trim_start_matches("app-").parse().unwrap(),
+                r.at_unix_ms - started_ms,
+            )
+        })
+        .collect();
+    never_more_than(sandbox, LIMIT, 3000);
+    let counts = |from: Duration| {
+        let (from, to) = (from.as_millis() as u64, (from + window).as_millis() as u64);
+        let mut counts = [0usize; 3];
+        for (which, at) in &arrivals {
+            if (from..to).contains(at) {
+                counts[*which] += 1;
+            }
+        }
+        counts
+    };
+    // Greedy callers take the slots as they free: the traffic comes in a
+    // burst each window. Each count spans one window around one burst.
+    let idle = counts(window / 2);
+    let back = [counts(window * 3 / 2), counts(window * 5 / 2)];
+    eprintln!("the third idle: {idle:?}; the two windows after it came back: {back:?}");
+    assert!(
+        idle[2] == 0 && idle[0].abs_diff(20) <= 3 && idle[1].abs_diff(10) <= 3,
+        "the busy two did not split the idle one's part in proportion: {idle:?}"
+    );
+    for back in back {
+        assert!(
+            (6..=10).contains(&back[2]) && back[0].abs_diff(15) <= 3 && (5..=10).contains(&back[1]),
+            "the third did not get its quarter back within a window: {back:?}"
         );
     }
-    assert_eq!(data_requests(&sandbox).len(), 4);
+}
+
+/// The configuration of the three applications of [`fair_shares_hold`].
+fn three_fair_applications(sandbox: &api_entreprise_sandbox::Sandbox) -> String {
+    let mut config = format!(
+        "base_url = \"{}\"\n[profiles.aides]\ntoken_env = \"GATEWAY_TEST_TOKEN\"\nrate_limit_per_minute = 100000\n",
+        sandbox.base_url()
+    );
+    for (name, share) in [("a", 0.5), ("b", 0.25), ("c", 0.25)] {
+        config += &format!(
+            "[applications.{name}]\nkey_sha256 = \"{}\"\nprofile = \"aides\"\nshare = {share}\n",
+            hash_key(&format!("fair-key-{name}-0123456789"))
+        );
+    }
+    config
+}
+
+/// The shares lend what is idle and take it back (`fair_shares_hold`), in
+/// one gateway on the machine's state file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_applications_share_is_lent_in_proportion_and_comes_back_within_a_window() {
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000_000));
+    let gateway = start("fair", &three_fair_applications(&sandbox), &["--ip-quota", "30/3s"]);
+    fair_shares_hold(&[&gateway], &sandbox).await;
+}
+
+/// The same across two gateways sharing one Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_redis_lend_and_take_back_the_shares_together() {
+    let redis = api_entreprise_tests::RedisServer::start();
+    let sandbox = api_entreprise_tests::sandbox().await;
+    sandbox.set_rate_limit(Some(100_000_000));
+    let config = three_fair_applications(&sandbox);
+    let global = ["--ip-quota", "30/3s", "--redis-url", &redis.url()];
+    let fleet = [start("fair-a", &config, &global), start("fair-b", &config, &global)];
+    fair_shares_hold(&[&fleet[0], &fleet[1]], &sandbox).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,17 +589,9 @@ async fn two_gateways_sharing_one_redis_never_pass_the_per_ip_quota_together() {
     assert!(served >= 6, "{statuses:?}");
     // Every arrival, the gateways' own /privileges included (their free
     // /pings are not counted): never more than 6 in any 3 s.
-    let arrivals: Vec<u64> = sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.path != "/pings")
-        .map(|r| r.at_unix_ms)
-        .collect();
-    for (i, start) in arrivals.iter().enumerate() {
-        let within = arrivals[i..].iter().filter(|t| **t < start + 3000).count();
-        assert!(within <= 6, "{within} arrivals within 3 s from {start}: {arrivals:?}");
-    }
-    assert_eq!(arrivals.len(), served + 2, "the refused calls sent nothing");
+    never_more_than(&sandbox, 6, 3000);
+    let arrivals = sandbox.requests().iter().filter(|r| r.path != "/pings").count();
+    assert_eq!(arrivals, served + 2, "the refused calls sent nothing");
 }
 
 /// A page server of the test's own: its origin, and the page it answers to

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use api_entreprise::quota::{Denied, QuotaKey, QuotaSpec};
+use api_entreprise::quota::{Denied, FairShare, QuotaKey, QuotaSpec};
 use api_entreprise::{CallError, Quotas, Runtime, types};
 use api_entreprise_catalogue as catalogue;
 use axum::Router;
@@ -33,7 +33,9 @@ pub(crate) struct App {
     endpoints: Option<BTreeSet<String>>,
     /// The official use case it works under, if one.
     use_case: Option<&'static catalogue::UseCase>,
-    pub(crate) share: Vec<QuotaKey>,
+    /// Its fair share of each per-IP quota (`FairShare`): at least its
+    /// weight's part whenever it asks, more while others are idle.
+    pub(crate) share: Vec<FairShare>,
     origins: Vec<String>,
 }
 
@@ -551,22 +553,33 @@ impl Gateway {
                 fixed: [app.context.clone(), app.recipient.clone(), app.object.clone()],
                 endpoints: app.endpoints.as_ref().map(|e| e.iter().cloned().collect()),
                 use_case: app.use_case.as_deref().and_then(catalogue::use_case),
-                share: self
-                    .ip_quotas
-                    .iter()
-                    .map(|q| QuotaKey {
-                        name: format!("application {name} {q}"),
-                        spec: QuotaSpec {
-                            // Its share, rounded down, but never nothing.
-                            limit: ((f64::from(q.limit) * share).floor() as u32).max(1),
-                            window: q.window,
-                        },
-                    })
-                    .collect(),
+                share: self.fair_shares(name, share),
                 origins: app.cors_origins.clone(),
             }));
         }
         Ok(apps)
+    }
+
+    /// The fair shares of the application `name` of weight `share`: one
+    /// per per-IP quota (the pool, named and widened as the runtime counts
+    /// it, so that the store also reads how full the IP's window is), its
+    /// own window named after it and the quota.
+    fn fair_shares(&self, name: &str, share: f64) -> Vec<FairShare> {
+        let policy =
+            api_entreprise::policy::QuotaPolicy::new(&self.ip_quotas, api_entreprise::QUOTA_MARGIN, None, None);
+        self.ip_quotas
+            .iter()
+            .zip(policy.ip_keys())
+            .map(|(q, pool)| FairShare {
+                pool: pool.clone(),
+                member: QuotaKey {
+                    name: format!("application {name} {q}"),
+                    spec: pool.spec,
+                },
+                // An application with no share left still borrows what is idle.
+                weight: share.max(1e-6),
+            })
+            .collect()
     }
 
     /// The dashboard's figures, unless it is off.
@@ -584,9 +597,10 @@ impl Gateway {
             .map_err(|down| down.to_string())
     }
 
-    /// How much of its share of the per-IP quotas `app` has used.
+    /// How much of each per-IP quota `app` holds now.
     pub(crate) async fn share_usage(&self, app: &App) -> Result<Vec<api_entreprise::quota::Usage>, String> {
-        self.shares.usage(&app.share).await.map_err(|down| down.to_string())
+        let windows: Vec<QuotaKey> = app.share.iter().map(|s| s.member.clone()).collect();
+        self.shares.usage(&windows).await.map_err(|down| down.to_string())
     }
 
     /// Why the API is not known to answer, if it is not (its `/pings`).
@@ -930,10 +944,11 @@ impl Gateway {
         Ok(app)
     }
 
-    /// Takes one slot of `share` for each of `calls` calls, or says why not.
-    pub(crate) async fn take_share(&self, share: &[QuotaKey], calls: usize) -> Result<(), Denied> {
+    /// Takes one slot of `share` for each of `calls` calls, by the fair
+    /// rule, or says why not.
+    pub(crate) async fn take_share(&self, share: &[FairShare], calls: usize) -> Result<(), Denied> {
         for _ in 0..calls {
-            self.shares.try_acquire(share).await?;
+            self.shares.try_acquire_fair(share).await?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ mod circuits;
 mod conformance;
 mod connections;
 mod documents;
+mod fair_shares;
 mod hostile;
 mod profiles;
 mod quota_scenarios;

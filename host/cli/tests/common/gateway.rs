@@ -232,3 +232,21 @@ pub fn hangup(pid: u32) {
         .unwrap();
     assert!(sent.success());
 }
+
+/// Asserts that the sandbox never saw more than `limit` requests (its free
+/// `/pings` aside) within `window_ms` of each other.
+pub fn never_more_than(sandbox: &Sandbox, limit: usize, window_ms: u64) {
+    let arrivals: Vec<u64> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path != "/pings")
+        .map(|r| r.at_unix_ms)
+        .collect();
+    for (i, start) in arrivals.iter().enumerate() {
+        let within = arrivals[i..].iter().filter(|t| **t < start + window_ms).count();
+        assert!(
+            within <= limit,
+            "{within} arrivals within {window_ms} ms from {start}: {arrivals:?}"
+        );
+    }
+}

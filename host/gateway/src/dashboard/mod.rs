@@ -485,12 +485,15 @@ async fn applications_view(gateway: &Gateway, state: &Books) -> Markup {
                         td {
                             @match share {
                                 Ok(usage) => {
-                                    @for u in usage {
+                                    @for (u, fair) in usage.iter().zip(&app.share) {
                                         // Named after the per-IP quota it is a share of.
                                         @let of = u.name.rsplit(' ').next().unwrap_or_default();
-                                        div.share title=(format!("its share of the per-IP quota {of}")) {
+                                        @let guaranteed = (f64::from(u.spec.limit) * fair.weight).floor();
+                                        div.share title=(format!("what it holds of the per-IP quota {of}: at least {guaranteed} whenever it asks, more while others are idle")) {
                                             span data-k=(format!("app.{name}.share.{of}")) { (u.used) " of " (u.spec.limit) }
-                                            " (of " (of) ")"
+                                            " (" (of) ", at least "
+                                            span data-k=(format!("app.{name}.guaranteed.{of}")) { (guaranteed) }
+                                            ")"
                                         }
                                     }
                                 }

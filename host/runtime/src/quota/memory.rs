@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use super::windows::Windows;
-use super::{BoxFuture, Denied, Millis, QuotaKey, QuotaStore, ServerWord, Unavailable, Usage};
+use super::{BoxFuture, Denied, FairShare, Millis, QuotaKey, QuotaStore, ServerWord, Unavailable, Usage};
 
 /// The windows in this process, under a mutex: what one host alone needs.
 #[derive(Debug, Default)]
@@ -20,6 +20,11 @@ impl MemoryStore {
 impl QuotaStore for MemoryStore {
     fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Denied>> {
         let decision = self.windows().acquire(keys, now).map_err(Denied::Full);
+        Box::pin(std::future::ready(decision))
+    }
+
+    fn try_acquire_fair<'a>(&'a self, shares: &'a [FairShare], now: Millis) -> BoxFuture<'a, Result<(), Denied>> {
+        let decision = self.windows().acquire_fair(shares, now).map_err(Denied::Full);
         Box::pin(std::future::ready(decision))
     }
 

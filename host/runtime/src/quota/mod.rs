@@ -10,8 +10,10 @@
 //! behind one egress IP ([`RedisStore`], one Lua script per decision). Each
 //! decides atomically: concurrent callers never share the last slot. The
 //! local stores decide on a monotonic clock, so that a jump of the wall
-//! clock empties no window.
+//! clock empties no window. Several applications share a pool (a per-IP
+//! quota) by the fair rule of `fair.rs`, decided in the same store.
 
+mod fair;
 mod memory;
 mod redis;
 mod sqlite;
@@ -25,6 +27,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use fair::{FairShare, hungry_for};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, redact_url};
 pub use sqlite::{STATE_FILE, SqliteStore};
@@ -285,6 +288,13 @@ pub trait QuotaStore: Send + Sync + fmt::Debug {
     /// nothing leaves uncounted.
     fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Denied>>;
 
+    /// Takes a slot of every pool of `shares` for its member, by the fair
+    /// rule (`fair.rs`: weighted max-min fairness over the members that
+    /// want the pool now), or in none and says which member's share is
+    /// full and for how long; the member is then hungry. Decided at once
+    /// for every process that shares the store.
+    fn try_acquire_fair<'a>(&'a self, shares: &'a [FairShare], now: Millis) -> BoxFuture<'a, Result<(), Denied>>;
+
     /// Records what the server said of the quota `name`.
     fn server_said<'a>(&'a self, name: &'a str, word: ServerWord, now: Millis) -> BoxFuture<'a, ()>;
 
@@ -361,6 +371,17 @@ impl Quotas {
             return Ok(());
         }
         self.store.try_acquire(keys, self.clock.now()).await
+    }
+
+    /// Takes a slot of every pool of `shares` for its member now, by the
+    /// fair rule: each member gets at least its weight's part of a pool
+    /// whenever it asks, and what idle members leave is lent to the busy
+    /// ones ([`QuotaStore::try_acquire_fair`]).
+    pub async fn try_acquire_fair(&self, shares: &[FairShare]) -> Result<(), Denied> {
+        if shares.is_empty() {
+            return Ok(());
+        }
+        self.store.try_acquire_fair(shares, self.clock.now()).await
     }
 
     /// What the server said after a request of `name` (`RateLimit-Remaining`

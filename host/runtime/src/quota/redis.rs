@@ -18,10 +18,10 @@ use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 
 use super::{BoxFuture, Clock, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, SystemClock};
-use super::{Unavailable, Usage, Wait};
+use super::{FairShare, Unavailable, Usage, Wait, hungry_for};
 
 use api_entreprise_catalogue::quota_scripts::{
-    ACQUIRE_LUA as ACQUIRE, SERVER_SAID_LUA as SERVER_SAID, USAGE_LUA as USAGE,
+    ACQUIRE_LUA as ACQUIRE, FAIR_LUA as FAIR, SERVER_SAID_LUA as SERVER_SAID, USAGE_LUA as USAGE,
 };
 
 /// The longest a connection to Redis (or to the sentinels, then the
@@ -65,6 +65,7 @@ pub struct RedisStore {
     shown: String,
     prefix: String,
     acquire: redis::Script,
+    fair: redis::Script,
     server_said: redis::Script,
     usage: redis::Script,
     link: Mutex<Link>,
@@ -182,6 +183,7 @@ impl RedisStore {
             shown: shown.clone(),
             prefix: prefix.to_owned(),
             acquire: redis::Script::new(ACQUIRE),
+            fair: redis::Script::new(FAIR),
             server_said: redis::Script::new(SERVER_SAID),
             usage: redis::Script::new(USAGE),
             link: Mutex::default(),
@@ -315,6 +317,44 @@ impl QuotaStore for RedisStore {
                     quota: keys
                         .get(which - 1)
                         .map_or_else(|| "shared in Redis".to_owned(), |k| k.name.clone()),
+                    retry_after: Duration::from_millis(ms),
+                })),
+                // Nothing leaves that was not counted.
+                Err(e) => {
+                    let unavailable = self.failed(&e);
+                    tracing::error!(target: "api_entreprise::quota", "{unavailable}");
+                    Err(Denied::Unavailable(unavailable))
+                }
+            }
+        })
+    }
+
+    fn try_acquire_fair<'a>(&'a self, shares: &'a [FairShare], _now: Millis) -> BoxFuture<'a, Result<(), Denied>> {
+        Box::pin(async move {
+            let mut connection = self.connection().await.map_err(Denied::Unavailable)?;
+            let mut invocation = self.fair.prepare_invoke();
+            invocation.arg(&self.prefix).arg(unique_id());
+            for share in shares {
+                let pool = format!("{}pool:{}", self.prefix, share.pool.name);
+                let length = share.pool.spec.window.as_millis() as u64;
+                invocation
+                    .key(format!("{}{}", self.prefix, share.pool.name))
+                    .key(format!("{}{}", self.prefix, share.member.name))
+                    .key(format!("{pool}:weights"))
+                    .key(format!("{pool}:hungry"))
+                    .key(format!("{pool}:active"))
+                    .arg(share.pool.spec.limit)
+                    .arg(length)
+                    .arg(&share.member.name)
+                    .arg(share.weight.to_string())
+                    .arg(hungry_for(length));
+            }
+            match invocation.invoke_async::<(usize, u64)>(&mut connection).await {
+                Ok((0, _)) => Ok(()),
+                Ok((which, ms)) => Err(Denied::Full(Wait {
+                    quota: shares
+                        .get(which - 1)
+                        .map_or_else(|| "shared in Redis".to_owned(), |s| s.member.name.clone()),
                     retry_after: Duration::from_millis(ms),
                 })),
                 // Nothing leaves that was not counted.

@@ -24,6 +24,7 @@ use std::time::Duration;
 use api_entreprise_catalogue::quota_scripts;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::fair::{FairShare, candidates, hungry_for, pool_wait};
 use super::windows::{ServerHint, hint_after, longest, usage_of, wait_in};
 use super::{BoxFuture, Clock, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, SystemClock};
 use super::{Unavailable, Usage, Wait};
@@ -256,15 +257,23 @@ fn hint(tx: &Transaction<'_>, quota: &str) -> rusqlite::Result<Option<ServerHint
     .optional()
 }
 
+/// Forgets what left `name`'s window (`length` ms) by `now`; its count and
+/// the latest request of its oldest bucket then.
+fn window(tx: &Transaction<'_>, name: &str, length: Millis, now: Millis) -> rusqlite::Result<(u32, Option<Millis>)> {
+    tx.execute(sql("expire"), (name, now as i64 - length as i64))?;
+    let (count, oldest): (i64, Option<i64>) = tx.query_row(sql("count"), [name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((
+        u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+        oldest.map(|t| t.max(0) as Millis),
+    ))
+}
+
 /// Takes a slot in every quota of `keys` at `now`, or in none.
 fn acquire(tx: &Transaction<'_>, keys: &[QuotaKey], now: Millis) -> rusqlite::Result<Result<(), Wait>> {
     let mut waits = Vec::new();
     for key in keys {
         let length = key.spec.window.as_millis() as Millis;
-        tx.execute(sql("expire"), (&key.name, now as i64 - length as i64))?;
-        let (count, oldest): (i64, Option<i64>) =
-            tx.query_row(sql("count"), [&key.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let oldest = oldest.map(|t| t.max(0) as Millis);
+        let (count, oldest) = window(tx, &key.name, length, now)?;
         if let Some(ms) = wait_in(
             key.spec.limit,
             length,
@@ -287,20 +296,71 @@ fn acquire(tx: &Transaction<'_>, keys: &[QuotaKey], now: Millis) -> rusqlite::Re
     Ok(Ok(()))
 }
 
+/// Takes a slot of every pool of `shares` for its member at `now`, by the
+/// fair rule (`fair.rs`), or in none: then the member is hungry in each.
+fn acquire_fair(tx: &Transaction<'_>, shares: &[FairShare], now: Millis) -> rusqlite::Result<Result<(), Wait>> {
+    let mut waits = Vec::new();
+    for share in shares {
+        let (pool, member) = (&share.pool.name, &share.member.name);
+        let length = share.pool.spec.window.as_millis() as Millis;
+        tx.execute(sql("member"), (pool, member, share.weight))?;
+        let listed: Vec<(String, f64, i64)> = tx
+            .prepare_cached(sql("candidates"))?
+            .query_map((pool, now as i64, member), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let listed = listed
+            .into_iter()
+            .map(|(name, weight, until)| (name, weight, until > now as i64))
+            .collect();
+        let (candidates, me) = candidates(listed, member, |name| window(tx, name, length, now))?;
+        let ip = window(tx, pool, length, now)?;
+        if let Some(ms) = pool_wait(&share.pool, &candidates, me, ip, now) {
+            waits.push((member.clone(), ms));
+        }
+    }
+    if let Some(wait) = longest(waits) {
+        for share in shares {
+            let length = share.pool.spec.window.as_millis() as Millis;
+            let until = (now + hungry_for(length)) as i64;
+            tx.execute(sql("hungry"), (until, &share.pool.name, &share.member.name))?;
+        }
+        return Ok(Err(wait));
+    }
+    for share in shares {
+        let length = share.member.spec.window.as_millis() as i64;
+        tx.execute(sql("admit"), (&share.member.name, now as i64, length))?;
+    }
+    Ok(Ok(()))
+}
+
+impl SqliteStore {
+    /// Runs a decision off the executor; a store that cannot decide
+    /// refuses: nothing leaves that was not counted.
+    async fn decide(
+        &self,
+        now: Millis,
+        decide: impl FnOnce(&Transaction<'_>, Millis) -> rusqlite::Result<Result<(), Wait>> + Send + 'static,
+    ) -> Result<(), Denied> {
+        match self.blocking(now, decide).await {
+            Ok(decision) => decision.map_err(Denied::Full),
+            Err(reason) => {
+                let down = self.unavailable(reason);
+                tracing::error!(target: "api_entreprise::quota", "{down}");
+                Err(Denied::Unavailable(down))
+            }
+        }
+    }
+}
+
 impl QuotaStore for SqliteStore {
     fn try_acquire<'a>(&'a self, keys: &'a [QuotaKey], now: Millis) -> BoxFuture<'a, Result<(), Denied>> {
         let owned = keys.to_vec();
-        Box::pin(async move {
-            match self.blocking(now, move |tx, now| acquire(tx, &owned, now)).await {
-                Ok(decision) => decision.map_err(Denied::Full),
-                // Nothing leaves that was not counted.
-                Err(reason) => {
-                    let down = self.unavailable(reason);
-                    tracing::error!(target: "api_entreprise::quota", "{down}");
-                    Err(Denied::Unavailable(down))
-                }
-            }
-        })
+        Box::pin(self.decide(now, move |tx, now| acquire(tx, &owned, now)))
+    }
+
+    fn try_acquire_fair<'a>(&'a self, shares: &'a [FairShare], now: Millis) -> BoxFuture<'a, Result<(), Denied>> {
+        let owned = shares.to_vec();
+        Box::pin(self.decide(now, move |tx, now| acquire_fair(tx, &owned, now)))
     }
 
     fn server_said<'a>(&'a self, name: &'a str, word: ServerWord, now: Millis) -> BoxFuture<'a, ()> {
@@ -363,6 +423,9 @@ mod tests {
             "spend",
             "set_hint",
             "usage",
+            "member",
+            "candidates",
+            "hungry",
         ] {
             assert!(!sql(name).is_empty(), "{name}");
         }

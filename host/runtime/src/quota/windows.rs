@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use super::fair::{FairShare, candidates, hungry_for, pool_wait};
 use super::{Millis, QuotaKey, ServerWord, Usage, Wait};
 
 /// The server's last word on a quota: `remaining` requests until `reset`.
@@ -111,23 +112,31 @@ struct Window {
     server: Option<ServerHint>,
 }
 
-/// Every quota's window, by name: the in-memory store's state.
+/// A member of a pool, as the in-memory store knows it.
 #[derive(Debug, Default)]
-pub(super) struct Windows(BTreeMap<String, Window>);
+struct Registered {
+    weight: f64,
+    /// Until when it wants more than it gets.
+    hungry_until: Millis,
+}
+
+/// Every quota's window, by name, and the members of every shared pool:
+/// the in-memory store's state.
+#[derive(Debug, Default)]
+pub(super) struct Windows {
+    windows: BTreeMap<String, Window>,
+    pools: BTreeMap<String, BTreeMap<String, Registered>>,
+}
 
 impl Windows {
     /// Takes a slot in every quota of `keys` at `now`, or in none.
     pub(super) fn acquire(&mut self, keys: &[QuotaKey], now: Millis) -> Result<(), Wait> {
         let mut waits = Vec::new();
         for key in keys {
-            let window = self.0.entry(key.name.clone()).or_default();
             let length = key.spec.window.as_millis() as Millis;
-            while window.admitted.front().is_some_and(|t| now.saturating_sub(*t) > length) {
-                window.admitted.pop_front();
-            }
-            let count = window.admitted.len();
-            let oldest = window.admitted.front().copied();
-            if let Some(ms) = wait_in(key.spec.limit, length, count, oldest, window.server, now) {
+            let (count, oldest) = self.expire(&key.name, length, now);
+            let server = self.windows.get(&key.name).and_then(|w| w.server);
+            if let Some(ms) = wait_in(key.spec.limit, length, count as usize, oldest, server, now) {
                 waits.push((key.name.clone(), ms));
             }
         }
@@ -135,7 +144,7 @@ impl Windows {
             return Err(wait);
         }
         for key in keys {
-            let window = self.0.entry(key.name.clone()).or_default();
+            let window = self.windows.entry(key.name.clone()).or_default();
             window.admitted.push_back(now);
             if let Some(hint) = window.server.as_mut().filter(|h| now < h.reset) {
                 hint.remaining = hint.remaining.saturating_sub(1);
@@ -149,7 +158,7 @@ impl Windows {
         keys.iter()
             .map(|key| {
                 let length = key.spec.window.as_millis() as Millis;
-                let window = self.0.get(&key.name);
+                let window = self.windows.get(&key.name);
                 let inside: Vec<Millis> = window
                     .map(|w| {
                         w.admitted
@@ -172,9 +181,69 @@ impl Windows {
 
     /// Records the server's word on `name`.
     pub(super) fn server_said(&mut self, name: &str, word: ServerWord, now: Millis) {
-        let window = self.0.entry(name.to_owned()).or_default();
+        let window = self.windows.entry(name.to_owned()).or_default();
         if let Some(hint) = hint_after(window.server, word, now) {
             window.server = Some(hint);
         }
+    }
+
+    /// Forgets what left `name`'s window (`length` ms) by `now`; its count
+    /// and oldest request then.
+    fn expire(&mut self, name: &str, length: Millis, now: Millis) -> (u32, Option<Millis>) {
+        let Some(window) = self.windows.get_mut(name) else {
+            return (0, None);
+        };
+        while window.admitted.front().is_some_and(|t| now.saturating_sub(*t) > length) {
+            window.admitted.pop_front();
+        }
+        (
+            u32::try_from(window.admitted.len()).unwrap_or(u32::MAX),
+            window.admitted.front().copied(),
+        )
+    }
+
+    /// Takes a slot of every pool of `shares` for its member at `now`, by
+    /// the fair rule (`fair.rs`), or in none: then the member is hungry in
+    /// each.
+    pub(super) fn acquire_fair(&mut self, shares: &[FairShare], now: Millis) -> Result<(), Wait> {
+        let mut waits = Vec::new();
+        for share in shares {
+            let length = share.pool.spec.window.as_millis() as Millis;
+            let members = self.pools.entry(share.pool.name.clone()).or_default();
+            members.entry(share.member.name.clone()).or_default().weight = share.weight;
+            let listed = members
+                .iter()
+                .map(|(name, m)| (name.clone(), m.weight, m.hungry_until > now))
+                .collect();
+            let (candidates, me) = candidates(listed, &share.member.name, |name| {
+                Ok::<_, std::convert::Infallible>(self.expire(name, length, now))
+            })
+            .unwrap_or_else(|never| match never {});
+            let ip = self.expire(&share.pool.name, length, now);
+            if let Some(ms) = pool_wait(&share.pool, &candidates, me, ip, now) {
+                waits.push((share.member.name.clone(), ms));
+            }
+        }
+        if let Some(wait) = longest(waits) {
+            for share in shares {
+                let length = share.pool.spec.window.as_millis() as Millis;
+                if let Some(member) = self
+                    .pools
+                    .get_mut(&share.pool.name)
+                    .and_then(|m| m.get_mut(&share.member.name))
+                {
+                    member.hungry_until = now + hungry_for(length);
+                }
+            }
+            return Err(wait);
+        }
+        for share in shares {
+            self.windows
+                .entry(share.member.name.clone())
+                .or_default()
+                .admitted
+                .push_back(now);
+        }
+        Ok(())
     }
 }
