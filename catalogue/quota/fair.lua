@@ -2,9 +2,9 @@
 -- applications share) for its member, by the fair rule of
 -- host/runtime/src/quota/fair.rs (weighted max-min fairness over the members
 -- that want the pool now), or in none; on the Redis server's clock.
--- KEYS: per pool, five: its per-IP window, the member's window, the pool's
+-- KEYS: per pool, six: its per-IP window, the member's window, the pool's
 -- weights (a hash), its hungry members (a hash of until when), its members
--- holding requests (a set).
+-- holding requests (a set), every member's admissions together (a window).
 -- ARGV: the prefix of every window's key, a unique request id, then per
 -- pool: its limit, its window (ms), the member's name, its weight, how long
 -- a refused member stays hungry (ms).
@@ -54,60 +54,67 @@ local function leaves(oldest, length)
 end
 
 local worst, which = -1, 0
-for p = 1, #KEYS / 5 do
-  local ip, mine, weights, hungry, active = KEYS[5 * p - 4], KEYS[5 * p - 3], KEYS[5 * p - 2], KEYS[5 * p - 1], KEYS[5 * p]
+for p = 1, #KEYS / 6 do
+  local ip, mine, weights, hungry, active, pooled = KEYS[6 * p - 5], KEYS[6 * p - 4], KEYS[6 * p - 3], KEYS[6 * p - 2], KEYS[6 * p - 1], KEYS[6 * p]
   local a = 2 + 5 * (p - 1)
   local limit, length, me, weight = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
   redis.call('HSET', weights, me, weight)
-  -- The candidates, in the order of their names (as the other stores list
-  -- them, so that the sums of weights are the same to the last bit).
-  local seen, names = {}, {}
-  local function list(name) if not seen[name] then seen[name] = true; names[#names + 1] = name end end
-  list(me)
-  for _, name in ipairs(redis.call('SMEMBERS', active)) do list(name) end
-  local until_of = {}
-  local flat = redis.call('HGETALL', hungry)
-  for i = 1, #flat, 2 do
-    local u = tonumber(flat[i + 1])
-    if u > now then until_of[flat[i]] = u; list(flat[i]) else redis.call('HDEL', hungry, flat[i]) end
-  end
-  table.sort(names)
-  local c, mine_at, used_all, oldest_all = {}, 0, 0, nil
-  for _, name in ipairs(names) do
-    local used, oldest
-    if name == me then used, oldest = window(mine, length) else used, oldest = window(prefix .. name, length) end
-    if used == 0 then redis.call('SREM', active, name) end
-    local is_hungry = name == me or until_of[name] ~= nil
-    if used > 0 or is_hungry then
-      c[#c + 1] = { weight = tonumber(redis.call('HGET', weights, name) or '0'), used = used, oldest = oldest, hungry = is_hungry }
-      if name == me then mine_at = #c end
-      used_all = used_all + used
-      if oldest and (not oldest_all or oldest < oldest_all) then oldest_all = oldest end
-    end
-  end
   local ip_used, ip_oldest = window(ip, length)
-  local wait = -1
-  if math.max(used_all, ip_used) >= limit then
-    if ip_oldest and (not oldest_all or ip_oldest < oldest_all) then oldest_all = ip_oldest end
-    wait = math.max(leaves(oldest_all, length), 1)
-  elseif c[mine_at].used >= parts(limit, c)[mine_at] then
-    wait = math.max(leaves(c[mine_at].oldest, length), 1)
+  local taken = math.max(ip_used, (window(pooled, length)))
+  -- Under its guaranteed share, with room in the pool: admitted, whoever
+  -- else wants the pool (fair.rs's `within_guarantee`).
+  if taken >= limit or window(mine, length) >= limit * tonumber(weight) then
+    -- The candidates, in the order of their names (as the other stores list
+    -- them, so that the sums of weights are the same to the last bit).
+    local seen, names = {}, {}
+    local function list(name) if not seen[name] then seen[name] = true; names[#names + 1] = name end end
+    list(me)
+    for _, name in ipairs(redis.call('SMEMBERS', active)) do list(name) end
+    local until_of = {}
+    local flat = redis.call('HGETALL', hungry)
+    for i = 1, #flat, 2 do
+      local u = tonumber(flat[i + 1])
+      if u > now then until_of[flat[i]] = u; list(flat[i]) else redis.call('HDEL', hungry, flat[i]) end
+    end
+    table.sort(names)
+    local c, mine_at, used_all, oldest_all = {}, 0, 0, nil
+    for _, name in ipairs(names) do
+      local used, oldest
+      if name == me then used, oldest = window(mine, length) else used, oldest = window(prefix .. name, length) end
+      if used == 0 then redis.call('SREM', active, name) end
+      local is_hungry = name == me or until_of[name] ~= nil
+      if used > 0 or is_hungry then
+        c[#c + 1] = { weight = tonumber(redis.call('HGET', weights, name) or '0'), used = used, oldest = oldest, hungry = is_hungry }
+        if name == me then mine_at = #c end
+        used_all = used_all + used
+        if oldest and (not oldest_all or oldest < oldest_all) then oldest_all = oldest end
+      end
+    end
+    local wait = -1
+    if math.max(used_all, ip_used) >= limit then
+      if ip_oldest and (not oldest_all or ip_oldest < oldest_all) then oldest_all = ip_oldest end
+      wait = math.max(leaves(oldest_all, length), 1)
+    elseif c[mine_at].used >= parts(limit, c)[mine_at] then
+      wait = math.max(leaves(c[mine_at].oldest, length), 1)
+    end
+    if wait > worst then worst, which = wait, p end
   end
-  if wait > worst then worst, which = wait, p end
 end
 
-for p = 1, #KEYS / 5 do
+for p = 1, #KEYS / 6 do
   local a = 2 + 5 * (p - 1)
   local length, me, hungry_for = tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 5])
   local keep = length + hungry_for + 60000
   if worst >= 0 then
-    redis.call('HSET', KEYS[5 * p - 1], me, now + hungry_for)
+    redis.call('HSET', KEYS[6 * p - 2], me, now + hungry_for)
   else
-    redis.call('ZADD', KEYS[5 * p - 3], now, id)
-    redis.call('PEXPIRE', KEYS[5 * p - 3], length + 1000)
-    redis.call('SADD', KEYS[5 * p], me)
+    for _, k in ipairs({KEYS[6 * p - 4], KEYS[6 * p]}) do
+      redis.call('ZADD', k, now, id)
+      redis.call('PEXPIRE', k, length + 1000)
+    end
+    redis.call('SADD', KEYS[6 * p - 1], me)
   end
-  for k = 2, 0, -1 do redis.call('PEXPIRE', KEYS[5 * p - k], keep) end
+  for k = 3, 1, -1 do redis.call('PEXPIRE', KEYS[6 * p - k], keep) end
 end
 if worst >= 0 then return {which, worst} end
 return {0, 0}

@@ -4,9 +4,11 @@
 //! listening line), its resident memory idle and after traffic, and p50 and
 //! p99 at concurrency 16 with the calls spread across every application;
 //! whether any profile ran without the instance pool (its warning on
-//! standard error). In front of the sandbox in this process, the quotas in
-//! a real Redis and opened wide, the compiled client in one cache filled
-//! before the first start (so that every start loads it, like for like).
+//! standard error). In front of the sandbox in this process, the quotas and
+//! the applications' fair shares in a real Redis (as a fleet keeps them),
+//! then in the machine's state file, opened wide; the compiled client in one
+//! cache filled before the first start (so that every start loads it, like
+//! for like).
 //!
 //! `cargo bench -p api-entreprise-cli --bench profiles`
 
@@ -36,11 +38,11 @@ fn key(i: usize) -> String {
 /// went.
 fn start(
     sandbox: &Sandbox,
-    redis: &api_entreprise_tests::RedisServer,
+    redis: Option<&api_entreprise_tests::RedisServer>,
     dir: &std::path::Path,
     profiles: usize,
 ) -> (std::process::Child, String, Duration, std::path::PathBuf) {
-    let run = dir.join(format!("{profiles}"));
+    let run = dir.join(format!("{profiles}-{}", redis.is_some()));
     std::fs::create_dir_all(&run).unwrap();
     let mut config = format!("base_url = \"{}\"\n", sandbox.base_url());
     for i in 0..profiles {
@@ -54,7 +56,8 @@ fn start(
     let stderr = run.join("stderr.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_api-entreprise"));
     command
-        .args(["--ip-quota", &format!("{UNLIMITED}/1m"), "--redis-url", &redis.url()])
+        .args(["--ip-quota", &format!("{UNLIMITED}/1m")])
+        .args(redis.map(|r| ["--redis-url".to_owned(), r.url()]).into_iter().flatten())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(run.join("gateway.toml"))
         .env("API_ENTREPRISE_STATE_DIR", run.join("state"))
@@ -91,40 +94,42 @@ async fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     // Fills the compiled client's cache.
-    let (mut first, ..) = start(&sandbox, &redis, dir.path(), 1);
+    let (mut first, ..) = start(&sandbox, Some(&redis), dir.path(), 1);
     let _ = first.kill();
     let _ = first.wait();
     let path = format!("/v3/insee/sirene/unites_legales/418166096?{TRACE}");
     println!(
-        "| profiles | start | RSS idle | RSS after {CALLS} calls (peak) | req/s | p50 | p99 | errors | profiles without the pool |"
+        "| quotas in | profiles | start | RSS idle | RSS after {CALLS} calls (peak) | req/s | p50 | p99 | errors | profiles without the pool |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut base = None;
-    for profiles in [1, 10, 100, 1000] {
-        let (mut gateway, url, took, stderr) = start(&sandbox, &redis, dir.path(), profiles);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (idle, _) = memory(gateway.id());
-        let keys: Vec<String> = (0..profiles).map(key).collect();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let url = format!("{url}{path}");
-        load(&url, &keys, 16, 400).await;
-        let f = load(&url, &keys, 16, CALLS).await;
-        let (after, peak) = memory(gateway.id());
-        let unpooled = std::fs::read_to_string(&stderr)
-            .unwrap_or_default()
-            .matches("no instance pool")
-            .count();
-        let base = *base.get_or_insert(idle);
-        println!(
-            "| {profiles} | {:.2} s | {idle:.1} MiB (+{:.1}) | {after:.1} MiB ({peak:.1}) | {:.0} | {} | {} | {} | {unpooled} |",
-            took.as_secs_f64(),
-            idle - base,
-            f.throughput,
-            ms(f.p50),
-            ms(f.p99),
-            f.errors
-        );
-        let _ = gateway.kill();
-        let _ = gateway.wait();
+    for (store, redis) in [("Redis", Some(&redis)), ("the state file", None)] {
+        for profiles in [1, 10, 100, 1000] {
+            let (mut gateway, url, took, stderr) = start(&sandbox, redis, dir.path(), profiles);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (idle, _) = memory(gateway.id());
+            let keys: Vec<String> = (0..profiles).map(key).collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let url = format!("{url}{path}");
+            load(&url, &keys, 16, 400).await;
+            let f = load(&url, &keys, 16, CALLS).await;
+            let (after, peak) = memory(gateway.id());
+            let unpooled = std::fs::read_to_string(&stderr)
+                .unwrap_or_default()
+                .matches("no instance pool")
+                .count();
+            let base = *base.get_or_insert(idle);
+            println!(
+                "| {store} | {profiles} | {:.2} s | {idle:.1} MiB (+{:.1}) | {after:.1} MiB ({peak:.1}) | {:.0} | {} | {} | {} | {unpooled} |",
+                took.as_secs_f64(),
+                idle - base,
+                f.throughput,
+                ms(f.p50),
+                ms(f.p99),
+                f.errors
+            );
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
     }
 }

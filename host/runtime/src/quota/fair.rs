@@ -22,6 +22,11 @@
 //! someone wants it (which a static share wastes). The lent part comes
 //! back within one window, the time the borrowers' requests take to leave.
 //!
+//! A member under its guaranteed share (its weight's part of the limit)
+//! is admitted while the per-IP window has room without reading any other
+//! member ([`within_guarantee`]): only a member that borrows costs a look
+//! at every member that wants the pool.
+//!
 //! The memory and SQLite stores decide with [`pool_wait`]; Redis runs the
 //! same rule in `catalogue/quota/fair.lua`, and a test holds them alike.
 
@@ -37,8 +42,25 @@ pub struct FairShare {
     /// The application's own window of the pool (its name is the
     /// member's; its spec the pool's).
     pub member: QuotaKey,
-    /// Its weight: its share of the pool (more than 0).
+    /// Its weight: its share of the pool (more than 0; the weights of a
+    /// pool's members add up to at most 1, so that each one's share of the
+    /// limit is guaranteed).
     pub weight: f64,
+}
+
+/// The window of every member's admissions together, in `pool`: read at
+/// once to know whether the pool has room.
+pub(super) fn pooled(pool: &QuotaKey) -> String {
+    format!("{} shares", pool.name)
+}
+
+/// Whether a member holding `used` requests of `share`'s pool is within
+/// its guaranteed share and the pool has room (`taken`: the most of what
+/// the per-IP window and every member's admissions hold): then it is
+/// admitted at once, whoever else wants the pool (its part is never
+/// less), and the store reads no other member.
+pub(super) fn within_guarantee(share: &FairShare, used: u32, taken: u32) -> bool {
+    taken < share.pool.spec.limit && f64::from(used) < f64::from(share.pool.spec.limit) * share.weight
 }
 
 /// How long after its last refusal a member is still hungry: a tenth of

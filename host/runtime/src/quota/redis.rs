@@ -343,6 +343,7 @@ impl QuotaStore for RedisStore {
                     .key(format!("{pool}:weights"))
                     .key(format!("{pool}:hungry"))
                     .key(format!("{pool}:active"))
+                    .key(format!("{}{}", self.prefix, super::fair::pooled(&share.pool)))
                     .arg(share.pool.spec.limit)
                     .arg(length)
                     .arg(&share.member.name)

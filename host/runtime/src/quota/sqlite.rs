@@ -24,7 +24,7 @@ use std::time::Duration;
 use api_entreprise_catalogue::quota_scripts;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::fair::{FairShare, candidates, hungry_for, pool_wait};
+use super::fair::{FairShare, candidates, hungry_for, pool_wait, pooled, within_guarantee};
 use super::windows::{ServerHint, hint_after, longest, usage_of, wait_in};
 use super::{BoxFuture, Clock, Denied, Millis, QuotaKey, QuotaStore, QuotaStoreError, ServerWord, SystemClock};
 use super::{Unavailable, Usage, Wait};
@@ -304,6 +304,11 @@ fn acquire_fair(tx: &Transaction<'_>, shares: &[FairShare], now: Millis) -> rusq
         let (pool, member) = (&share.pool.name, &share.member.name);
         let length = share.pool.spec.window.as_millis() as Millis;
         tx.execute(sql("member"), (pool, member, share.weight))?;
+        let ip = window(tx, pool, length, now)?;
+        let taken = window(tx, &pooled(&share.pool), length, now)?.0.max(ip.0);
+        if within_guarantee(share, window(tx, member, length, now)?.0, taken) {
+            continue;
+        }
         let listed: Vec<(String, f64, i64)> = tx
             .prepare_cached(sql("candidates"))?
             .query_map((pool, now as i64, member), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -313,7 +318,6 @@ fn acquire_fair(tx: &Transaction<'_>, shares: &[FairShare], now: Millis) -> rusq
             .map(|(name, weight, until)| (name, weight, until > now as i64))
             .collect();
         let (candidates, me) = candidates(listed, member, |name| window(tx, name, length, now))?;
-        let ip = window(tx, pool, length, now)?;
         if let Some(ms) = pool_wait(&share.pool, &candidates, me, ip, now) {
             waits.push((member.clone(), ms));
         }
@@ -329,6 +333,7 @@ fn acquire_fair(tx: &Transaction<'_>, shares: &[FairShare], now: Millis) -> rusq
     for share in shares {
         let length = share.member.spec.window.as_millis() as i64;
         tx.execute(sql("admit"), (&share.member.name, now as i64, length))?;
+        tx.execute(sql("admit"), (pooled(&share.pool), now as i64, length))?;
     }
     Ok(Ok(()))
 }

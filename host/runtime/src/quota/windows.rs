@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use super::fair::{FairShare, candidates, hungry_for, pool_wait};
+use super::fair::{FairShare, candidates, hungry_for, pool_wait, pooled, within_guarantee};
 use super::{Millis, QuotaKey, ServerWord, Usage, Wait};
 
 /// The server's last word on a quota: `remaining` requests until `reset`.
@@ -209,8 +209,21 @@ impl Windows {
         let mut waits = Vec::new();
         for share in shares {
             let length = share.pool.spec.window.as_millis() as Millis;
-            let members = self.pools.entry(share.pool.name.clone()).or_default();
-            members.entry(share.member.name.clone()).or_default().weight = share.weight;
+            self.pools
+                .entry(share.pool.name.clone())
+                .or_default()
+                .entry(share.member.name.clone())
+                .or_default()
+                .weight = share.weight;
+            let (mine, ip) = (
+                self.expire(&share.member.name, length, now).0,
+                self.expire(&share.pool.name, length, now),
+            );
+            let taken = self.expire(&pooled(&share.pool), length, now).0.max(ip.0);
+            if within_guarantee(share, mine, taken) {
+                continue;
+            }
+            let members = &self.pools[&share.pool.name];
             let listed = members
                 .iter()
                 .map(|(name, m)| (name.clone(), m.weight, m.hungry_until > now))
@@ -219,7 +232,6 @@ impl Windows {
                 Ok::<_, std::convert::Infallible>(self.expire(name, length, now))
             })
             .unwrap_or_else(|never| match never {});
-            let ip = self.expire(&share.pool.name, length, now);
             if let Some(ms) = pool_wait(&share.pool, &candidates, me, ip, now) {
                 waits.push((share.member.name.clone(), ms));
             }
@@ -238,11 +250,9 @@ impl Windows {
             return Err(wait);
         }
         for share in shares {
-            self.windows
-                .entry(share.member.name.clone())
-                .or_default()
-                .admitted
-                .push_back(now);
+            for name in [share.member.name.clone(), pooled(&share.pool)] {
+                self.windows.entry(name).or_default().admitted.push_back(now);
+            }
         }
         Ok(())
     }
