@@ -77,25 +77,30 @@ for p = 1, #KEYS / 6 do
       if u > now then until_of[flat[i]] = u; list(flat[i]) else redis.call('HDEL', hungry, flat[i]) end
     end
     table.sort(names)
-    local c, mine_at, used_all, oldest_all = {}, 0, 0, nil
-    for _, name in ipairs(names) do
-      local used, oldest
-      if name == me then used, oldest = window(mine, length) else used, oldest = window(prefix .. name, length) end
+    local weight_of = redis.call('HMGET', weights, unpack(names))
+    local c, mine_at, used_all = {}, 0, 0
+    for i, name in ipairs(names) do
+      local key = prefix .. name
+      if name == me then key = mine end
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - length - 1)
+      local used = redis.call('ZCARD', key)
       if used == 0 then redis.call('SREM', active, name) end
       local is_hungry = name == me or until_of[name] ~= nil
       if used > 0 or is_hungry then
-        c[#c + 1] = { weight = tonumber(redis.call('HGET', weights, name) or '0'), used = used, oldest = oldest, hungry = is_hungry }
+        c[#c + 1] = { weight = tonumber(weight_of[i] or '0'), used = used, hungry = is_hungry }
         if name == me then mine_at = #c end
         used_all = used_all + used
-        if oldest and (not oldest_all or oldest < oldest_all) then oldest_all = oldest end
       end
     end
+    -- The oldest request of any member is the oldest of the pool's admissions.
+    local _, oldest_all = window(pooled, length)
+    local _, oldest_mine = window(mine, length)
     local wait = -1
     if math.max(used_all, ip_used) >= limit then
       if ip_oldest and (not oldest_all or ip_oldest < oldest_all) then oldest_all = ip_oldest end
       wait = math.max(leaves(oldest_all, length), 1)
     elseif c[mine_at].used >= parts(limit, c)[mine_at] then
-      wait = math.max(leaves(c[mine_at].oldest, length), 1)
+      wait = math.max(leaves(oldest_mine, length), 1)
     end
     if wait > worst then worst, which = wait, p end
   end

@@ -135,10 +135,19 @@ SELECT coalesce(sum(count), 0), min(last) FROM buckets WHERE quota = ? AND last 
 INSERT INTO members (pool, member, weight) VALUES (?, ?, ?)
   ON CONFLICT (pool, member) DO UPDATE SET weight = excluded.weight;
 
+-- name: expire_pool
+-- The buckets of every member of pool ? whose latest request left before ?.
+WITH given (pool, cutoff) AS (VALUES (?, ?))
+DELETE FROM buckets WHERE quota IN (SELECT member FROM members WHERE pool = (SELECT pool FROM given))
+  AND start < (SELECT cutoff FROM given) AND last < (SELECT cutoff FROM given);
+
 -- name: candidates
 -- The members of pool ? that want part of it at ?: hungry, holding
--- requests (as far as their totals say), or the member ? asking.
-SELECT m.member, m.weight, m.hungry_until FROM members m LEFT JOIN totals t ON t.quota = m.member
+-- requests, or the member ? asking; with their requests in the window and
+-- when the latest of their oldest bucket left (after `expire_pool`).
+SELECT m.member, m.weight, m.hungry_until, coalesce(t.count, 0),
+    (SELECT last FROM buckets b WHERE b.quota = m.member ORDER BY start LIMIT 1)
+  FROM members m LEFT JOIN totals t ON t.quota = m.member
   WHERE m.pool = ? AND (m.hungry_until > ? OR t.count > 0 OR m.member = ?);
 
 -- name: hungry

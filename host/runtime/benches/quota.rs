@@ -4,13 +4,15 @@
 //! a real Redis on loopback, side by side in one run. Then the SQLite
 //! store's decision with an empty and a full 2000/10 min window, in its
 //! fixed buckets and, beside it, in one row per departure (the statements
-//! the store ran before its buckets, replayed here).
+//! the store ran before its buckets, replayed here). Last, a fair-share
+//! decision with 1 and 1,000 applications holding part of the pool: for
+//! one under its guaranteed share, and for one that borrows.
 //! `cargo bench -p api-entreprise --bench quota`
 
 use std::time::{Duration, Instant};
 
 use api_entreprise::Quotas;
-use api_entreprise::quota::{QuotaKey, QuotaSpec, QuotaStore, SqliteStore};
+use api_entreprise::quota::{FairShare, QuotaKey, QuotaSpec, QuotaStore, SqliteStore};
 
 #[path = "../../../tests/src/redis_server.rs"]
 mod redis_server;
@@ -172,11 +174,46 @@ fn rows_with(dir: &std::path::Path, limit: u32, prior: u32, n: u32) -> f64 {
     per_decision_at(n, &mut decide)
 }
 
+/// µs per fair decision in `quotas` for a member of a pool that `members`
+/// members hold part of, each of weight 1/`members`: one within its
+/// guarantee (`borrowing` false), or one above it.
+async fn fair_with(quotas: &Quotas, members: usize, borrowing: bool, n: u32) -> f64 {
+    let spec = QuotaSpec {
+        limit: 1_000_000,
+        window: Duration::from_secs(600),
+    };
+    let pool = QuotaKey {
+        name: format!("ip fair {members} {borrowing}"),
+        spec,
+    };
+    let share = |i: usize, weight: f64| {
+        [FairShare {
+            pool: pool.clone(),
+            member: QuotaKey {
+                name: format!("application {i} of {members} {borrowing}"),
+                spec,
+            },
+            weight,
+        }]
+    };
+    let weight = 1.0 / members as f64;
+    for i in 0..members {
+        quotas.try_acquire_fair(&share(i, weight)).await.unwrap();
+    }
+    // The one measured: a tiny weight makes it borrow from the first call.
+    let measured = share(members, if borrowing { 1e-9 } else { weight });
+    let started = Instant::now();
+    for _ in 0..n {
+        quotas.try_acquire_fair(&measured).await.unwrap();
+    }
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let redis = redis_server::RedisServer::start();
+    let redis_server = redis_server::RedisServer::start();
     let local = Quotas::new();
-    let shared = Quotas::redis(&redis.url(), "bench:").await.unwrap();
+    let shared = Quotas::redis(&redis_server.url(), "bench:").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     println!("one quota decision (2 quotas taken at once), sequential:");
     let mut rounds = Vec::new();
@@ -236,6 +273,24 @@ async fn main() {
             println!(
                 "| {what} | {store} | {empty:.0} µs | {full:.0} µs | {:.2}× |",
                 full / empty
+            );
+        }
+    }
+    println!("\na fair-share decision (200 each), by how many applications hold part of the pool:");
+    println!("| store | applications | within its guarantee | borrowing | borrowing / within |");
+    println!("|---|---:|---:|---:|---:|");
+    for store in ["memory", "SQLite", "Redis"] {
+        for members in [1, 1000] {
+            let quotas = match store {
+                "memory" => Quotas::new(),
+                "SQLite" => Quotas::persistent(dir.path().join(format!("fair-{members}.sqlite3"))).unwrap(),
+                _ => Quotas::redis(&redis_server.url(), "fair-bench:").await.unwrap(),
+            };
+            let within = fair_with(&quotas, members, false, 200).await;
+            let borrowing = fair_with(&quotas, members, true, 200).await;
+            println!(
+                "| {store} | {members} | {within:.1} µs | {borrowing:.1} µs | {:.1}× |",
+                borrowing / within
             );
         }
     }

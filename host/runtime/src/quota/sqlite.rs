@@ -309,15 +309,29 @@ fn acquire_fair(tx: &Transaction<'_>, shares: &[FairShare], now: Millis) -> rusq
         if within_guarantee(share, window(tx, member, length, now)?.0, taken) {
             continue;
         }
-        let listed: Vec<(String, f64, i64)> = tx
+        // Every member's window expired at once, then read in one query.
+        tx.execute(sql("expire_pool"), (pool, now as i64 - length as i64))?;
+        type Listed = (String, f64, i64, i64, Option<i64>);
+        let listed: Vec<Listed> = tx
             .prepare_cached(sql("candidates"))?
-            .query_map((pool, now as i64, member), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map((pool, now as i64, member), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
+        let windows: std::collections::HashMap<String, (u32, Option<Millis>)> = listed
+            .iter()
+            .map(|(name, _, _, used, oldest)| {
+                let used = u32::try_from((*used).max(0)).unwrap_or(u32::MAX);
+                (name.clone(), (used, oldest.map(|t| t.max(0) as Millis)))
+            })
+            .collect();
         let listed = listed
             .into_iter()
-            .map(|(name, weight, until)| (name, weight, until > now as i64))
+            .map(|(name, weight, until, ..)| (name, weight, until > now as i64))
             .collect();
-        let (candidates, me) = candidates(listed, member, |name| window(tx, name, length, now))?;
+        let (candidates, me) = candidates(listed, member, |name| {
+            Ok::<_, rusqlite::Error>(windows.get(name).copied().unwrap_or((0, None)))
+        })?;
         if let Some(ms) = pool_wait(&share.pool, &candidates, me, ip, now) {
             waits.push((member.clone(), ms));
         }
@@ -429,6 +443,7 @@ mod tests {
             "set_hint",
             "usage",
             "member",
+            "expire_pool",
             "candidates",
             "hungry",
         ] {
