@@ -623,10 +623,10 @@ impl Gateway {
             .any(|a| a.origins.iter().any(|o| o.as_bytes() == origin.as_bytes()))
     }
 
-    /// Reads the privileges of the first [`PRIVILEGES_AT_START`] profiles
+    /// Reads the privileges of the first `PRIVILEGES_AT_START` (10) profiles
     /// and the API's `/pings` now, then every profile's again in the
     /// background, one at a time, the longest unread first: each every ten
-    /// minutes, but never more often than one every [`PRIVILEGES_PACE`], so
+    /// minutes, but never more often than one every `PRIVILEGES_PACE` (15 s), so
     /// that a vendor's thousand tokens spend about 2 % of the per-IP quota
     /// on `/privileges` (the API counts it), not the whole of it. A profile
     /// whose privileges are not read yet is left to the API to refuse. Each
