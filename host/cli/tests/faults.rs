@@ -159,16 +159,23 @@ async fn a_sentinel_failover_moves_the_quota_to_the_new_master_and_the_gateway_f
     assert!(worst <= 20, "{worst}");
 }
 
+/// Two gateways on one Redis decide the shares together: an application
+/// of share 0.5 whose partner is idle borrows all the per-IP window
+/// leaves (8 of 10: the gateways' own `/privileges` took 2), whichever
+/// gateway it asks, and never more. (Taking a lent part back across two
+/// gateways: `gateway.rs`, `two_gateways_on_one_redis_lend_and_take_back_the_shares_together`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_gateways_on_one_redis_hold_an_application_to_its_share_together() {
+async fn two_gateways_on_one_redis_lend_an_idle_share_and_never_pass_the_quota_together() {
     let redis = RedisServer::start();
     let sandbox = api_entreprise_tests::sandbox().await;
     sandbox.set_rate_limit(Some(100_000_000));
     let config = format!(
         "base_url = \"{}\"\n[profiles.aides]\ntoken_env = \"GATEWAY_TEST_TOKEN\"\n\
-         [applications.batch]\nkey_sha256 = \"{}\"\nprofile = \"aides\"\nshare = 0.5\n",
+         [applications.batch]\nkey_sha256 = \"{}\"\nprofile = \"aides\"\nshare = 0.5\n\
+         [applications.idle]\nkey_sha256 = \"{}\"\nprofile = \"aides\"\nshare = 0.5\n",
         sandbox.base_url(),
-        hash_key(BATCH_KEY)
+        hash_key(BATCH_KEY),
+        hash_key("idle-key-0123456789")
     );
     let global = ["--ip-quota", "10/3s", "--redis-url", &redis.url()];
     let fleet = [start("share-a", &config, &global), start("share-b", &config, &global)];
@@ -177,10 +184,9 @@ async fn two_gateways_on_one_redis_hold_an_application_to_its_share_together() {
         statuses.push(get(&sirene(&fleet[round % 2]), Some(BATCH_KEY), None).await.0);
     }
     let served = statuses.iter().filter(|s| **s == 200).count();
-    // Half of 10 in 3 s, whichever gateway is asked.
-    assert_eq!(served, 5, "{statuses:?}");
+    assert_eq!(served, 8, "{statuses:?}");
     assert!(statuses.iter().all(|s| matches!(s, 200 | 429)), "{statuses:?}");
-    assert_eq!(worst_window(&sandbox, 3000, |p| p != "/privileges" && p != "/pings"), 5);
+    assert_eq!(worst_window(&sandbox, 3000, |p| p != "/pings"), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
