@@ -597,10 +597,26 @@ impl Gateway {
             .map_err(|down| down.to_string())
     }
 
-    /// How much of each per-IP quota `app` holds now.
-    pub(crate) async fn share_usage(&self, app: &App) -> Result<Vec<api_entreprise::quota::Usage>, String> {
-        let windows: Vec<QuotaKey> = app.share.iter().map(|s| s.member.clone()).collect();
-        self.shares.usage(&windows).await.map_err(|down| down.to_string())
+    /// What each of `apps` holds now of each per-IP quota, asked of the
+    /// store at once (one round trip, however many applications).
+    pub(crate) async fn share_usage(
+        &self,
+        apps: &[Arc<App>],
+    ) -> Result<Vec<Vec<api_entreprise::quota::Usage>>, String> {
+        let windows: Vec<QuotaKey> = apps
+            .iter()
+            .flat_map(|app| app.share.iter().map(|s| s.member.clone()))
+            .collect();
+        let mut usage = self
+            .shares
+            .usage(&windows)
+            .await
+            .map_err(|down| down.to_string())?
+            .into_iter();
+        Ok(apps
+            .iter()
+            .map(|app| usage.by_ref().take(app.share.len()).collect())
+            .collect())
     }
 
     /// Why the API is not known to answer, if it is not (its `/pings`).

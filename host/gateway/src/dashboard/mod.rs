@@ -466,11 +466,11 @@ fn counts_cells(prefix: &str, c: &Counts) -> Markup {
 }
 
 async fn applications_view(gateway: &Gateway, state: &Books) -> Markup {
-    let mut rows = Vec::new();
-    for app in gateway.apps().iter() {
-        let share = gateway.share_usage(app).await;
-        rows.push((app.clone(), share));
-    }
+    let apps = gateway.apps();
+    let rows: Vec<_> = match gateway.share_usage(&apps).await {
+        Ok(usage) => apps.iter().cloned().zip(usage.into_iter().map(Ok)).collect(),
+        Err(why) => apps.iter().map(|app| (app.clone(), Err(why.clone()))).collect(),
+    };
     let zero = Counts::default();
     html! {
         table {
